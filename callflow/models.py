@@ -1,0 +1,191 @@
+"""The call session: the one record every part of the system reads and advances.
+
+A session's life is ordered by ``progress``: within an attempt the call phases climb
+(scheduled < dialing < ringing < in_call < call_ended), a new attempt starts above every phase of
+the previous one, and the post-call phases sit above all attempts. Every status change is a
+conditional write on ``progress`` (see :mod:`callflow.store`), which is what makes duplicate and
+out-of-order provider events harmless: a late CALL_RINGING after CALL_FINISHED, or an event of
+attempt 1 after attempt 2 began, simply fails the condition and is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+DynamicValue = str | int | float | bool
+
+
+class SessionStatus(StrEnum):
+    CREATED = "created"
+    SCHEDULED = "scheduled"
+    DIALING = "dialing"
+    RINGING = "ringing"
+    IN_CALL = "in_call"
+    CALL_ENDED = "call_ended"
+    COLLECTING = "collecting"
+    WRITING_BACK = "writing_back"
+    WRITEBACK_FAILED = "writeback_failed"
+    COMPLETED = "completed"
+
+
+#: Rank of each call phase inside one attempt.
+_CALL_PHASE_RANK = {
+    SessionStatus.SCHEDULED: 1,
+    SessionStatus.DIALING: 2,
+    SessionStatus.RINGING: 3,
+    SessionStatus.IN_CALL: 4,
+    SessionStatus.CALL_ENDED: 5,
+}
+#: Post-call phases, above any attempt. A failed writeback can be replayed (back to
+#: WRITING_BACK) only through :meth:`callflow.store.SessionStore.reopen_writeback`.
+_POST_CALL_RANK = {
+    SessionStatus.COLLECTING: 100_000,
+    SessionStatus.WRITING_BACK: 100_001,
+    SessionStatus.WRITEBACK_FAILED: 100_002,
+    SessionStatus.COMPLETED: 100_003,
+}
+ACTIVE_STATUSES = frozenset(
+    {
+        SessionStatus.CREATED,
+        SessionStatus.SCHEDULED,
+        SessionStatus.DIALING,
+        SessionStatus.RINGING,
+        SessionStatus.IN_CALL,
+        SessionStatus.CALL_ENDED,
+        SessionStatus.COLLECTING,
+        SessionStatus.WRITING_BACK,
+    }
+)
+
+
+def progress_of(status: SessionStatus, attempt: int = 0) -> int:
+    """The total order on session states; see the module docstring."""
+    if status is SessionStatus.CREATED:
+        return 0
+    if status in _CALL_PHASE_RANK:
+        return attempt * 10 + _CALL_PHASE_RANK[status]
+    return _POST_CALL_RANK[status]
+
+
+class Outcome(StrEnum):
+    """How a call session ended, as written back to the CRM."""
+
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    MACHINE = "machine"
+    INVALID_PHONE = "invalid_phone"
+    OUTSIDE_HOURS = "outside_hours"
+    TIMEOUT = "timeout"
+
+
+#: Outcomes after which another attempt is worth it.
+RETRYABLE_OUTCOMES = frozenset({Outcome.NO_ANSWER, Outcome.BUSY})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_bridge_token() -> str:
+    """The per-session secret the bridge checks; it travels in the dialog's customData."""
+    return secrets.token_urlsafe(24)
+
+
+def hash_token(token: str) -> str:
+    """Only the hash is stored, so reading the table does not let anyone join a call."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(token: str, token_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token), token_hash)
+
+
+class RecordRef(BaseModel):
+    module: str
+    record_id: str
+
+    def __str__(self) -> str:
+        return f"{self.module}/{self.record_id}"
+
+
+class TimelineEntry(BaseModel):
+    at: str
+    event: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Session(BaseModel):
+    """A call session as stored in DynamoDB (one item, ``pk = session#<id>``)."""
+
+    session_id: str
+    module: str
+    record_id: str
+    status: SessionStatus = SessionStatus.CREATED
+    progress: int = 0
+    attempt: int = 0
+    max_attempts: int = 3
+
+    phone: str = ""
+    """E.164 once prepared; the raw field value until then."""
+    phone_raw: str = ""
+    timezone: str = ""
+    variables: dict[str, DynamicValue] = Field(default_factory=dict)
+    record: dict[str, Any] = Field(default_factory=dict)
+    """The record's fields as read at trigger time (the "before" picture)."""
+
+    call_id: str = ""
+    dialog_id: str = ""
+    dialog_requested: bool = False
+    call_state: str = ""
+    bridge_token_hash: str = ""
+    conversation_id: str = ""
+    task_token: str = ""
+    """Token of the workflow task waiting for the current attempt's outcome."""
+    analysis_task_token: str = ""
+
+    outcome: Outcome | None = None
+    outcome_detail: str = ""
+    next_attempt_at: str = ""
+    call_answered_at: str = ""
+    call_ended_at: str = ""
+    call_duration: int = 0
+
+    results: dict[str, Any] = Field(default_factory=dict)
+    """What the agent collected: conversation status, summary, data collection, termination."""
+    writeback: dict[str, Any] = Field(default_factory=dict)
+    """The receipt of the CRM writeback: fields written, note id, call id, errors."""
+    bridge: dict[str, Any] = Field(default_factory=dict)
+    """What the bridge recorded: end reason, formats, metrics."""
+    transcript: list[dict[str, Any]] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+
+    created_at: str = ""
+    updated_at: str = ""
+    expires_at: int = 0
+
+    @property
+    def ref(self) -> RecordRef:
+        return RecordRef(module=self.module, record_id=self.record_id)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
