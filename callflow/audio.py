@@ -36,7 +36,7 @@ class AudioFormat:
         if not rate_text.isdigit():
             raise UnsupportedFormat(f"unknown audio format {name!r}")
         rate = int(rate_text)
-        if codec == "pcm" and rate in AGENT_PCM_RATES or codec == "ulaw" and rate == 8000:
+        if (codec == "pcm" and rate in AGENT_PCM_RATES) or (codec == "ulaw" and rate == 8000):
             return cls(codec, rate)
         raise UnsupportedFormat(f"unsupported audio format {name!r}")
 

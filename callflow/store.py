@@ -4,6 +4,7 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
 
 - ``session#<id>``: the call session (:class:`callflow.models.Session`);
 - ``record#<module>#<id>``: which session last claimed a CRM record (trigger de-duplication);
+- ``conversation#<id>``: which session an ElevenLabs conversation belongs to;
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho_token`);
 - Powertools idempotency records (their own ``pk`` values).
 
@@ -163,14 +164,16 @@ class SessionStore:
             names["#absent"] = only_if_absent
             values[":empty_s"] = ""
             values[":false"] = False
+            values[":empty_m"] = {}
             condition += (
-                " AND (attribute_not_exists(#absent) OR #absent = :empty_s OR #absent = :false)"
+                " AND (attribute_not_exists(#absent) OR #absent = :empty_s"
+                " OR #absent = :false OR #absent = :empty_m)"
             )
         for i, (key, value) in enumerate((only_if_equal or {}).items()):
             names[f"#eq{i}"] = key
             values[f":eq{i}"] = to_dynamo(value)
             condition += f" AND #eq{i} = :eq{i}"
-        return self._update(
+        updated = self._update(
             session_id,
             fields,
             condition=condition,
@@ -178,6 +181,25 @@ class SessionStore:
             names=names,
             event=event,
             detail=detail,
+        )
+        if updated is not None and fields.get("conversation_id"):
+            self._index_conversation(str(fields["conversation_id"]), session_id)
+        return updated
+
+    def session_for_conversation(self, conversation_id: str) -> str | None:
+        """The session an ElevenLabs conversation belongs to (the post-call webhook names only
+        the conversation, and is sent for every agent of the workspace)."""
+        key = {"pk": f"conversation#{conversation_id}"}
+        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return str(item["session_id"]) if item else None
+
+    def _index_conversation(self, conversation_id: str, session_id: str) -> None:
+        self.table.put_item(
+            Item={
+                "pk": f"conversation#{conversation_id}",
+                "session_id": session_id,
+                "expires_at": int(time.time()) + self.ttl_days * 86400,
+            }
         )
 
     def reopen_writeback(self, session_id: str) -> Session | None:
@@ -218,9 +240,7 @@ class SessionStore:
                 if int(item["until"]) > now or (held is not None and held.active):
                     return holder
             try:
-                condition = (
-                    "attribute_not_exists(pk)" if not item else "session_id = :previous"
-                )
+                condition = "attribute_not_exists(pk)" if not item else "session_id = :previous"
                 values = {":previous": item["session_id"]} if item else None
                 self.table.put_item(
                     Item={

@@ -1,0 +1,35 @@
+"""Logging and metrics for the Lambda functions (Powertools).
+
+Every log line carries the session id as the correlation id, so one call's story can be read in
+CloudWatch Logs Insights with a single filter. Metric names here are the contract with the CDK
+dashboard and alarms (``infra/cdk``): change them together.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "callflow"
+NAMESPACE = "Callflow"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+class Metric:
+    CALLS_PLACED = "CallsPlaced"
+    CALLS_ANSWERED = "CallsAnswered"
+    CALLS_UNREACHED = "CallsUnreached"
+    CALLS_FAILED = "CallsFailed"
+    WRITEBACKS_SUCCEEDED = "WritebacksSucceeded"
+    WRITEBACKS_FAILED = "WritebacksFailed"
+
+
+def count(name: str, value: int = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def bind_session(session_id: str) -> None:
+    logger.set_correlation_id(session_id)
+    logger.append_keys(session_id=session_id)
