@@ -1,0 +1,75 @@
+"""Serving ASGI apps and asyncio services from background threads, on free loopback ports.
+
+The local stack and the tests run every part on a real socket, each in its own thread with its
+own event loop, so a blocking call in one part (boto3 in a handler) never stalls another's audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import uvicorn
+
+T = TypeVar("T")
+
+
+class AsgiServer:
+    """An ASGI app under uvicorn in a daemon thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "") -> None:
+        self.config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
+            ws="websockets-sansio",
+        )
+        self.server = uvicorn.Server(self.config)
+        self.name = name
+        self.thread = threading.Thread(target=self.server.run, name=f"asgi-{name}", daemon=True)
+        self.port = 0
+
+    def start(self, timeout: float = 10.0) -> AsgiServer:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name or 'ASGI'} server did not start")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, for services that are coroutines (the bridge)."""
+
+    def __init__(self, name: str = "loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def submit(self, factory: Callable[[], Awaitable[T]]) -> Any:
+        async def wrapper() -> T:
+            return await factory()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
