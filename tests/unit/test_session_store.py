@@ -1,0 +1,118 @@
+"""The session store: conditional writes make duplicate and late events harmless."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from callflow.models import Session, SessionStatus, progress_of
+from callflow.store import SessionNotFound, SessionStore, create_table
+
+
+@pytest.fixture
+def store() -> Iterator[SessionStore]:
+    with mock_aws():
+        create_table("sessions", "us-east-1")
+        yield SessionStore("sessions", "us-east-1")
+
+
+def new(store: SessionStore, session_id: str = "s1") -> Session:
+    return store.create(Session(session_id=session_id, module="Leads", record_id="42"))
+
+
+def test_created_session_reads_back_with_timeline_and_ttl(store: SessionStore) -> None:
+    new(store)
+    session = store.require("s1")
+    assert session.status is SessionStatus.CREATED
+    assert session.expires_at > 0
+    assert [entry.event for entry in session.timeline] == ["session created"]
+
+
+def test_creating_the_same_session_twice_is_refused(store: SessionStore) -> None:
+    new(store)
+    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+        new(store)
+
+
+def test_unknown_session_raises_not_found(store: SessionStore) -> None:
+    with pytest.raises(SessionNotFound):
+        store.require("nope")
+
+
+def test_duplicate_status_change_acts_once(store: SessionStore) -> None:
+    new(store)
+    assert store.advance("s1", SessionStatus.DIALING, attempt=1) is not None
+    assert store.advance("s1", SessionStatus.DIALING, attempt=1) is None
+
+
+def test_late_event_cannot_move_session_backwards(store: SessionStore) -> None:
+    new(store)
+    store.advance("s1", SessionStatus.DIALING, attempt=1)
+    store.advance("s1", SessionStatus.CALL_ENDED, attempt=1, fields={"outcome": "no_answer"})
+    assert store.advance("s1", SessionStatus.RINGING, attempt=1) is None
+    assert store.require("s1").status is SessionStatus.CALL_ENDED
+
+
+def test_event_of_an_earlier_attempt_is_stale(store: SessionStore) -> None:
+    new(store)
+    store.advance("s1", SessionStatus.DIALING, attempt=2)
+    assert store.advance("s1", SessionStatus.CALL_ENDED, attempt=1) is None
+    assert store.require("s1").attempt == 2
+
+
+def test_next_attempt_ranks_above_every_phase_of_the_previous_one() -> None:
+    assert progress_of(SessionStatus.SCHEDULED, 2) > progress_of(SessionStatus.CALL_ENDED, 1)
+    assert progress_of(SessionStatus.COLLECTING) > progress_of(SessionStatus.CALL_ENDED, 50)
+
+
+def test_set_if_absent_acts_exactly_once(store: SessionStore) -> None:
+    new(store)
+    first = store.set_fields("s1", {"dialog_requested": True}, only_if_absent="dialog_requested")
+    second = store.set_fields("s1", {"dialog_requested": True}, only_if_absent="dialog_requested")
+    assert first is not None and second is None
+
+
+def test_results_are_kept_by_the_first_writer(store: SessionStore) -> None:
+    new(store)
+    assert store.set_fields("s1", {"results": {"status": "done"}}, only_if_absent="results")
+    assert store.set_fields("s1", {"results": {"status": "x"}}, only_if_absent="results") is None
+    assert store.require("s1").results == {"status": "done"}
+
+
+def test_floats_survive_the_round_trip(store: SessionStore) -> None:
+    new(store)
+    store.set_fields("s1", {"results": {"data_collection": {"bill": 149.5, "n": 3}}})
+    assert store.require("s1").results["data_collection"] == {"bill": 149.5, "n": 3}
+
+
+def test_conversation_id_is_indexed_for_the_post_call_webhook(store: SessionStore) -> None:
+    new(store)
+    store.set_fields("s1", {"conversation_id": "conv_1"})
+    assert store.session_for_conversation("conv_1") == "s1"
+    assert store.session_for_conversation("conv_2") is None
+
+
+def test_record_claim_blocks_a_second_trigger_within_the_window(store: SessionStore) -> None:
+    new(store)
+    assert store.claim_record("Leads", "42", "s1", 3600) is None
+    assert store.claim_record("Leads", "42", "s2", 3600) == "s1"
+
+
+def test_record_claim_blocks_while_the_session_is_active_even_after_the_window(
+    store: SessionStore,
+) -> None:
+    new(store)
+    assert store.claim_record("Leads", "42", "s1", 0) is None
+    assert store.claim_record("Leads", "42", "s2", 0) == "s1"
+    store.advance("s1", SessionStatus.COMPLETED)
+    assert store.claim_record("Leads", "42", "s2", 0) is None
+
+
+def test_failed_writeback_can_be_reopened_for_replay_only_once(store: SessionStore) -> None:
+    new(store)
+    store.advance("s1", SessionStatus.WRITEBACK_FAILED)
+    assert store.reopen_writeback("s1") is not None
+    assert store.reopen_writeback("s1") is None
+    assert store.require("s1").status is SessionStatus.WRITING_BACK
