@@ -43,7 +43,7 @@ class Settings(BaseSettings):
 
     # --- Zoho CRM -------------------------------------------------------------------------
     zoho_accounts_url: str = "https://accounts.zoho.com"
-    """Accounts server of the org's data centre (.com, .eu, .in, .com.au, .jp, .ca, .sa, .com.cn)."""
+    """Accounts server of the data centre: .com, .eu, .in, .com.au, .jp, .ca, .sa, .com.cn."""
     zoho_api_domain: str = ""
     """Override of the ``api_domain`` the token endpoint returns (stand-ins, proxies)."""
     zoho_client_id: str = ""
