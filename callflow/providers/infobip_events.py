@@ -1,0 +1,202 @@
+"""Infobip Calls API events (the ``Event`` webhook schema of ``specs/infobip/voice-openapi.json``).
+
+Each event type keeps its ``customData`` somewhere else, and getting that wrong silently turns
+every event into "not a callflow call". Per the spec:
+
+- live-call events (``CallProperties``: CALL_RINGING, CALL_PRE_ESTABLISHED, CALL_ESTABLISHED, ...)
+  carry it at ``properties.call.customData``;
+- CALL_FINISHED / CALL_FAILED (``CallWithErrorCodeProperties``) at
+  ``properties.callLog.customData``, next to ``state``, ``duration``, ``answerTime``,
+  ``errorCode{id,name,description}`` and ``hangupSource``;
+- MACHINE_DETECTION_FINISHED / _FAILED (``MachineDetectionProperties`` /
+  ``MachineDetectionFailedProperties``) at ``properties.customData``.
+
+The expected place is read first and the others are tried after it, so a shape Infobip changes
+later still finds the session. Unknown event types parse (the API acknowledges and ignores them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from callflow.models import Outcome
+
+LIVE_CALL_EVENTS = frozenset(
+    {
+        "CALL_STARTED",
+        "CALL_RECEIVED",
+        "CALL_RINGING",
+        "CALL_PRE_ESTABLISHED",
+        "CALL_ESTABLISHED",
+        "CALL_MEDIA_CHANGED",
+        "CALL_DISCONNECTED",
+        "CALL_RECONNECTED",
+    }
+)
+CALL_END_EVENTS = frozenset({"CALL_FINISHED", "CALL_FAILED"})
+MACHINE_DETECTION_EVENTS = frozenset({"MACHINE_DETECTION_FINISHED", "MACHINE_DETECTION_FAILED"})
+#: Event types that always concern one call: for them a missing ``callId`` is a malformed body.
+CALL_EVENTS = LIVE_CALL_EVENTS | CALL_END_EVENTS | MACHINE_DETECTION_EVENTS
+
+#: Error names meaning the person's phone did ring but nobody picked up in time.
+_NO_ANSWER = frozenset({"NO_ANSWER"})
+_BUSY = frozenset({"BUSY"})
+_REJECTED = frozenset({"REJECTED", "DECLINED"})
+_MACHINE = frozenset({"MACHINE_DETECTED"})
+
+
+class InvalidEvent(ValueError):
+    """The body is not an Infobip call event; ``reason`` says what is wrong with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class InfobipEvent:
+    type: str
+    call_id: str
+    dialog_id: str = ""
+    timestamp: str = ""
+    custom_data: Mapping[str, str] = field(default_factory=dict)
+    state: str = ""
+    """The call's state as the event reports it (``call.state`` or ``callLog.state``)."""
+    error_name: str = ""
+    error_description: str = ""
+    duration: int | None = None
+    """Seconds of conversation, from ``callLog.duration`` (CALL_FINISHED / CALL_FAILED)."""
+    answer_time: str = ""
+    hangup_source: str = ""
+    detection_result: str = ""
+    """HUMAN or MACHINE, from answering-machine detection."""
+
+    @property
+    def session_id(self) -> str:
+        return self.custom_data.get("session_id", "")
+
+    @property
+    def attempt(self) -> int | None:
+        raw = self.custom_data.get("attempt", "")
+        return int(raw) if raw.isdigit() else None
+
+    @property
+    def answered(self) -> bool:
+        """The person (or a machine) picked up: the call has an answer time or talk time."""
+        return bool(self.answer_time) or (self.duration or 0) > 0 or self.state == "ESTABLISHED"
+
+    def outcome(self) -> Outcome | None:
+        """How the call ended, for CALL_FINISHED / CALL_FAILED; None for every other event.
+
+        A call that was answered counts as answered whatever the hangup cause (a dropped line
+        after a conversation is still a conversation), except when Infobip ended it because a
+        machine picked up. Unanswered calls map by error name first, call state second.
+        """
+        if self.type not in CALL_END_EVENTS:
+            return None
+        name = self.error_name.upper()
+        if name in _MACHINE or self.detection_result == "MACHINE":
+            return Outcome.MACHINE
+        if self.answered:
+            return Outcome.ANSWERED
+        if name in _NO_ANSWER or self.state == "NO_ANSWER":
+            return Outcome.NO_ANSWER
+        if name in _BUSY or self.state == "BUSY":
+            return Outcome.BUSY
+        if name in _REJECTED:
+            return Outcome.REJECTED
+        return Outcome.FAILED
+
+
+def parse_event(body: Any) -> InfobipEvent:
+    """Validate the envelope and pull out what the project uses; raise :class:`InvalidEvent`."""
+    if not isinstance(body, dict):
+        raise InvalidEvent("the event is not a JSON object")
+    kind = body.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise InvalidEvent("'type' is missing or not a string")
+    call_id = _optional_str(body, "callId", "callId")
+    if not call_id and kind in CALL_EVENTS:
+        raise InvalidEvent(f"'callId' is missing on a {kind} event")
+    properties = body.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise InvalidEvent("'properties' is not an object")
+    call = _object(properties, "call", "properties.call")
+    call_log = _object(properties, "callLog", "properties.callLog")
+    record = call_log if kind in CALL_END_EVENTS or (call_log and not call) else call
+    error = _object(record, "errorCode", "errorCode")
+    machine = _object(record, "machineDetection", "machineDetection")
+    detection = _optional_str(properties, "detectionResult", "properties.detectionResult")
+    detection = detection or _optional_str(machine, "detectionResult", "detectionResult")
+    return InfobipEvent(
+        type=kind,
+        call_id=call_id,
+        dialog_id=_optional_str(body, "dialogId", "dialogId")
+        or _optional_str(record, "dialogId", "dialogId"),
+        timestamp=_optional_str(body, "timestamp", "timestamp"),
+        custom_data=_custom_data(kind, properties, call, call_log),
+        state=_optional_str(record, "state", "state"),
+        error_name=_optional_str(error, "name", "errorCode.name"),
+        error_description=_optional_str(error, "description", "errorCode.description"),
+        duration=_optional_int(record, "duration", "callLog.duration"),
+        answer_time=_optional_str(record, "answerTime", "answerTime"),
+        hangup_source=_optional_str(record, "hangupSource", "hangupSource"),
+        detection_result=detection.upper(),
+    )
+
+
+def _custom_data(
+    kind: str, properties: dict[str, Any], call: dict[str, Any], call_log: dict[str, Any]
+) -> dict[str, str]:
+    places: list[tuple[dict[str, Any], str]] = [
+        (call, "properties.call.customData"),
+        (call_log, "properties.callLog.customData"),
+        (properties, "properties.customData"),
+    ]
+    if kind in CALL_END_EVENTS:
+        places.insert(0, places.pop(1))
+    elif kind in MACHINE_DETECTION_EVENTS:
+        places.insert(0, places.pop(2))
+    for holder, where in places:
+        value = holder.get("customData")
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise InvalidEvent(f"'{where}' is not an object")
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise InvalidEvent(f"'{where}.{key}' is not a string")
+        if value:
+            return dict(value)
+    return {}
+
+
+def _object(holder: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = holder.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidEvent(f"'{where}' is not an object")
+    return value
+
+
+def _optional_str(holder: dict[str, Any], key: str, where: str) -> str:
+    value = holder.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"'{where}' is not a string")
+    return value
+
+
+def _optional_int(holder: dict[str, Any], key: str, where: str) -> int | None:
+    value = holder.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(f"'{where}' is not an integer")
+    return value
