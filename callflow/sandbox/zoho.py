@@ -1,0 +1,684 @@
+"""A Zoho CRM stand-in: the OAuth token endpoint and the v8 record, note and call APIs.
+
+It exists so the demo and the tests meet Zoho's real behaviour rather than a friendly imitation:
+the token endpoint answers errors as HTTP 200 with an ``error`` key and enforces the ten tokens
+per refresh token per ten minutes; access tokens expire (401 ``INVALID_TOKEN``); writes are
+checked field by field against a field metadata table (unknown field, wrong type, picklist value,
+mandatory field) and answer per record in ``data[]`` with ``code``/``details``/``message``/
+``status`` as in ``specs/zoho``; an Outbound call of zero duration is refused. Knobs make writes
+fail with 429 or 5xx. One app serves both the accounts server and the API domain.
+
+Every request is logged in :attr:`ZohoSandbox.requests` (secrets in token requests redacted) so
+tests can assert on exactly what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+TOKENS_PER_WINDOW = 10
+TOKEN_WINDOW_SECONDS = 600.0
+_ID_PREFIX = 5725767
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
+_DURATION = re.compile(r"^(\d{1,4}):([0-5]\d)$")
+_SANDBOX_USER = {"name": "Sandbox Admin", "id": "5725767000000411001", "email": "admin@example.com"}
+
+
+@dataclass(frozen=True)
+class FieldMeta:
+    """One field of a module, as ``GET /crm/v8/settings/fields`` describes it."""
+
+    api_name: str
+    data_type: str
+    """Zoho's data types: text, textarea, email, phone, integer, double, currency, boolean, date,
+    datetime, picklist, multiselectpicklist, lookup."""
+    mandatory: bool = False
+    choices: tuple[str, ...] = ()
+    length: int = 255
+
+    def describe(self, index: int) -> dict[str, Any]:
+        return {
+            "api_name": self.api_name,
+            "field_label": self.api_name.replace("_", " "),
+            "data_type": self.data_type,
+            "system_mandatory": self.mandatory,
+            "length": self.length,
+            "id": str(_ID_PREFIX * 10**12 + 300000 + index),
+            "pick_list_values": [
+                {"display_value": c, "actual_value": c, "id": str(_ID_PREFIX * 10**12 + 400000 + i)}
+                for i, c in enumerate(self.choices)
+            ],
+        }
+
+
+LEAD_STATUSES = (
+    "Attempted to Contact",
+    "Contact in Future",
+    "Contacted",
+    "Junk Lead",
+    "Lost Lead",
+    "Not Contacted",
+    "Pre-Qualified",
+    "Not Qualified",
+    "Qualified",
+)
+
+
+def default_modules() -> dict[str, dict[str, FieldMeta]]:
+    """Leads, Contacts and Calls as a fresh org has them, plus the demo's custom Lead fields."""
+
+    def table(*fields: FieldMeta) -> dict[str, FieldMeta]:
+        return {f.api_name: f for f in fields}
+
+    return {
+        "Leads": table(
+            FieldMeta("First_Name", "text", length=40),
+            FieldMeta("Last_Name", "text", mandatory=True, length=80),
+            FieldMeta("Company", "text", length=200),
+            FieldMeta("Phone", "phone", length=30),
+            FieldMeta("Email", "email", length=100),
+            FieldMeta("Lead_Status", "picklist", choices=LEAD_STATUSES),
+            FieldMeta("Interested", "boolean"),
+            FieldMeta("Monthly_Bill", "currency", length=16),
+            FieldMeta("Site_Visit_Date", "date"),
+            FieldMeta("Description", "textarea", length=32000),
+        ),
+        "Contacts": table(
+            FieldMeta("First_Name", "text", length=40),
+            FieldMeta("Last_Name", "text", mandatory=True, length=80),
+            FieldMeta("Phone", "phone", length=30),
+            FieldMeta("Mobile", "phone", length=30),
+            FieldMeta("Email", "email", length=100),
+            FieldMeta("Description", "textarea", length=32000),
+        ),
+        "Calls": table(
+            FieldMeta("Subject", "text", mandatory=True),
+            FieldMeta("Call_Type", "picklist", mandatory=True, choices=("Outbound", "Inbound")),
+            FieldMeta("Call_Start_Time", "datetime", mandatory=True),
+            FieldMeta("Call_Duration", "text", length=10),
+            FieldMeta("Description", "textarea", length=32000),
+            FieldMeta("Call_Result", "picklist", choices=("Interested", "Not interested", "")),
+            FieldMeta("Who_Id", "lookup"),
+            FieldMeta("What_Id", "lookup"),
+            FieldMeta("$se_module", "text"),
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    form: dict[str, str] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    """A record element that fails validation, already in Zoho's element shape."""
+
+    def __init__(self, element: dict[str, Any]) -> None:
+        super().__init__(element.get("code"))
+        self.element = element
+
+
+class ZohoSandbox:
+    """State and knobs of the stand-in; :attr:`app` is the ASGI app to serve."""
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        *,
+        base_url: str | None = None,
+        token_lifetime: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_token = refresh_token
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self._default_lifetime = token_lifetime
+        self.token_lifetime = token_lifetime
+        self.clock = clock
+        self._lock = threading.RLock()
+        self.reset()
+        self.app = self._build_app()
+
+    def reset(self) -> None:
+        """Forget every record, note, token, request and knob (a fresh org)."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        self.token_lifetime = self._default_lifetime
+        self.modules = default_modules()
+        self.records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self.modules}
+        self.notes: list[dict[str, Any]] = []
+        self.requests: list[SandboxRequest] = []
+        self.workflow_runs: list[tuple[str, str]] = []
+        """(module, id) of writes that would have fired workflow rules (no ``"trigger": []``)."""
+        self.tokens: dict[str, float] = {}
+        """Issued access token -> expiry (unix time)."""
+        self._issued: deque[float] = deque()
+        self._fail_next = 0
+        self._fail_forever = False
+        self._fail_status = 429
+        self._next_id = 0
+
+    # --- knobs ----------------------------------------------------------------------------
+
+    def fail_next_writes(self, n: int, status: int = 429) -> None:
+        """The next ``n`` writes (PUT/POST under /crm/v8) fail with ``status``."""
+        with self._lock:
+            self._fail_next, self._fail_status, self._fail_forever = n, status, False
+
+    def fail_writes_forever(self, status: int = 429) -> None:
+        with self._lock:
+            self._fail_forever, self._fail_status = True, status
+
+    def heal(self) -> None:
+        with self._lock:
+            self._fail_next, self._fail_forever = 0, False
+
+    def expire_tokens(self) -> None:
+        """Every issued access token stops working now (as after an hour)."""
+        with self._lock:
+            now = self.clock()
+            self.tokens = {t: min(exp, now) for t, exp in self.tokens.items()}
+
+    # --- data -----------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self.records["Calls"].values())
+
+    def token_requests(self) -> list[SandboxRequest]:
+        return [r for r in self.requests if r.path == "/oauth/v2/token"]
+
+    def seed_record(self, module: str, fields: dict[str, Any]) -> str:
+        """Create a record directly (no request logged); invalid data raises ``ValueError``."""
+        with self._lock:
+            meta = self._module(module)
+            if meta is None:
+                raise ValueError(f"unknown module {module}")
+            try:
+                self._validate(module, meta, fields, creating=True, index=0)
+            except _Refused as refused:
+                raise ValueError(f"invalid seed record: {refused.element}") from None
+            record_id = self._new_id()
+            self.records[module][record_id] = {"id": record_id, **fields}
+            return record_id
+
+    # --- app ------------------------------------------------------------------------------
+
+    def _build_app(self) -> FastAPI:
+        app = FastAPI(title="Zoho CRM sandbox")
+
+        @app.middleware("http")
+        async def log_request(request: Request, call_next: Any) -> Response:
+            raw = await request.body()
+            self._log(request, raw)
+            response: Response = await call_next(request)
+            return response
+
+        @app.post("/oauth/v2/token")
+        async def token(request: Request) -> JSONResponse:
+            form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+            return self._token(form, self._api_domain(request))
+
+        @app.get("/crm/v8/settings/fields")
+        async def fields(request: Request) -> Response:
+            return self._guarded(request, lambda: self._fields(request.query_params.get("module")))
+
+        @app.post("/crm/v8/Notes")
+        async def create_notes(request: Request) -> Response:
+            body = await _json(request)
+            return self._guarded(request, lambda: self._create_notes(body), write=True)
+
+        @app.get("/crm/v8/{module}/{record_id}")
+        async def get_record(module: str, record_id: str, request: Request) -> Response:
+            wanted = request.query_params.get("fields")
+            return self._guarded(request, lambda: self._get(module, record_id, wanted))
+
+        @app.put("/crm/v8/{module}/{record_id}")
+        async def update_record(module: str, record_id: str, request: Request) -> Response:
+            body = await _json(request)
+            return self._guarded(request, lambda: self._update(module, record_id, body), write=True)
+
+        @app.post("/crm/v8/{module}")
+        async def create_records(module: str, request: Request) -> Response:
+            body = await _json(request)
+            return self._guarded(request, lambda: self._create(module, body), write=True)
+
+        return app
+
+    def _log(self, request: Request, raw: bytes) -> None:
+        content_type = request.headers.get("content-type", "")
+        body: Any = None
+        form: dict[str, str] = {}
+        if raw and "json" in content_type:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")
+        elif raw and "form" in content_type:
+            form = dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+            for secret in ("client_secret", "refresh_token"):
+                if secret in form:
+                    form[secret] = "***"
+        with self._lock:
+            self.requests.append(
+                SandboxRequest(
+                    request.method, request.url.path, dict(request.query_params), body, form
+                )
+            )
+
+    def _api_domain(self, request: Request) -> str:
+        return self.base_url or str(request.base_url).rstrip("/")
+
+    # --- OAuth ----------------------------------------------------------------------------
+
+    def _token(self, form: dict[str, str], api_domain: str) -> JSONResponse:
+        if form.get("grant_type") != "refresh_token":
+            return JSONResponse({"error": "unsupported_grant_type"})
+        if form.get("client_id") != self.client_id or not secrets.compare_digest(
+            form.get("client_secret", ""), self.client_secret
+        ):
+            return JSONResponse({"error": "invalid_client"})
+        if not secrets.compare_digest(form.get("refresh_token", ""), self.refresh_token):
+            return JSONResponse({"error": "invalid_code"})
+        with self._lock:
+            now = self.clock()
+            while self._issued and self._issued[0] <= now - TOKEN_WINDOW_SECONDS:
+                self._issued.popleft()
+            if len(self._issued) >= TOKENS_PER_WINDOW:
+                return JSONResponse(
+                    {
+                        "error_description": "You have made too many requests continuously. "
+                        "Please try again after some time.",
+                        "error": "Access Denied",
+                        "status": "failure",
+                    }
+                )
+            self._issued.append(now)
+            token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+            self.tokens[token] = now + self.token_lifetime
+        return JSONResponse(
+            {
+                "access_token": token,
+                "scope": "ZohoCRM.modules.ALL ZohoCRM.settings.fields.READ",
+                "api_domain": api_domain,
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+            }
+        )
+
+    # --- request guard --------------------------------------------------------------------
+
+    def _guarded(
+        self, request: Request, handle: Callable[[], Response], *, write: bool = False
+    ) -> Response:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme != "Zoho-oauthtoken" or not token:
+            return _error(401, "AUTHENTICATION_FAILURE", "Authentication failed")
+        with self._lock:
+            expiry = self.tokens.get(token)
+            if expiry is None or expiry <= self.clock():
+                return _error(401, "INVALID_TOKEN", "invalid oauth token")
+            if write and (self._fail_forever or self._fail_next > 0):
+                if not self._fail_forever:
+                    self._fail_next -= 1
+                status = self._fail_status
+                if status == 429:
+                    return _error(429, "TOO_MANY_REQUESTS", "too many requests continuously")
+                return _error(status, "INTERNAL_ERROR", "Internal Server Error")
+            return handle()
+
+    # --- handlers (called under the lock) -------------------------------------------------
+
+    def _module(self, module: str) -> dict[str, FieldMeta] | None:
+        return self.modules.get(module)
+
+    def _fields(self, module: str | None) -> Response:
+        if not module:
+            return _error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param": "module"},
+            )
+        meta = self._module(module)
+        if meta is None:
+            return _invalid_module()
+        return JSONResponse({"fields": [f.describe(i) for i, f in enumerate(meta.values())]})
+
+    def _get(self, module: str, record_id: str, wanted: str | None) -> Response:
+        meta = self._module(module)
+        if meta is None:
+            return _invalid_module()
+        if not record_id.isdigit():
+            return _error(400, "INVALID_DATA", "the id given seems to be invalid", {})
+        names = [n for n in (wanted or "").split(",") if n]
+        if len(names) > 50:
+            return _error(
+                400,
+                "LIMIT_EXCEEDED",
+                "Maximum fields limit exceeded",
+                {"limit": 50, "param": "fields"},
+            )
+        record = self.records[module].get(record_id)
+        if record is None:
+            return Response(status_code=204)
+        shown = names or list(meta)
+        data = {"id": record_id, **{n: record.get(n) for n in shown if n in meta}}
+        return JSONResponse({"data": [data]})
+
+    def _update(self, module: str, record_id: str, body: Any) -> Response:
+        meta = self._module(module)
+        if meta is None:
+            return _invalid_module()
+        rows = _rows(body)
+        if rows is None:
+            return _error(
+                400, "INVALID_DATA", "body", {"expected_data_type": "jsonarray", "api_name": "data"}
+            )
+        record = self.records[module].get(record_id)
+        if record is None:
+            return _element_answer(
+                [
+                    _element_error(
+                        "INVALID_DATA", "the id given seems to be invalid", {"id": record_id}
+                    )
+                ]
+            )
+        row = rows[0]
+        try:
+            self._validate(module, meta, row, creating=False, index=0)
+        except _Refused as refused:
+            return _element_answer([refused.element])
+        record.update({k: v for k, v in row.items() if k != "id"})
+        if _fires_workflow(body):
+            self.workflow_runs.append((module, record_id))
+        return _element_answer([_success(record_id, "record updated")])
+
+    def _create(self, module: str, body: Any) -> Response:
+        meta = self._module(module)
+        if meta is None:
+            return _invalid_module()
+        rows = _rows(body)
+        if rows is None:
+            return _error(
+                400, "INVALID_DATA", "body", {"expected_data_type": "jsonarray", "api_name": "data"}
+            )
+        elements = []
+        for index, row in enumerate(rows):
+            try:
+                self._validate(module, meta, row, creating=True, index=index)
+                if module == "Calls":
+                    self._validate_call(row, index)
+            except _Refused as refused:
+                elements.append(refused.element)
+                continue
+            record_id = self._new_id()
+            self.records[module][record_id] = {"id": record_id, **row}
+            if _fires_workflow(body):
+                self.workflow_runs.append((module, record_id))
+            elements.append(_success(record_id, "record added"))
+        return _element_answer(elements, created=True)
+
+    def _create_notes(self, body: Any) -> Response:
+        rows = _rows(body)
+        if rows is None:
+            return _error(
+                400, "INVALID_DATA", "body", {"expected_data_type": "jsonarray", "api_name": "data"}
+            )
+        elements = []
+        for index, row in enumerate(rows):
+            try:
+                self._validate_note(row, index)
+            except _Refused as refused:
+                elements.append(refused.element)
+                continue
+            note_id = self._new_id()
+            self.notes.append({"id": note_id, **row})
+            elements.append(_success(note_id, "record added"))
+        return _element_answer(elements, created=True)
+
+    # --- validation -----------------------------------------------------------------------
+
+    def _validate(
+        self,
+        module: str,
+        meta: dict[str, FieldMeta],
+        row: dict[str, Any],
+        *,
+        creating: bool,
+        index: int,
+    ) -> None:
+        for name, value in row.items():
+            if name == "id":
+                continue
+            spec = meta.get(name)
+            path = f"$.data[{index}].{name}"
+            if spec is None:
+                raise _Refused(_invalid(name, path, "invalid data"))
+            if value is None or value == "":
+                if spec.mandatory:
+                    raise _Refused(_mandatory(name, path))
+                continue
+            problem = _type_problem(spec, value)
+            if problem:
+                raise _Refused(_invalid(name, path, "invalid data", expected=problem))
+            if spec.data_type == "lookup":
+                self._check_lookup(module, name, value, row, path)
+        if creating:
+            for spec in meta.values():
+                if spec.mandatory and row.get(spec.api_name) in (None, ""):
+                    raise _Refused(_mandatory(spec.api_name, f"$.data[{index}].{spec.api_name}"))
+
+    def _check_lookup(
+        self, module: str, name: str, value: dict[str, Any], row: dict[str, Any], path: str
+    ) -> None:
+        if module != "Calls":
+            return
+        if name == "Who_Id":
+            target = "Contacts"
+        else:
+            target = str(row.get("$se_module") or "")
+            if not target:
+                raise _Refused(_mandatory("$se_module", path.rsplit(".", 1)[0] + ".$se_module"))
+        if str(value.get("id")) not in self.records.get(target, {}):
+            raise _Refused(_invalid(name, path, "invalid data", expected="lookup"))
+
+    def _validate_call(self, row: dict[str, Any], index: int) -> None:
+        duration = str(row.get("Call_Duration") or "")
+        path = f"$.data[{index}].Call_Duration"
+        if row.get("Call_Type") == "Outbound":
+            match = _DURATION.match(duration)
+            if not duration:
+                raise _Refused(_mandatory("Call_Duration", path))
+            if not match:
+                raise _Refused(_invalid("Call_Duration", path, "invalid data", expected="mm:ss"))
+            if int(match.group(1)) * 60 + int(match.group(2)) == 0:
+                raise _Refused(_invalid("Call_Duration", path, "invalid data"))
+
+    def _validate_note(self, row: dict[str, Any], index: int) -> None:
+        base = f"$.data[{index}]"
+        allowed = {"Note_Title", "Note_Content", "Parent_Id"}
+        for name in row:
+            if name not in allowed:
+                raise _Refused(_invalid(name, f"{base}.{name}", "invalid data"))
+        if not isinstance(row.get("Note_Content"), str) or not row["Note_Content"]:
+            raise _Refused(_mandatory("Note_Content", f"{base}.Note_Content"))
+        title = row.get("Note_Title")
+        if title is not None and not isinstance(title, str):
+            raise _Refused(_invalid("Note_Title", f"{base}.Note_Title", "invalid data", "string"))
+        parent = row.get("Parent_Id")
+        if not isinstance(parent, dict):
+            raise _Refused(_mandatory("Parent_Id", f"{base}.Parent_Id"))
+        module = parent.get("module")
+        api_name = module.get("api_name") if isinstance(module, dict) else None
+        if not isinstance(api_name, str) or not api_name:
+            raise _Refused(_mandatory("module", f"{base}.Parent_Id.module"))
+        if api_name not in self.records:
+            raise _Refused(_invalid("module", f"{base}.Parent_Id.module", "invalid module"))
+        if str(parent.get("id")) not in self.records[api_name]:
+            raise _Refused(_invalid("Parent_Id", f"{base}.Parent_Id", "invalid data", "jsonobject"))
+
+    def _new_id(self) -> str:
+        self._next_id += 1
+        return str(_ID_PREFIX * 10**12 + 524000 + self._next_id)
+
+
+# --- field type checks --------------------------------------------------------------------
+
+
+def _type_problem(spec: FieldMeta, value: Any) -> str:
+    """The expected type's name when ``value`` does not fit the field, else ``""``."""
+    kind = spec.data_type
+    if kind in {"text", "textarea", "phone"}:
+        ok = isinstance(value, str) and len(value) <= spec.length
+        return "" if ok else "string"
+    if kind == "email":
+        return "" if isinstance(value, str) and re.fullmatch(r"[^@\s]+@[^@\s]+", value) else "email"
+    if kind == "integer":
+        return "" if isinstance(value, int) and not isinstance(value, bool) else "integer"
+    if kind in {"double", "currency"}:
+        return "" if isinstance(value, int | float) and not isinstance(value, bool) else "double"
+    if kind == "boolean":
+        return "" if isinstance(value, bool) else "boolean"
+    if kind == "date":
+        return "" if isinstance(value, str) and _is_date(value) else "date"
+    if kind == "datetime":
+        return "" if isinstance(value, str) and _is_datetime(value) else "datetime"
+    if kind == "picklist":
+        return "" if isinstance(value, str) and value in spec.choices else "picklist"
+    if kind == "multiselectpicklist":
+        ok = isinstance(value, list) and all(v in spec.choices for v in value)
+        return "" if ok else "jsonarray"
+    if kind == "lookup":
+        return "" if isinstance(value, dict) and isinstance(value.get("id"), str) else "jsonobject"
+    return ""
+
+
+def _is_date(value: str) -> bool:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_datetime(value: str) -> bool:
+    if not _DATETIME.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# --- response shapes ----------------------------------------------------------------------
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
+def _rows(body: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    if not isinstance(data, list) or not data or not all(isinstance(r, dict) for r in data):
+        return None
+    return data
+
+
+def _fires_workflow(body: dict[str, Any]) -> bool:
+    """Zoho runs workflow rules unless ``trigger`` is given without ``workflow`` in it."""
+    trigger = body.get("trigger")
+    return not isinstance(trigger, list) or "workflow" in trigger
+
+
+def _error(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    body = {"code": code, "details": details or {}, "message": message, "status": "error"}
+    return JSONResponse(body, status_code=status)
+
+
+def _invalid_module() -> JSONResponse:
+    return _error(
+        400,
+        "INVALID_MODULE",
+        "the module name given seems to be invalid",
+        {"resource_path_index": 0},
+    )
+
+
+def _element_error(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"code": code, "details": details, "message": message, "status": "error"}
+
+
+def _invalid(name: str, path: str, message: str, expected: str = "") -> dict[str, Any]:
+    details: dict[str, Any] = {"api_name": name, "json_path": path}
+    if expected:
+        details["expected_data_type"] = expected
+    return _element_error("INVALID_DATA", message, details)
+
+
+def _mandatory(name: str, path: str) -> dict[str, Any]:
+    return _element_error(
+        "MANDATORY_NOT_FOUND", "required field not found", {"api_name": name, "json_path": path}
+    )
+
+
+def _success(record_id: str, message: str) -> dict[str, Any]:
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    return {
+        "code": "SUCCESS",
+        "details": {
+            "Modified_Time": now,
+            "Modified_By": dict(_SANDBOX_USER),
+            "Created_Time": now,
+            "id": record_id,
+            "Created_By": dict(_SANDBOX_USER),
+        },
+        "message": message,
+        "status": "success",
+    }
+
+
+def _element_answer(elements: list[dict[str, Any]], *, created: bool = False) -> JSONResponse:
+    """200/201 when every record succeeded, 207 when some did, 202 when none did (as the
+    notes spec answers a refused note)."""
+    ok = [e for e in elements if e["code"] == "SUCCESS"]
+    if len(ok) == len(elements):
+        status = 201 if created else 200
+    elif ok:
+        status = 207
+    else:
+        status = 202
+    return JSONResponse({"data": elements}, status_code=status)

@@ -1,0 +1,358 @@
+"""ZohoClient against the Zoho stand-in over real HTTP, with the token cache on moto DynamoDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from callflow.providers.errors import (
+    ProviderAuthError,
+    ProviderRejected,
+    RecordNotFound,
+    RetryableProviderError,
+)
+from callflow.providers.zoho import ZohoClient, ZohoRequestError, format_duration
+from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
+    ZohoEnv,
+    zoho_env_fixture,
+    zoho_server_fixture,
+    zoho_table_fixture,
+)
+
+LEAD = {
+    "First_Name": "Maria",
+    "Last_Name": "Lopez",
+    "Company": "Lopez Bakery",
+    "Phone": "+1 415 555 0100",
+    "Lead_Status": "Not Contacted",
+}
+
+
+def _api_requests(env: ZohoEnv, method: str | None = None) -> list[object]:
+    return [
+        r
+        for r in env.sandbox.requests
+        if r.path.startswith("/crm/v8") and (method is None or r.method == method)
+    ]
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def test_read_returns_the_asked_fields_with_the_oauth_header(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    client = zoho_env.client()
+
+    record = client.get_record("Leads", lead_id, ["First_Name", "Phone", "Lead_Status"])
+
+    assert record == {
+        "id": lead_id,
+        "First_Name": "Maria",
+        "Phone": "+1 415 555 0100",
+        "Lead_Status": "Not Contacted",
+    }
+    (request,) = _api_requests(zoho_env)
+    assert request.query == {"fields": "First_Name,Phone,Lead_Status"}  # type: ignore[attr-defined]
+    assert client.calls_made == 1
+
+
+def test_unknown_record_id_is_record_not_found(zoho_env: ZohoEnv) -> None:
+    with pytest.raises(RecordNotFound):
+        zoho_env.client().get_record("Leads", "5725767000000999999", ["Phone"])
+
+
+def test_malformed_record_id_is_record_not_found(zoho_env: ZohoEnv) -> None:
+    with pytest.raises(RecordNotFound):
+        zoho_env.client().get_record("Leads", "not-an-id", ["Phone"])
+
+
+def test_unknown_module_is_rejected_with_zohos_code(zoho_env: ZohoEnv) -> None:
+    with pytest.raises(ProviderRejected) as caught:
+        zoho_env.client().get_record("Leeds", "5725767000000999999", ["Phone"])
+    assert caught.value.code == "INVALID_MODULE"
+    assert not isinstance(caught.value, RecordNotFound)
+
+
+def test_more_than_fifty_fields_is_refused_before_sending(zoho_env: ZohoEnv) -> None:
+    client = zoho_env.client()
+    with pytest.raises(ZohoRequestError):
+        client.get_record("Leads", "5725767000000999999", [f"F{i}" for i in range(51)])
+    assert client.calls_made == 0
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def test_update_sends_an_empty_trigger_list_so_workflows_do_not_refire(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+
+    result = zoho_env.client().update_record(
+        "Leads", lead_id, {"Interested": True, "Monthly_Bill": 150.0}
+    )
+
+    assert result.ok and result.record_id == lead_id and result.refused_fields == ()
+    (put,) = _api_requests(zoho_env, "PUT")
+    assert put.json == {"data": [{"Interested": True, "Monthly_Bill": 150.0}], "trigger": []}  # type: ignore[attr-defined]
+    assert zoho_env.sandbox.records["Leads"][lead_id]["Monthly_Bill"] == 150.0
+    assert zoho_env.sandbox.workflow_runs == []
+
+
+def test_refused_field_is_reported_with_its_api_name(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+
+    result = zoho_env.client().update_record(
+        "Leads", lead_id, {"Interested": "maybe", "Monthly_Bill": 99.5}
+    )
+
+    assert not result.ok
+    assert result.code == "INVALID_DATA"
+    assert [p.api_name for p in result.problems] == ["Interested"]
+    assert result.problems[0].expected_type == "boolean"
+    assert set(result.refused_fields) == {"Interested", "Monthly_Bill"}
+    assert "Monthly_Bill" not in zoho_env.sandbox.records["Leads"][lead_id]
+
+
+def test_dropping_invalid_writes_the_other_fields_and_names_the_refused(
+    zoho_env: ZohoEnv,
+) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    client = zoho_env.client()
+
+    result = client.update_record_dropping_invalid(
+        "Leads", lead_id, {"Lead_Status": "Sort of keen", "Monthly_Bill": 99.5}
+    )
+
+    assert result.ok
+    assert result.refused_fields == ("Lead_Status",)
+    assert "Lead_Status" in str(result.problems[0])
+    record = zoho_env.sandbox.records["Leads"][lead_id]
+    assert record["Monthly_Bill"] == 99.5 and record["Lead_Status"] == "Not Contacted"
+    puts = _api_requests(zoho_env, "PUT")
+    assert [p.json["data"][0] for p in puts] == [  # type: ignore[attr-defined]
+        {"Lead_Status": "Sort of keen", "Monthly_Bill": 99.5},
+        {"Monthly_Bill": 99.5},
+    ]
+
+
+def test_dropping_invalid_does_not_retry_when_only_refused_fields_were_sent(
+    zoho_env: ZohoEnv,
+) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    client = zoho_env.client()
+
+    result = client.update_record_dropping_invalid("Leads", lead_id, {"Unknown_Field": 1})
+
+    assert not result.ok and result.refused_fields == ("Unknown_Field",)
+    assert len(_api_requests(zoho_env, "PUT")) == 1
+
+
+def test_clearing_a_mandatory_field_is_reported_not_retried(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+
+    result = zoho_env.client().update_record_dropping_invalid(
+        "Leads", lead_id, {"Last_Name": None, "Interested": True}
+    )
+
+    assert not result.ok and result.code == "MANDATORY_NOT_FOUND"
+    assert set(result.refused_fields) == {"Last_Name", "Interested"}
+    assert len(_api_requests(zoho_env, "PUT")) == 1
+
+
+def test_update_of_a_missing_record_is_record_not_found(zoho_env: ZohoEnv) -> None:
+    with pytest.raises(RecordNotFound):
+        zoho_env.client().update_record("Leads", "5725767000000999999", {"Interested": True})
+
+
+def test_throttled_write_is_retryable_and_not_retried_inside(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    zoho_env.sandbox.fail_next_writes(1, status=429)
+    client = zoho_env.client()
+
+    with pytest.raises(RetryableProviderError) as caught:
+        client.update_record("Leads", lead_id, {"Interested": True})
+
+    assert caught.value.status == 429 and caught.value.code == "TOO_MANY_REQUESTS"
+    assert len(_api_requests(zoho_env, "PUT")) == 1
+    assert client.update_record("Leads", lead_id, {"Interested": True}).ok
+
+
+def test_server_error_is_retryable(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    zoho_env.sandbox.fail_writes_forever(status=503)
+
+    with pytest.raises(RetryableProviderError) as caught:
+        zoho_env.client().add_note("Leads", lead_id, "AI call", "Reached")
+    assert caught.value.status == 503
+
+
+def test_timeout_is_retryable(zoho_env: ZohoEnv) -> None:
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    tokens = zoho_env.tokens()
+    http = httpx.Client(transport=httpx.MockTransport(hang))
+    client = ZohoClient(zoho_env.settings, tokens, http)
+    with pytest.raises(RetryableProviderError, match="timed out"):
+        client.get_record("Leads", "5725767000000999999", ["Phone"])
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def test_expired_token_is_refreshed_once_and_the_request_retried(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    client = zoho_env.client()
+    client.get_record("Leads", lead_id, ["Phone"])
+    zoho_env.sandbox.expire_tokens()
+
+    record = client.get_record("Leads", lead_id, ["Phone"])
+
+    assert record["Phone"] == LEAD["Phone"]
+    assert len(zoho_env.sandbox.token_requests()) == 2
+    assert client.calls_made == 3  # the read, the refused read, the retried read
+
+
+def test_a_token_refused_twice_is_an_auth_error(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    zoho_env.sandbox.token_lifetime = 0  # every token Zoho issues is already dead
+    client = zoho_env.client()
+    # The provider refreshes near expiry; give it tokens it believes in.
+    client.tokens.clock = lambda: 0.0
+
+    with pytest.raises(ProviderAuthError) as caught:
+        client.get_record("Leads", lead_id, ["Phone"])
+    assert caught.value.code == "INVALID_TOKEN"
+    assert len(zoho_env.sandbox.token_requests()) == 2
+
+
+def test_missing_authorization_is_authentication_failure(zoho_env: ZohoEnv) -> None:
+    response = httpx.get(f"{zoho_env.base_url}/crm/v8/Leads/5725767000000999999", timeout=5)
+    assert response.status_code == 401
+    assert response.json()["code"] == "AUTHENTICATION_FAILURE"
+
+
+# --- notes and calls ----------------------------------------------------------------------
+
+
+def test_note_is_attached_to_its_parent_record(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+
+    note_id = zoho_env.client().add_note("Leads", lead_id, "AI call: Reached", "Summary: keen.")
+
+    (note,) = zoho_env.sandbox.notes
+    assert note["id"] == note_id and len(note_id) == 19
+    assert note["Parent_Id"] == {"module": {"api_name": "Leads"}, "id": lead_id}
+    assert note["Note_Title"] == "AI call: Reached" and note["Note_Content"] == "Summary: keen."
+
+
+def test_note_on_a_missing_record_is_rejected(zoho_env: ZohoEnv) -> None:
+    with pytest.raises(ProviderRejected) as caught:
+        zoho_env.client().add_note("Leads", "5725767000000999999", "t", "c")
+    assert caught.value.code == "INVALID_DATA"
+
+
+def test_call_on_a_lead_links_with_what_id_and_se_module(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    start = datetime(2026, 11, 21, 10, 30, 5, 123, tzinfo=timezone(timedelta(hours=-5)))
+
+    call_id = zoho_env.client().log_call(
+        "Leads",
+        lead_id,
+        subject="AI call: Reached",
+        start=start,
+        duration_seconds=125,
+        description="Keen on a visit.",
+    )
+
+    (call,) = zoho_env.sandbox.calls
+    assert call["id"] == call_id
+    assert call["What_Id"] == {"id": lead_id} and call["$se_module"] == "Leads"
+    assert "Who_Id" not in call
+    assert call["Call_Type"] == "Outbound"
+    assert call["Call_Start_Time"] == "2026-11-21T10:30:05-05:00"
+    assert call["Call_Duration"] == "02:05"
+
+
+def test_call_on_a_contact_links_with_who_id(zoho_env: ZohoEnv) -> None:
+    contact_id = zoho_env.sandbox.seed_record("Contacts", {"Last_Name": "Ng"})
+
+    zoho_env.client().log_call(
+        "Contacts",
+        contact_id,
+        subject="AI call",
+        start=datetime(2026, 11, 21, 15, 0, tzinfo=UTC),
+        duration_seconds=30,
+        description="",
+        extra={"Call_Result": "Interested"},
+    )
+
+    (call,) = zoho_env.sandbox.calls
+    assert call["Who_Id"] == {"id": contact_id}
+    assert "What_Id" not in call and "$se_module" not in call
+    assert call["Call_Start_Time"] == "2026-11-21T15:00:00+00:00"
+    assert call["Call_Result"] == "Interested"
+
+
+def test_zero_second_call_is_logged_as_one_second(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+
+    zoho_env.client().log_call(
+        "Leads",
+        lead_id,
+        subject="AI call",
+        start=datetime(2026, 11, 21, 15, 0, tzinfo=UTC),
+        duration_seconds=0,
+        description="",
+    )
+
+    assert zoho_env.sandbox.calls[0]["Call_Duration"] == "00:01"
+
+
+def test_sandbox_refuses_an_outbound_call_of_zero_duration(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    tokens = zoho_env.tokens().access_token()
+    body = {
+        "data": [
+            {
+                "Subject": "x",
+                "Call_Type": "Outbound",
+                "Call_Start_Time": "2026-11-21T15:00:00+00:00",
+                "Call_Duration": "00:00",
+                "What_Id": {"id": lead_id},
+                "$se_module": "Leads",
+            }
+        ]
+    }
+    response = httpx.post(
+        f"{zoho_env.base_url}/crm/v8/Calls",
+        json=body,
+        headers={"Authorization": f"Zoho-oauthtoken {tokens.access_token}"},
+        timeout=5,
+    )
+    element = response.json()["data"][0]
+    assert element["code"] == "INVALID_DATA"
+    assert element["details"]["api_name"] == "Call_Duration"
+    assert zoho_env.sandbox.calls == []
+
+
+def test_naive_start_time_is_a_clear_error(zoho_env: ZohoEnv) -> None:
+    client = zoho_env.client()
+    with pytest.raises(ZohoRequestError, match="time zone"):
+        client.log_call(
+            "Leads",
+            "5725767000000999999",
+            subject="s",
+            start=datetime(2026, 11, 21, 15, 0),  # naive on purpose
+            duration_seconds=5,
+            description="",
+        )
+    assert client.calls_made == 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"), [(1, "00:01"), (59, "00:59"), (60, "01:00"), (3725, "62:05")]
+)
+def test_duration_is_minutes_and_seconds(seconds: int, expected: str) -> None:
+    assert format_duration(seconds) == expected
