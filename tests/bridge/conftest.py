@@ -84,9 +84,9 @@ class Bridge:
     def session(self, session_id: str) -> Session:
         return self.store.require(session_id)
 
-    async def settled(self, timeout: float = 5.0) -> None:
+    async def settled(self, within_s: float = 5.0) -> None:
         """Every call has ended and recorded its end."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while self.server.active_calls:
             assert time.monotonic() < deadline, "calls still active"
             await asyncio.sleep(0.01)

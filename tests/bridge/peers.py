@@ -67,8 +67,8 @@ class AgentCall:
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
 
-    async def wait_for(self, condition: Callable[[], bool], timeout: float = 3.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, condition: Callable[[], bool], within_s: float = 3.0) -> None:
+        deadline = time.monotonic() + within_s
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError("condition not met in time")
@@ -230,8 +230,8 @@ class PhoneLeg:
     def texts(self) -> list[str]:
         return [m for _, m in self.received if isinstance(m, str)]
 
-    async def closed(self, timeout: float = 3.0) -> None:
-        await asyncio.wait_for(self.ws.wait_closed(), timeout)
+    async def closed(self, within_s: float = 3.0) -> None:
+        await asyncio.wait_for(self.ws.wait_closed(), within_s)
         if self._reader is not None:
             await self._reader
 
