@@ -1,0 +1,184 @@
+"""Who may join: the token, the session and its phase, and what the phone leg may send."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from callflow.models import SessionStatus
+
+from .conftest import PATH_SECRET, CallSession, StartBridge
+from .peers import AgentCall, AgentPeer, PhoneLeg, tone
+
+
+async def _refused(url: str, hello: object) -> tuple[int | None, str]:
+    async with connect(url, open_timeout=3) as ws:
+        await ws.send(hello if isinstance(hello, str | bytes) else json.dumps(hello))
+        await ws.wait_closed()
+        return ws.close_code, ws.close_reason or ""
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda s: {**s.custom, "bridge_token": "guessed"}, id="wrong-token"),
+        pytest.param(
+            lambda s: {k: v for k, v in s.custom.items() if k != "bridge_token"},
+            id="missing-token",
+        ),
+        pytest.param(lambda s: {**s.custom, "session_id": "0" * 32}, id="unknown-session"),
+    ],
+)
+async def test_stream_without_valid_credentials_is_refused_before_the_agent(
+    start_bridge: StartBridge, make_session: type[CallSession], tamper: object
+) -> None:
+    session = make_session()
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        custom = tamper(session)  # type: ignore[operator]
+        hello = {"event": "websocket:connected", "content-type": "audio/l16;rate=16000", **custom}
+        code, _ = await _refused(bridge.url, hello)
+
+    assert code == 1008
+    assert bridge.signed_urls == 0 and peer.connections == 0
+    assert bridge.server.active_calls == 0
+
+
+@pytest.mark.parametrize(
+    "status", [SessionStatus.CALL_ENDED, SessionStatus.COLLECTING, SessionStatus.COMPLETED]
+)
+async def test_stream_for_a_finished_session_is_refused(
+    start_bridge: StartBridge, make_session: type[CallSession], status: SessionStatus
+) -> None:
+    session = make_session(status=status)
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        hello = {"event": "websocket:connected", **session.custom}
+        code, reason = await _refused(bridge.url, hello)
+
+    assert code == 1008 and status.value in reason
+    assert peer.connections == 0
+
+
+@pytest.mark.parametrize("status", [SessionStatus.DIALING, SessionStatus.RINGING])
+async def test_stream_arriving_before_call_established_is_accepted(
+    start_bridge: StartBridge, make_session: type[CallSession], status: SessionStatus
+) -> None:
+    async def agent(call: AgentCall) -> None:
+        await call.ws.close(1000)
+
+    session = make_session(status=status)
+    async with AgentPeer(agent) as peer:
+        bridge = await start_bridge(peer.url)
+        leg = await PhoneLeg.open(bridge.url, session.custom)
+        await leg.silence(300, until_closed=True)
+        await leg.closed()
+        await bridge.settled()
+
+    assert peer.connections == 1
+    assert bridge.session(session.session_id).conversation_id == "conv_test_1"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(b"\x00\x01" * 320, id="audio-first"),
+        pytest.param("{not json", id="not-json"),
+        pytest.param({"event": "websocket:dtmf", "digit": "1"}, id="wrong-event"),
+        pytest.param("x" * 20000, id="oversized-text"),
+    ],
+)
+async def test_malformed_first_frame_is_refused(
+    start_bridge: StartBridge, make_session: type[CallSession], first: object
+) -> None:
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        code, _ = await _refused(bridge.url, first)
+    assert code == 1008 and peer.connections == 0
+
+
+async def test_malformed_frames_mid_call_are_ignored(
+    start_bridge: StartBridge, make_session: type[CallSession]
+) -> None:
+    speech = tone(16000, 100, 1500)
+
+    async def agent(call: AgentCall) -> None:
+        await call.wait_for(lambda: len(call.audio) >= len(speech))
+        await call.ws.close(1000)
+
+    session = make_session()
+    async with AgentPeer(agent) as peer:
+        bridge = await start_bridge(peer.url)
+        leg = await PhoneLeg.open(bridge.url, session.custom)
+        await leg.ws.send(b"\x01\x02\x03")  # odd length: not 16-bit PCM
+        await leg.ws.send("{broken")
+        await leg.ws.send(json.dumps({"event": "websocket:dtmf", "digit": "xyz"}))
+        await leg.play(speech)
+        await leg.silence(300, until_closed=True)
+        await leg.closed()
+        await bridge.settled()
+
+    assert bytes(peer.calls[0].audio[: len(speech)]) == speech
+    stored = bridge.session(session.session_id).bridge
+    assert stored["malformed_frames"] == 3
+    assert stored["end_reason"] == "agent_ended"
+
+
+async def test_oversized_frame_ends_the_phone_leg_and_the_agent(
+    start_bridge: StartBridge, make_session: type[CallSession]
+) -> None:
+    session = make_session()
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        leg = await PhoneLeg.open(bridge.url, session.custom)
+        await leg.silence(100)
+        await leg.ws.send(bytes(200_000))
+        await leg.closed()
+        await bridge.settled()
+        call = peer.calls[0]
+        await call.wait_for(lambda: call.closed_at is not None)
+
+    assert leg.ws.close_code == 1009
+    stored = bridge.session(session.session_id).bridge
+    assert stored["end_reason"] == "phone_leg_error"
+
+
+async def test_unsupported_phone_rate_ends_the_call_with_its_reason(
+    start_bridge: StartBridge, make_session: type[CallSession]
+) -> None:
+    session = make_session()
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        leg = await PhoneLeg.open(bridge.url, session.custom, content_type="audio/l16;rate=11025")
+        await leg.closed()
+        await bridge.settled()
+
+    stored = bridge.session(session.session_id).bridge
+    assert stored["end_reason"] == "unsupported_format"
+    assert "11025" in stored["end_detail"]
+    assert peer.connections == 0
+    assert len(bridge.hangups) == 1
+
+
+async def test_health_route_and_unknown_paths(
+    start_bridge: StartBridge, make_session: type[CallSession]
+) -> None:
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        base = f"http://127.0.0.1:{bridge.server.port}"
+        async with httpx.AsyncClient(timeout=3) as http:
+            health = await http.get(f"{base}/health")
+            other = await http.get(f"{base}/not-{PATH_SECRET}")
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"ws://127.0.0.1:{bridge.server.port}/wrong", open_timeout=3):
+                pass
+
+    assert health.status_code == 200
+    assert health.headers["content-type"] == "application/json"
+    assert health.json() == {"status": "ok", "active_calls": 0}
+    assert other.status_code == 404
+    assert refused.value.response.status_code == 404
