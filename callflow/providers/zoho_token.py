@@ -170,7 +170,7 @@ class ZohoTokenProvider:
                 "token": token.access_token,
                 "api_domain": token.api_domain,
                 # Also the table's TTL attribute: an expired token item disappears by itself.
-                "expires_at": Decimal(str(int(token.expires_at))),
+                "expires_at": int(token.expires_at),
                 "stale": False,
             }
         )
@@ -250,7 +250,8 @@ class ZohoTokenProvider:
         return ZohoToken(
             access_token=access_token,
             api_domain=api_domain.rstrip("/"),
-            expires_at=self.clock() + expires_in,
+            # Whole seconds, as stored (the table's TTL attribute is an integer).
+            expires_at=float(int(self.clock() + expires_in)),
         )
 
 

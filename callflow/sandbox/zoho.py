@@ -154,6 +154,7 @@ class ZohoSandbox:
         self.base_url = base_url.rstrip("/") if base_url else None
         self._default_lifetime = token_lifetime
         self.token_lifetime = token_lifetime
+        self._default_clock = clock
         self.clock = clock
         self._lock = threading.RLock()
         self.reset()
@@ -166,6 +167,7 @@ class ZohoSandbox:
 
     def _reset(self) -> None:
         self.token_lifetime = self._default_lifetime
+        self.clock = self._default_clock
         self.modules = default_modules()
         self.records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self.modules}
         self.notes: list[dict[str, Any]] = []
