@@ -254,7 +254,8 @@ class ServerThread:
 @dataclass
 class Receiver:
     """A webhook receiver that checks Basic auth like the project's API, and a tiny bridge
-    WebSocket that records what the child call sends first and hangs up after ``hold_s``."""
+    WebSocket that records what the child call sends first and hangs up after ``hold_s`` (or
+    the ``hold_s`` the call's customData brings in that first frame)."""
 
     username: str = WEBHOOK_USER
     password: str = WEBHOOK_PASSWORD
@@ -262,7 +263,8 @@ class Receiver:
     events: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
     first_frames: list[dict[str, Any]] = field(default_factory=list)
-    socket_closed_by_peer: list[bool] = field(default_factory=list)
+    closed_by_caller: dict[str, bool] = field(default_factory=dict)
+    """Per ``session_id`` of the first frame: did the child call close the socket first?"""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> FastAPI:
@@ -288,15 +290,16 @@ class Receiver:
             first = json.loads(await ws.receive_text())
             with self.lock:
                 self.first_frames.append(first)
+            hold_s = float(first.get("hold_s", self.hold_s))
             try:
-                async with asyncio.timeout(self.hold_s):
+                async with asyncio.timeout(hold_s):
                     while True:
                         await ws.receive_bytes()
             except TimeoutError:
                 await ws.close(1000)
-                self.socket_closed_by_peer.append(False)
+                self.closed_by_caller[str(first.get("session_id"))] = False
             except WebSocketDisconnect:
-                self.socket_closed_by_peer.append(True)
+                self.closed_by_caller[str(first.get("session_id"))] = True
 
         return app
 

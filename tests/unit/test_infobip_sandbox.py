@@ -1,0 +1,491 @@
+"""The Infobip stand-in: phone behaviours become the right events at a webhook with Basic auth,
+duplicates and reordering on demand, API auth and validation as documented, dialogs to a
+WebSocket bridge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from callflow.config import Settings
+from callflow.models import Outcome
+from callflow.providers.infobip import InfobipClient
+from callflow.providers.infobip_events import parse_event
+from callflow.sandbox import phone_network as net
+from callflow.sandbox.infobip import InfobipSandbox
+from tests.unit.infobip_fixtures import (
+    API_KEY,
+    CALLS_CONFIGURATION_ID,
+    WEBHOOK_PASSWORD,
+    WEBHOOK_USER,
+    Receiver,
+    ServerThread,
+)
+
+NUMBER = "+41792036727"
+SCALE = 0.01
+"""Simulated seconds to real: a 30 s connect timeout takes 0.3 s."""
+
+
+@dataclass
+class Env:
+    sandbox: InfobipSandbox
+    receiver: Receiver
+    client: InfobipClient
+    api: httpx.Client
+    hooks_url: str
+    bridge_url: str
+
+    def place(self, number: str = NUMBER, session_id: str = "s-1", **settings: Any) -> str:
+        client = self.client
+        if settings:
+            client = InfobipClient(self.client._settings.model_copy(update=settings))
+        call = client.place_call(
+            number, custom_data={"session_id": session_id, "attempt": "1"}, external_id="x"
+        )
+        return call.id
+
+    def ended_events(self, call_id: str) -> list[dict[str, Any]]:
+        self.receiver.wait_for_end(call_id)
+        with self.receiver.lock:
+            return [e for e in self.receiver.events if e["callId"] == call_id]
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[tuple[Receiver, ServerThread]]:
+    receiver = Receiver()
+    with ServerThread(receiver.app()) as server:
+        yield receiver, server
+
+
+def _env(hooks: tuple[Receiver, ServerThread], **options: Any) -> Iterator[Env]:
+    receiver, server = hooks
+    sandbox = InfobipSandbox(API_KEY, time_scale=SCALE, **options)
+    with ServerThread(sandbox.app) as api_server:
+        settings = Settings(
+            infobip_base_url=api_server.base_url,
+            infobip_api_key=SecretStr(API_KEY),
+            infobip_calls_configuration_id=CALLS_CONFIGURATION_ID,
+            infobip_connect_timeout=30,
+            infobip_max_duration=300,
+        )
+        with (
+            InfobipClient(settings) as client,
+            httpx.Client(base_url=api_server.base_url, timeout=5) as api,
+        ):
+            yield Env(
+                sandbox,
+                receiver,
+                client,
+                api,
+                f"{server.base_url}/events",
+                f"ws://127.0.0.1:{server.port}/bridge",
+            )
+
+
+def _with_webhook(hooks: tuple[Receiver, ServerThread], **options: Any) -> Iterator[Env]:
+    url = f"{hooks[1].base_url}/events"
+    yield from _env(
+        hooks,
+        events_url=url,
+        events_username=WEBHOOK_USER,
+        events_password=WEBHOOK_PASSWORD,
+        **options,
+    )
+
+
+@pytest.fixture
+def env(hooks: tuple[Receiver, ServerThread]) -> Iterator[Env]:
+    yield from _with_webhook(hooks)
+
+
+APP_AUTH = {"Authorization": f"App {API_KEY}"}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "detection", "types", "error", "outcome"),
+    [
+        (
+            net.answer(after_s=1, hangup_after_s=5),
+            False,
+            ["CALL_RINGING", "CALL_PRE_ESTABLISHED", "CALL_ESTABLISHED", "CALL_FINISHED"],
+            "NORMAL_HANGUP",
+            Outcome.ANSWERED,
+        ),
+        (
+            net.answer(after_s=1, hangup_after_s=5),
+            True,
+            [
+                "CALL_RINGING",
+                "CALL_PRE_ESTABLISHED",
+                "CALL_ESTABLISHED",
+                "MACHINE_DETECTION_FINISHED",
+                "CALL_FINISHED",
+            ],
+            "NORMAL_HANGUP",
+            Outcome.ANSWERED,
+        ),
+        (net.no_answer(), False, ["CALL_RINGING", "CALL_FAILED"], "NO_ANSWER", Outcome.NO_ANSWER),
+        (net.busy(), False, ["CALL_FAILED"], "BUSY", Outcome.BUSY),
+        (
+            net.reject(after_s=1),
+            False,
+            ["CALL_RINGING", "CALL_FAILED"],
+            "REJECTED",
+            Outcome.REJECTED,
+        ),
+        (net.unreachable(), False, ["CALL_FAILED"], "DESTINATION_UNAVAILABLE", Outcome.FAILED),
+        (
+            net.voicemail(after_s=1, hangup_after_s=5),
+            True,
+            [
+                "CALL_RINGING",
+                "CALL_PRE_ESTABLISHED",
+                "CALL_ESTABLISHED",
+                "MACHINE_DETECTION_FINISHED",
+                "CALL_FINISHED",
+            ],
+            "NORMAL_HANGUP",
+            Outcome.MACHINE,
+        ),
+    ],
+    ids=["answer", "answer+detection", "no_answer", "busy", "reject", "unreachable", "voicemail"],
+)
+def test_each_phone_behaviour_sends_its_event_sequence(
+    env: Env,
+    behaviour: net.Behaviour,
+    detection: bool,
+    types: list[str],
+    error: str,
+    outcome: Outcome,
+) -> None:
+    env.sandbox.set_behaviour(NUMBER, [behaviour])
+
+    call_id = env.place(infobip_machine_detection=detection)
+
+    events = env.ended_events(call_id)
+    assert [e["type"] for e in events] == types
+    parsed = [parse_event(e) for e in events]
+    assert all(p.session_id == "s-1" and p.attempt == 1 for p in parsed)
+    assert parsed[-1].error_name == error
+    assert parsed[-1].outcome() is outcome
+    if detection:
+        expected = "MACHINE" if behaviour.kind == "voicemail" else "HUMAN"
+        assert parsed[types.index("MACHINE_DETECTION_FINISHED")].detection_result == expected
+
+
+def test_a_numbers_behaviours_apply_one_per_call_and_the_last_repeats(env: Env) -> None:
+    env.sandbox.set_behaviour(NUMBER, [net.busy(), net.answer(after_s=0, hangup_after_s=1)])
+
+    outcomes = []
+    for attempt in range(3):
+        call_id = env.place(session_id=f"s-{attempt}")
+        outcomes.append(parse_event(env.ended_events(call_id)[-1]).outcome())
+
+    assert outcomes == [Outcome.BUSY, Outcome.ANSWERED, Outcome.ANSWERED]
+    assert env.sandbox.network.calls_to(NUMBER) == 3
+
+
+def test_duplicate_events_sends_every_event_twice(hooks: tuple[Receiver, ServerThread]) -> None:
+    for env in _with_webhook(hooks, duplicate_events=True):
+        env.sandbox.set_behaviour(NUMBER, [net.reject(after_s=1)])
+        call_id = env.place()
+
+        assert [e["type"] for e in env.ended_events(call_id)] == [
+            "CALL_RINGING",
+            "CALL_RINGING",
+            "CALL_FAILED",
+            "CALL_FAILED",
+        ]
+
+
+def test_reorder_events_delivers_later_events_first(hooks: tuple[Receiver, ServerThread]) -> None:
+    for env in _with_webhook(hooks, reorder_events=True):
+        env.sandbox.set_behaviour(NUMBER, [net.answer(after_s=1, hangup_after_s=3)])
+        call_id = env.place()
+
+        env.receiver.wait_for(lambda: len(env.receiver.types_for(call_id)) == 4)  # noqa: B023
+        assert env.receiver.types_for(call_id) == [
+            "CALL_ESTABLISHED",
+            "CALL_PRE_ESTABLISHED",
+            "CALL_RINGING",
+            "CALL_FINISHED",
+        ]
+
+
+def test_events_go_to_a_voice_video_subscription_with_basic_auth(
+    hooks: tuple[Receiver, ServerThread],
+) -> None:
+    for env in _env(hooks):
+        subscription = {
+            "subscriptionId": "callflow-calls",
+            "name": "callflow call events",
+            "events": ["CALL_RINGING", "CALL_FAILED", "CALL_FINISHED"],
+            "criteria": [{"callsConfigurationId": CALLS_CONFIGURATION_ID}],
+            "profile": {
+                "profileId": "callflow-profile",
+                "webhook": {"notifyUrl": env.hooks_url},
+                "security": {
+                    "authId": "callflow-basic",
+                    "type": "BASIC",
+                    "credentials": {"username": WEBHOOK_USER, "password": WEBHOOK_PASSWORD},
+                },
+            },
+        }
+        created = env.api.post(
+            "/subscriptions/1/subscription/VOICE_VIDEO", json=subscription, headers=APP_AUTH
+        )
+        assert created.status_code == 201
+        assert created.json() == {
+            "subscriptionId": "callflow-calls",
+            "profile": {"profileId": "callflow-profile", "security": {"authId": "callflow-basic"}},
+        }
+        env.sandbox.set_behaviour(NUMBER, [net.reject(after_s=0.5)])
+
+        subscribed = env.place()
+        other = env.place(infobip_calls_configuration_id="another-configuration")
+
+        assert [e["type"] for e in env.ended_events(subscribed)] == [
+            "CALL_RINGING",
+            "CALL_FAILED",
+        ]
+        env.receiver.wait_for(env.sandbox.calls[other].delivered.is_set)
+        assert env.receiver.types_for(other) == []
+
+
+def test_a_profile_can_reference_security_created_before(env: Env) -> None:
+    security = {
+        "authId": "basic-1",
+        "type": "BASIC",
+        "credentials": {"username": "u", "password": "p"},
+    }
+    assert env.api.post("/subscriptions/1/security", json=security, headers=APP_AUTH).json() == {
+        "authId": "basic-1"
+    }
+    profile = {
+        "profileId": "p-1",
+        "webhook": {"notifyUrl": env.hooks_url},
+        "security": {"authId": "basic-1"},
+    }
+
+    answer = env.api.post("/subscriptions/1/profiles", json=profile, headers=APP_AUTH)
+
+    assert answer.status_code == 201
+    assert answer.json() == {"profileId": "p-1", "security": {"authId": "basic-1"}}
+    assert env.sandbox.profiles["p-1"]["security"]["credentials"]["username"] == "u"
+
+
+def test_a_webhook_refusing_the_credentials_is_not_retried(
+    hooks: tuple[Receiver, ServerThread],
+) -> None:
+    for env in _env(hooks):
+        env.sandbox.add_webhook(env.hooks_url, WEBHOOK_USER, "wrong-password")
+        env.sandbox.set_behaviour(NUMBER, [net.busy()])
+        call_id = env.place()
+
+        env.receiver.wait_for(
+            lambda: any(d.call_id == call_id for d in env.sandbox.deliveries)  # noqa: B023
+        )
+        assert [(d.status, d.attempt) for d in env.sandbox.deliveries] == [(401, 1)]
+        assert env.receiver.types_for(call_id) == []
+
+
+def test_requests_without_the_app_key_get_the_documented_401(env: Env) -> None:
+    for headers in ({}, {"Authorization": "App wrong"}, {"Authorization": f"Basic {API_KEY}"}):
+        answer = env.api.post("/calls/1/calls", json={}, headers=headers)
+
+        assert answer.status_code == 401
+        assert answer.json() == {
+            "requestError": {
+                "serviceException": {"messageId": "UNAUTHORIZED", "text": "Unauthorized"}
+            }
+        }
+    assert [r.authorized for r in env.sandbox.requests] == [False, False, False]
+
+
+def test_a_numeric_sample_rate_is_refused_without_naming_a_field(env: Env) -> None:
+    body = {
+        "type": "WEBSOCKET_ENDPOINT",
+        "name": "b",
+        "url": "wss://b.example",
+        "sampleRate": 16000,
+    }
+
+    answer = env.api.post("/calls/1/media-stream-configs", json=body, headers=APP_AUTH)
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "requestError": {"serviceException": {"messageId": "BAD_REQUEST", "text": "Bad request"}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"callsConfigurationId": "c"}, "endpoint"),
+        (
+            {"endpoint": {"type": "PHONE", "phoneNumber": "+4179"}, "callsConfigurationId": "c"},
+            "endpoint.phoneNumber",
+        ),
+        ({"endpoint": {"type": "PHONE", "phoneNumber": "4179"}}, "callsConfigurationId"),
+        (
+            {
+                "endpoint": {"type": "PHONE", "phoneNumber": "4179"},
+                "callsConfigurationId": "c",
+                "connectTimeout": 90,
+            },
+            "connectTimeout",
+        ),
+        (
+            {
+                "endpoint": {"type": "PHONE", "phoneNumber": "4179"},
+                "callsConfigurationId": "c",
+                "customData": {"attempt": 1},
+            },
+            "customData",
+        ),
+    ],
+)
+def test_an_invalid_call_request_gets_a_validation_error_naming_the_field(
+    env: Env, body: dict[str, Any], field: str
+) -> None:
+    answer = env.api.post("/calls/1/calls", json=body, headers=APP_AUTH)
+
+    assert answer.status_code == 400
+    exception = answer.json()["requestError"]["serviceException"]
+    assert exception["messageId"] == "BAD_REQUEST"
+    assert list(exception["validationErrors"]) == [field]
+
+
+def test_hanging_up_before_the_answer_cancels_the_call(env: Env) -> None:
+    env.sandbox.set_behaviour(NUMBER, [net.no_answer()])
+    call_id = env.place()
+
+    assert env.client.hangup_call(call_id)
+
+    last = parse_event(env.ended_events(call_id)[-1])
+    assert (last.type, last.state, last.error_name, last.hangup_source) == (
+        "CALL_FAILED",
+        "CANCELLED",
+        "CANCELLED",
+        "API",
+    )
+    assert last.outcome() is Outcome.FAILED
+
+
+def test_hanging_up_on_a_detected_machine_finishes_with_machine_detected(env: Env) -> None:
+    env.sandbox.set_behaviour(NUMBER, [net.voicemail(after_s=0)])
+    call_id = env.place(infobip_machine_detection=True)
+    env.receiver.wait_for(lambda: "MACHINE_DETECTION_FINISHED" in env.receiver.types_for(call_id))
+
+    assert env.client.hangup_call(call_id)
+
+    last = parse_event(env.ended_events(call_id)[-1])
+    assert (last.type, last.error_name, last.hangup_source) == (
+        "CALL_FINISHED",
+        "MACHINE_DETECTED",
+        "API",
+    )
+    assert last.outcome() is Outcome.MACHINE
+
+
+def _config(env: Env, rate: int = 16000) -> str:
+    return env.client.create_media_stream_config("bridge", env.bridge_url, rate)
+
+
+def _answered(env: Env, session_id: str) -> str:
+    env.sandbox.set_behaviour(NUMBER, [net.answer(after_s=0)])
+    call_id = env.place(session_id=session_id)
+    env.receiver.wait_for(lambda: "CALL_ESTABLISHED" in env.receiver.types_for(call_id))
+    return call_id
+
+
+def test_a_dialog_connects_the_child_call_to_the_bridge_and_ends_the_call_with_it(
+    env: Env,
+) -> None:
+    config_id = _config(env)
+    call_id = _answered(env, "dialog-1")
+    client = InfobipClient(
+        env.client._settings.model_copy(update={"infobip_media_stream_config_id": config_id})
+    )
+
+    dialog = client.create_dialog(
+        call_id, custom_data={"session_id": "dialog-1", "bridge_token": "tok", "attempt": "1"}
+    )
+
+    events = env.ended_events(call_id)
+    first = next(f for f in env.receiver.first_frames if f.get("session_id") == "dialog-1")
+    assert first == {
+        "event": "websocket:connected",
+        "content-type": "audio/l16;rate=16000",
+        "session_id": "dialog-1",
+        "bridge_token": "tok",
+        "attempt": "1",
+    }
+    finished = parse_event(events[-1])
+    assert (finished.type, finished.error_name, finished.dialog_id) == (
+        "CALL_FINISHED",
+        "NORMAL_HANGUP",
+        dialog.id,
+    )
+    assert finished.outcome() is Outcome.ANSWERED
+    assert env.receiver.closed_by_caller["dialog-1"] is False
+    assert env.sandbox.dialogs[dialog.id].media_result.received_frames == 0
+    assert len(env.sandbox.dialogs[dialog.id].media_result.sent) > 0
+    assert "media connected" in [entry.what for entry in env.sandbox.call_log]
+
+
+def test_hanging_up_the_dialog_closes_the_media_leg_and_finishes_the_call(env: Env) -> None:
+    config_id = _config(env, 8000)
+    call_id = _answered(env, "dialog-2")
+    client = InfobipClient(
+        env.client._settings.model_copy(update={"infobip_media_stream_config_id": config_id})
+    )
+    dialog = client.create_dialog(call_id, custom_data={"session_id": "dialog-2", "hold_s": "10"})
+    env.receiver.wait_for(
+        lambda: any(f.get("session_id") == "dialog-2" for f in env.receiver.first_frames)
+    )
+
+    assert client.hangup_dialog(dialog.id)
+
+    finished = parse_event(env.ended_events(call_id)[-1])
+    assert (finished.type, finished.hangup_source) == ("CALL_FINISHED", "API")
+    env.receiver.wait_for(lambda: "dialog-2" in env.receiver.closed_by_caller)
+    assert env.receiver.closed_by_caller["dialog-2"] is True
+    first = next(f for f in env.receiver.first_frames if f.get("session_id") == "dialog-2")
+    assert first["content-type"] == "audio/l16;rate=8000"
+
+
+def test_a_dialog_needs_an_established_parent_call(env: Env) -> None:
+    config_id = _config(env)
+    env.sandbox.set_behaviour(NUMBER, [net.no_answer()])
+    call_id = env.place()
+    body = {
+        "parentCallId": call_id,
+        "childCallRequest": {
+            "endpoint": {"type": "WEBSOCKET", "websocketEndpointConfigId": config_id}
+        },
+    }
+
+    answer = env.api.post("/calls/1/dialogs", json=body, headers=APP_AUTH)
+
+    assert answer.status_code == 400
+    assert answer.json()["requestError"]["serviceException"]["messageId"] == "BAD_REQUEST"
+    assert env.sandbox.dialogs == {}
+
+
+def test_the_call_log_tells_what_happened_to_each_call(env: Env) -> None:
+    env.sandbox.set_behaviour(NUMBER, [net.busy()])
+    call_id = env.place()
+    env.ended_events(call_id)
+
+    entries = [(e.what, e.detail) for e in env.sandbox.call_log if e.call_id == call_id]
+    assert entries == [
+        ("placed", {"to": "********727", "behaviour": "busy"}),
+        ("failed", {"error": "BUSY"}),
+    ]
