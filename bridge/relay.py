@@ -208,10 +208,22 @@ class CallRelay:
         self._early_limit = rate * 2 * self.settings.bridge_max_early_audio_ms // 1000
         phone_task = asyncio.create_task(self._phone_loop(), name=f"phone-{self.session_id}")
         agent_task = asyncio.create_task(self._agent_loop(), name=f"agent-{self.session_id}")
+        phone_task.add_done_callback(self._leg_failed)
+        agent_task.add_done_callback(self._leg_failed)
         try:
             await self._finished.wait()
         finally:
             await self._teardown(phone_task, agent_task)
+
+    def _leg_failed(self, task: asyncio.Task[None]) -> None:
+        """A bug in either loop must end the call (and be logged), not leave it half alive."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        logger.error(
+            "%s failed", task.get_name(), exc_info=error, extra={"session_id": self.session_id}
+        )
+        self._finish(EndReason.BRIDGE_ERROR, f"{task.get_name().split('-')[0]} loop: {error!r}")
 
     def _finish(self, reason: EndReason, detail: str = "") -> None:
         if self.end_reason is None:
@@ -396,6 +408,9 @@ class CallRelay:
         self._agent_ready = False
         self._agent_end = (reason, detail)
         pacer = self._pacer
+        if pacer is not None and self.formats is not None and self._resampling_out():
+            # The resampler holds back its last few milliseconds until told the stream ended.
+            pacer.push(self.formats.to_phone.convert(b"", last=True), time.monotonic())
         if pacer is None or pacer.queued_bytes == 0:
             self._finish(reason, detail)
             return
@@ -405,6 +420,10 @@ class CallRelay:
         self._drain_timer = asyncio.get_running_loop().call_later(
             wait, self._finish, reason, detail
         )
+
+    def _resampling_out(self) -> bool:
+        formats = self.formats
+        return formats is not None and formats.agent_output.rate != formats.phone.rate
 
     async def _agent_message(self, message: str) -> None:
         try:
@@ -457,11 +476,8 @@ class CallRelay:
         except (binascii.Error, ValueError):
             return
         if not formats.to_phone.identity:
-            audio = formats.to_phone.convert(audio)
             self.call.conversions += 1
-        elif len(audio) & 1:
-            audio = audio[:-1]
-        self._pacer.push(audio, time.monotonic())
+        self._pacer.push(formats.to_phone.convert(audio), time.monotonic())
 
     async def _interruption(self, event: dict[str, Any]) -> None:
         event_id = event.get("event_id")

@@ -104,6 +104,7 @@ async def start_bridge(store: SessionStore) -> AsyncIterator[StartBridge]:
         *,
         tool_handler: ToolHandler | None = None,
         hangup_result: bool = True,
+        listen: bool = True,
         **settings: Any,
     ) -> Bridge:
         config = Settings(
@@ -131,7 +132,8 @@ async def start_bridge(store: SessionStore) -> AsyncIterator[StartBridge]:
             metrics=BridgeMetrics(config.metrics_namespace, emitted.append),
         )
         bridge = Bridge(server, store, emitted=emitted)
-        await server.start()
+        if listen:
+            await server.start()
         started.append(bridge)
         return bridge
 
