@@ -43,7 +43,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -424,11 +424,24 @@ class ScriptedAgent:
         logger.info("agent %s: violation: %s", self.record.conversation_id, text)
         self.record.violations.append(text)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._guard(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A helper task ends quietly when the client has gone; any other failure is the
+        agent's own crash, which the real service reports as 1011."""
+        try:
+            await coro
+        except (ConnectionClosed, AgentSocketClosed):
+            pass
+        except Exception:
+            logger.exception("agent %s: internal error", self.record.conversation_id)
+            self._finish(
+                _End(1011, "Internal server error", "agent error", "unknown_websocket_crash")
+            )
 
     # --- the conversation -----------------------------------------------------------------
 

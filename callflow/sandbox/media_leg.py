@@ -196,10 +196,7 @@ EventHook = Callable[[str, dict[str, Any]], None]
 class _Callee:
     """The per-call state machine, advanced once per 20 ms tick."""
 
-    def __init__(
-        self, ws: ClientConnection, rate: int, script: CalleeScript, on_event: EventHook | None
-    ) -> None:
-        self.ws = ws
+    def __init__(self, rate: int, script: CalleeScript, on_event: EventHook | None) -> None:
         self.fmt = AudioFormat.phone(rate)
         self.frame_bytes = self.fmt.frame_bytes()
         self.silence = bytes(self.frame_bytes)
@@ -379,7 +376,7 @@ async def run_media_leg(
     async with connect(
         url, open_timeout=open_timeout_s, close_timeout=2, max_size=2**20, compression=None
     ) as ws:
-        callee = _Callee(ws, fmt.rate, script, on_event)
+        callee = _Callee(fmt.rate, script, on_event)
         result = callee.result
         result.connected_at = datetime.now(UTC)
         hello = {"event": "websocket:connected", "content-type": f"audio/l16;rate={fmt.rate}"}
@@ -401,6 +398,13 @@ async def run_media_leg(
     result.played = bytes(callee.played)
     result.ended_at = datetime.now(UTC)
     callee.emit("closed", code=result.close_code, by=result.hung_up_by)
+    logger.info(
+        "media leg ended: %s after %.2fs, close %s, %d protocol errors",
+        result.hung_up_by,
+        result.duration_s,
+        result.close_code,
+        len(result.protocol_errors),
+    )
     return result
 
 

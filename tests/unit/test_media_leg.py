@@ -6,10 +6,11 @@ import asyncio
 import json
 import math
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ async def poll(condition: Callable[[], bool], timeout_s: float = 3.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-Handler = Callable[[ServerConnection, Seen], Awaitable[None]]
+Handler = Callable[[ServerConnection, Seen], Coroutine[Any, Any, None]]
 
 
 @asynccontextmanager
