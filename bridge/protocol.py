@@ -24,6 +24,7 @@ CONNECTED_EVENT = "websocket:connected"
 DTMF_EVENT = "websocket:dtmf"
 #: The connected frame carries customData; anything larger is not Infobip talking to us.
 MAX_CONNECTED_FRAME = 16 * 1024
+_NOT_CUSTOM = frozenset({"event", "content-type", "bridge_token"})
 
 
 class BadFrame(ValueError):
@@ -60,7 +61,8 @@ def parse_connected(message: str | bytes) -> Connected:
     content_type = data.get("content-type", "")
     if not isinstance(content_type, str):
         raise BadFrame("content-type must be a string")
-    custom = {k: str(v) for k, v in data.items() if k not in ("event", "content-type")}
+    # The rest of customData, without the token: this dict may end up in logs.
+    custom = {k: str(v) for k, v in data.items() if k not in _NOT_CUSTOM}
     return Connected(session_id, token, content_type, custom)
 
 
