@@ -349,7 +349,7 @@ class ZohoSandbox:
                 status = self._fail_status
                 if status == 429:
                     return _error(429, "TOO_MANY_REQUESTS", "too many requests continuously")
-                return _error(status, "INTERNAL_ERROR", "Internal Server Error")
+                return _error(status, "INTERNAL_ERROR", "Internal server error occurred.")
             return handle()
 
     # --- handlers (called under the lock) -------------------------------------------------
@@ -381,7 +381,7 @@ class ZohoSandbox:
             return _error(
                 400,
                 "LIMIT_EXCEEDED",
-                "Maximum fields limit exceeded",
+                "Max field limit exceeded",
                 {"limit": 50, "param": "fields"},
             )
         record = self.records[module].get(record_id)
@@ -539,7 +539,9 @@ class ZohoSandbox:
         if not isinstance(api_name, str) or not api_name:
             raise _Refused(_mandatory("module", f"{base}.Parent_Id.module"))
         if api_name not in self.records:
-            raise _Refused(_invalid("module", f"{base}.Parent_Id.module", "invalid module"))
+            raise _Refused(
+                _invalid("module", f"{base}.Parent_Id.module", "invalid data", expected="module")
+            )
         if str(parent.get("id")) not in self.records[api_name]:
             raise _Refused(_invalid("Parent_Id", f"{base}.Parent_Id", "invalid data", "jsonobject"))
 
@@ -635,7 +637,7 @@ def _invalid_module() -> JSONResponse:
     return _error(
         400,
         "INVALID_MODULE",
-        "the module name given seems to be invalid",
+        "The module name given seems to be invalid",
         {"resource_path_index": 0},
     )
 
