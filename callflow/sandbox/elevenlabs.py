@@ -555,18 +555,21 @@ class ElevenLabsSandbox:
             await asyncio.sleep(self.delay_webhook_s)
         await self.send_webhook(state)
 
+    def webhook_body(self, state: ConversationState, now: float) -> dict[str, Any]:
+        """The ``post_call_transcription`` envelope: ``data`` is the conversation as the GET
+        answers it."""
+        return {
+            "type": "post_call_transcription",
+            "event_timestamp": int(now),
+            "data": conversation_body(state, self.data_collection, now),
+        }
+
     async def send_webhook(self, state: ConversationState) -> WebhookDelivery:
         """POST ``post_call_transcription`` to ``webhook_url``, signed with ``webhook_secret``."""
         if not self.webhook_url:
             raise ValueError("no webhook_url configured")
         now = self.clock()
-        body = json.dumps(
-            {
-                "type": "post_call_transcription",
-                "event_timestamp": int(now),
-                "data": conversation_body(state, self.data_collection, now),
-            }
-        ).encode()
+        body = json.dumps(self.webhook_body(state, now)).encode()
         headers = {"content-type": "application/json"}
         signature = ""
         if self.webhook_secret:
