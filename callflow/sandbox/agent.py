@@ -56,7 +56,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from callflow.audio import FRAME_MS, AudioFormat, Converter, rms_dbfs
-from callflow.sandbox.asyncapi import validate_client_message
+from callflow.sandbox.asyncapi import contract, validate_client_message
 from callflow.sandbox.clips import CLIP_RATE, load_clip, truncate_pcm
 
 logger = logging.getLogger(__name__)
@@ -251,6 +251,9 @@ class CallerTurn:
 
 @dataclass
 class ConversationRecord:
+    """What happened in one conversation: what the REST stand-in reports as the conversation
+    (transcript, collected data, termination) and what tests compare (audio, violations)."""
+
     conversation_id: str
     agent_id: str
     dynamic_variables: dict[str, Any] = field(default_factory=dict)
@@ -410,7 +413,11 @@ class ScriptedAgent:
         return self._event_id
 
     async def _emit(self, message: dict[str, Any]) -> None:
+        """Send a server event, unless the agent's client events leave it out (as ElevenLabs
+        does). Only event types the contract defines can be sent at all."""
         kind = message.get("type", "")
+        if not contract().has_server_type(kind):
+            raise ValueError(f"{kind!r} is not a server event of the agent contract")
         if kind not in ALWAYS_SENT and kind not in self._client_events:
             return
         assert self._ws is not None
@@ -507,8 +514,9 @@ class ScriptedAgent:
                         "reason": end.reason,
                     },
                 }
-                await ws.send(json.dumps(error))
-            await ws.close(end.code, end.reason[:120])
+                await self._emit(error)
+            # a close reason is at most 123 bytes of UTF-8
+            await ws.close(end.code, end.reason.encode()[:120].decode(errors="ignore"))
 
     async def _initiate(self, ws: AgentSocket) -> None:
         config = self.config
