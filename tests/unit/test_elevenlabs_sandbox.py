@@ -34,7 +34,7 @@ from callflow.providers.elevenlabs import (
 )
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RetryableProviderError
 from callflow.sandbox.agent import AgentConfig, AgentLine, DialogueStep
-from callflow.sandbox.elevenlabs import ElevenLabsSandbox, SignatureBook
+from callflow.sandbox.elevenlabs import ConversationState, ElevenLabsSandbox, SignatureBook
 
 API_KEY = "xi_test_key_123"
 WEBHOOK_SECRET = "wsec_sandbox_secret"
@@ -454,3 +454,39 @@ async def test_dropped_webhook_leaves_polling_as_the_only_way(
     assert polled.status == "done"
     assert hook.hits == []
     assert running.sandbox.webhooks == []
+
+
+async def test_delayed_webhook_arrives_after_the_conversation_is_done(
+    receiver: tuple[Receiver, AsgiServer],
+) -> None:
+    hook, hook_server = receiver
+    running = start_stack(
+        webhook_url=f"{hook_server.url}/webhooks/elevenlabs",
+        webhook_secret=WEBHOOK_SECRET,
+        processing_seconds=0.1,
+        delay_webhook_s=0.5,
+    )
+    try:
+        url = await asyncio.to_thread(running.client.get_signed_url)
+        ws, conversation_id = await open_conversation(url, {"first_name": "Maria"})
+        await answer_and_wait_for_end(ws)
+        await poll(running.client, conversation_id, "done")
+        early = list(hook.hits)
+        arrived = await asyncio.to_thread(hook.arrived.wait, 3)
+    finally:
+        running.server.stop()
+    assert early == []
+    assert arrived
+
+
+async def test_unreachable_webhook_is_recorded_not_fatal() -> None:
+    running = start_stack(webhook_url="http://127.0.0.1:9/hook", webhook_secret=WEBHOOK_SECRET)
+    try:
+        delivery = await running.sandbox.send_webhook(
+            ConversationState("conv_x", "agent_sandbox", started_at=time.time(), status="done")
+        )
+    finally:
+        running.server.stop()
+    assert delivery.status_code is None
+    assert "ConnectError" in delivery.error
+    assert running.sandbox.webhooks == [delivery]
