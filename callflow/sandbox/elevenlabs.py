@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -44,9 +44,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Conne
 from websockets.frames import Close
 
 from callflow.providers.elevenlabs import SIGNATURE_HEADER, sign_webhook
-
-if TYPE_CHECKING:
-    from callflow.sandbox.agent import AgentConfig, ConversationRecord
+from callflow.sandbox.agent import AgentConfig, ConversationRecord, ScriptedAgent
 
 SIGNATURE_TTL_S: Final = 15 * 60
 CONVERSATION_WS_PATH: Final = "/v1/convai/conversation"
@@ -315,8 +313,11 @@ class ElevenLabsSandbox:
     """State and FastAPI app of the stand-in; serve ``.app`` with uvicorn (REST and WebSocket
     on the same port, like ``api.elevenlabs.io``).
 
-    ``agent`` is the scripted agent's configuration; its formats, client events and allowed
-    overrides are what ``GET /v1/convai/agents/{agent_id}`` reports.
+    ``agent`` is the scripted agent's configuration; its id, formats, client events and allowed
+    overrides are what ``GET /v1/convai/agents/{agent_id}`` reports. ``webhook_url`` may be set
+    after construction (the API's port is often known only once it is serving).
+    ``.requests`` lists the REST calls received, ``.conversations`` the conversations by id,
+    ``.webhooks`` the deliveries attempted and ``.refused`` the sockets turned down.
     """
 
     def __init__(
@@ -503,8 +504,6 @@ class ElevenLabsSandbox:
             self.active -= 1
 
     async def _run_conversation(self, websocket: WebSocket, agent_id: str) -> None:
-        from callflow.sandbox.agent import ScriptedAgent
-
         state = ConversationState(
             conversation_id=f"conv_{secrets.token_hex(13)}",
             agent_id=agent_id,
