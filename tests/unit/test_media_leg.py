@@ -124,7 +124,7 @@ async def test_frames_are_paced_at_real_time() -> None:
     times = [at for at, _ in seen.binary]
     assert len(times) >= 50
     span = times[49] - times[0]
-    assert span == pytest.approx(49 * FRAME_S, abs=0.06)
+    assert span == pytest.approx(49 * FRAME_S, abs=0.1)
 
 
 async def test_agent_audio_is_played_one_frame_per_tick() -> None:
@@ -184,7 +184,7 @@ async def test_turn_starts_after_the_agent_has_finished_talking() -> None:
         result = await run_for(url, 1.4, script)
     (turn,) = result.turns
     # agent audio is heard from the first tick for 400 ms, then 300 ms of quiet ends its turn
-    assert turn.started_s == pytest.approx(0.4 + 0.3, abs=0.05)
+    assert turn.started_s == pytest.approx(0.4 + 0.3, abs=0.08)
     assert not turn.over_agent
     assert turn.ended_s == pytest.approx(turn.started_s + 0.3, abs=0.05)
     assert speech_heard_at

@@ -302,7 +302,7 @@ async def test_whole_dialogue_turn_by_turn_ends_with_end_call_and_1000() -> None
     assert [entry.role for entry in record.transcript] == ["agent", "user"] * 3 + ["agent"]
     assert len(record.turn_latencies_s) == 3
     # the turn ends after 300 ms of quiet; then 50 ms of "thinking"
-    assert all(0.25 <= latency <= 0.8 for latency in record.turn_latencies_s)
+    assert all(0.25 <= latency <= 1.2 for latency in record.turn_latencies_s)
     assert record.violations == []
 
 
