@@ -353,11 +353,9 @@ def _rule(entry: Any, where: str) -> FieldRule:
     unknown = sorted(set(map(str, entry)) - _KEYS)
     if unknown:
         raise MappingError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    item, target, kind = entry.get("item"), entry.get("field"), entry.get("type")
-    for key, value in (("item", item), ("field", target), ("type", kind)):
-        if not isinstance(value, str) or not value.strip():
-            raise MappingError(f"{where}: '{key}' must be a non-empty string")
-    assert isinstance(item, str) and isinstance(target, str) and isinstance(kind, str)
+    item = _text_key(entry, "item", where)
+    target = _text_key(entry, "field", where)
+    kind = _text_key(entry, "type", where)
     if kind not in FIELD_TYPES:
         raise MappingError(f"{where}: type '{kind}' is not one of {', '.join(FIELD_TYPES)}")
     choices = _strings(entry.get("choices"), "choices", where)
@@ -373,14 +371,21 @@ def _rule(entry: Any, where: str) -> FieldRule:
     if isinstance(max_length, bool) or (isinstance(max_length, int) and max_length < 0):
         raise MappingError(f"{where}: max_length must be a positive integer")
     return FieldRule(
-        item=item.strip(),
-        field=target.strip(),
+        item=item,
+        field=target,
         type=kind,
         choices=choices,
         aliases=aliases,
         modules=modules,
         max_length=int(max_length or 0),
     )
+
+
+def _text_key(entry: dict[Any, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise MappingError(f"{where}: '{key}' must be a non-empty string")
+    return value.strip()
 
 
 def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:
