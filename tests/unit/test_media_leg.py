@@ -18,6 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from callflow.audio import UnsupportedFormat, rms_dbfs
+from callflow.sandbox.clips import ClipError, load_clip
 from callflow.sandbox.media_leg import (
     CalleeScript,
     CalleeScriptError,
@@ -302,3 +303,24 @@ def test_default_script_says_hello_first_then_answers_three_agent_turns() -> Non
     interrupting = CalleeScript.interrupting().turns
     assert interrupting[3].clip == "person_interrupt"
     assert interrupting[3].barge_in_after_ms is not None
+
+
+async def test_clip_is_resampled_to_the_leg_rate() -> None:
+    script = quiet_script(turns=(CalleeTurn(clip="person_hello", immediately=True, max_ms=300),))
+    async with bridge() as (url, _):
+        result = await run_for(url, 0.5, script, rate=8000)
+    sent = frames(result.sent, 8000)
+    voiced = [i for i, frame in enumerate(sent) if rms_dbfs(frame) > -60]
+    assert voiced[0] == 0
+    assert 12 <= len(voiced) <= 15  # 300 ms of speech, a quiet onset aside
+
+
+async def test_unknown_clip_is_refused_before_connecting() -> None:
+    script = quiet_script(turns=(CalleeTurn(clip="person_sings"),))
+    with pytest.raises(ClipError, match="unknown clip"):
+        await run_media_leg("ws://127.0.0.1:9/", {}, 16000, script)
+
+
+def test_clip_names_cannot_leave_the_clips_folder() -> None:
+    with pytest.raises(ClipError, match="invalid clip name"):
+        load_clip("../clips/person_hello")
