@@ -214,7 +214,12 @@ async def elevenlabs_post_call(request: Request) -> dict[str, str]:
     settings = get_settings()
     raw = await request.body()
 
-    from callflow.providers.elevenlabs import WebhookSignatureError, parse_post_call, verify_webhook
+    from callflow.providers.elevenlabs import (
+        WebhookPayloadError,
+        WebhookSignatureError,
+        parse_post_call,
+        verify_webhook,
+    )
 
     if not settings.elevenlabs_webhook_secret.get_secret_value():
         raise AuthError(503, "the ElevenLabs webhook secret is not configured on this server")
@@ -227,6 +232,8 @@ async def elevenlabs_post_call(request: Request) -> dict[str, str]:
         )
     except WebhookSignatureError as error:
         raise AuthError(401, f"signature rejected: {error}") from None
+    except WebhookPayloadError as error:
+        raise BadRequest(400, f"signed body is not a JSON object: {error}") from None
     try:
         event = parse_post_call(payload)
     except ValueError as error:
