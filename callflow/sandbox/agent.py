@@ -379,7 +379,6 @@ class ScriptedAgent:
         self._to_16k = Converter(self.input_format, PCM_16K)
         self._received = bytearray()
         self._pending = bytearray()
-        self._audio_ms = 0
         self._last_audio_at = 0.0
         self._speech_run_ms = 0
         self._silence_ms = 0
@@ -685,7 +684,6 @@ class ScriptedAgent:
         while len(self._pending) >= FRAME_BYTES_16K:
             frame = bytes(self._pending[:FRAME_BYTES_16K])
             del self._pending[:FRAME_BYTES_16K]
-            self._audio_ms += FRAME_MS
             await self._on_frame(frame)
 
     async def _on_frame(self, frame: bytes) -> None:
