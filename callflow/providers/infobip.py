@@ -27,6 +27,8 @@ from callflow.providers.errors import (
 PROVIDER = "infobip"
 #: Values Infobip accepts for a WEBSOCKET_ENDPOINT config's ``sampleRate`` (sent as strings).
 SAMPLE_RATES = frozenset({8000, 16000, 24000, 32000})
+#: ``connectTimeout`` has ``maximum: 60`` in the spec.
+MAX_CONNECT_TIMEOUT = 60
 _PAGE_SIZE = 100
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -81,6 +83,12 @@ class InfobipClient:
             raise InvalidInfobipRequest(f"'{mask(phone_number)}' is not an international number")
         if not settings.infobip_calls_configuration_id:
             raise InvalidInfobipRequest("CALLFLOW_INFOBIP_CALLS_CONFIGURATION_ID is not set")
+        if not 1 <= settings.infobip_connect_timeout <= MAX_CONNECT_TIMEOUT:
+            raise InvalidInfobipRequest(
+                f"CALLFLOW_INFOBIP_CONNECT_TIMEOUT must be 1..{MAX_CONNECT_TIMEOUT} seconds"
+            )
+        if settings.infobip_max_duration < 1:
+            raise InvalidInfobipRequest("CALLFLOW_INFOBIP_MAX_DURATION must be positive")
         body: dict[str, Any] = {
             "endpoint": {"type": "PHONE", "phoneNumber": digits},
             "callsConfigurationId": settings.infobip_calls_configuration_id,

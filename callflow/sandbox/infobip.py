@@ -187,6 +187,31 @@ class SimDialog:
             view["endTime"] = _ts(self.end_time)
         return view
 
+    def child_log(self, calls_configuration_id: str, source: str) -> dict[str, Any]:
+        """The WebSocket leg as a ``CallLog``, once it has ended."""
+        end = self.end_time or _now()
+        start = self.establish_time or end
+        code, description = ERROR_CODES["NORMAL_HANGUP"]
+        log: dict[str, Any] = {
+            "callId": self.child_call_id,
+            "endpoint": self.child_view()["endpoint"],
+            "direction": "OUTBOUND",
+            "state": "FINISHED",
+            "startTime": _ts(self.start_time),
+            "answerTime": _ts(start),
+            "endTime": _ts(end),
+            "duration": round((end - start).total_seconds()),
+            "parentCallId": self.parent_call_id,
+            "callsConfigurationIds": [calls_configuration_id],
+            "hasCameraVideo": False,
+            "hasScreenshareVideo": False,
+            "errorCode": {"id": code, "name": "NORMAL_HANGUP", "description": description},
+            "customData": dict(self.custom_data),
+            "dialogId": self.id,
+            "hangupSource": source,
+        }
+        return log
+
 
 @dataclass
 class SimCall:
@@ -292,7 +317,9 @@ class InfobipSandbox:
     """State and FastAPI app of the stand-in. Create it, serve ``.app``, point the client at it.
 
     ``time_scale`` multiplies every simulated delay (ringing, connect timeout, detection, max
-    duration); the media leg itself always runs at real time.
+    duration); the media leg itself always runs at real time. ``child_call_events`` also sends
+    the WebSocket leg's own CALL_ESTABLISHED / CALL_FINISHED (its ``callId`` is the child's, its
+    customData the dialog's), as a subscription on the calls configuration would receive them.
     """
 
     def __init__(
@@ -308,6 +335,7 @@ class InfobipSandbox:
         reorder_events: bool = False,
         time_scale: float = 1.0,
         media_leg: MediaLegRunner | None = None,
+        child_call_events: bool = False,
         rate_limits: bool = True,
         webhook_attempts: int = 3,
     ) -> None:
@@ -320,6 +348,7 @@ class InfobipSandbox:
         self.network = network or PhoneNetwork()
         self.duplicate_events = duplicate_events
         self.reorder_events = reorder_events
+        self.child_call_events = child_call_events
         self.time_scale = time_scale
         self.webhook_attempts = max(1, webhook_attempts)
         self._media_leg = media_leg or _run_media_leg
@@ -623,10 +652,14 @@ class InfobipSandbox:
         call.hangup_source = source
         machine_hung_up = call.detection == "MACHINE" and source == "API"
         call.error_name = "MACHINE_DETECTED" if machine_hung_up else "NORMAL_HANGUP"
-        if call.dialog is not None and call.dialog.end_time is None:
-            call.dialog.stop.set()
-            call.dialog.end_time = call.end_time
-            call.dialog.state = "FINISHED"
+        dialog = call.dialog
+        if dialog is not None and dialog.end_time is None:
+            dialog.stop.set()
+            dialog.end_time = call.end_time
+            dialog.state = "FINISHED"
+            if self.child_call_events and dialog.establish_time is not None:
+                child_end = self._child_event(call, dialog, "CALL_FINISHED", source)
+                call.outbox.put_nowait([child_end])
         self._log(call.id, "finished", by=source, duration=call.duration, error=call.error_name)
         self._emit(call, "CALL_FINISHED")
 
@@ -695,6 +728,9 @@ class InfobipSandbox:
         def on_event(name: str, data: dict[str, Any]) -> None:
             if name == "connected" and dialog.establish_time is None:
                 dialog.state, dialog.establish_time = "ESTABLISHED", _now()
+                if self.child_call_events and not call.ended.is_set():
+                    established = self._child_event(call, dialog, "CALL_ESTABLISHED", "")
+                    call.outbox.put_nowait([established])
             self._log(call.id, f"media {name}", **data)
 
         try:
@@ -856,6 +892,24 @@ class InfobipSandbox:
             event["properties"] = {"call": call.view(), "apiBaseUrl": self.public_base_url}
         return event
 
+    def _child_event(
+        self, call: SimCall, dialog: SimDialog, kind: str, source: str
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "type": kind,
+            "callId": dialog.child_call_id,
+            "dialogId": dialog.id,
+            "timestamp": _ts(_now()),
+            "callsConfigurationId": call.calls_configuration_id,
+        }
+        if kind in END_EVENTS:
+            log = dialog.child_log(call.calls_configuration_id, source)
+            event["properties"] = {"callLog": log}
+        else:
+            view = {**dialog.child_view(), "callsConfigurationId": call.calls_configuration_id}
+            event["properties"] = {"call": view, "apiBaseUrl": self.public_base_url}
+        return event
+
     def _emit(self, call: SimCall, kind: str) -> None:
         call.outbox.put_nowait([self._event(call, kind)])
 
@@ -864,7 +918,7 @@ class InfobipSandbox:
         held: list[dict[str, Any]] = []
         while True:
             batch = await call.outbox.get()
-            final = any(e["type"] in END_EVENTS for e in batch)
+            final = any(e["type"] in END_EVENTS and e["callId"] == call.id for e in batch)
             if self.reorder_events:
                 if not final and [e["type"] for e in batch] == ["CALL_RINGING"]:
                     held.extend(batch)  # a late CALL_RINGING, after the next event(s)
@@ -879,6 +933,7 @@ class InfobipSandbox:
 
     async def _post_event(self, call: SimCall, event: dict[str, Any]) -> None:
         self.events_sent.append(event)
+        self._log(event["callId"], f"event {event['type']}")
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
         for target in self._targets:

@@ -75,6 +75,7 @@ def traffic() -> Iterator[tuple[InfobipSandbox, list[tuple[str, str, int, Any]]]
             events_username=WEBHOOK_USER,
             events_password=WEBHOOK_PASSWORD,
             time_scale=0.01,
+            child_call_events=True,
         )
         with ServerThread(sandbox.app) as api:
             settings = Settings(

@@ -200,6 +200,27 @@ def test_a_number_that_is_not_international_digits_is_refused_before_sending(
     assert stack.sandbox.requests == []
 
 
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"infobip_connect_timeout": 61},
+        {"infobip_connect_timeout": 0},
+        {"infobip_max_duration": 0},
+        {"infobip_calls_configuration_id": ""},
+        {"infobip_api_key": SecretStr("")},
+    ],
+)
+def test_settings_infobip_would_refuse_fail_clearly_before_sending(
+    stack: Stack, update: dict[str, Any]
+) -> None:
+    client = InfobipClient(stack.settings.model_copy(update=update))
+
+    with pytest.raises(InvalidInfobipRequest, match="CALLFLOW_INFOBIP_"):
+        client.place_call(NUMBER, custom_data={}, external_id="x")
+
+    assert stack.sandbox.requests == []
+
+
 def test_non_string_custom_data_is_refused_before_sending(stack: Stack) -> None:
     with pytest.raises(InvalidInfobipRequest, match="attempt"):
         stack.client.place_call(NUMBER, custom_data={"attempt": 1}, external_id="x")  # type: ignore[dict-item]

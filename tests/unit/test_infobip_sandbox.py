@@ -4,6 +4,7 @@ WebSocket bridge."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -488,4 +489,49 @@ def test_the_call_log_tells_what_happened_to_each_call(env: Env) -> None:
     assert entries == [
         ("placed", {"to": "********727", "behaviour": "busy"}),
         ("failed", {"error": "BUSY"}),
+        ("event CALL_FAILED", {}),
     ]
+
+
+def test_child_call_events_report_the_websocket_leg_with_the_dialogs_custom_data(
+    hooks: tuple[Receiver, ServerThread],
+) -> None:
+    for env in _with_webhook(hooks, child_call_events=True):
+        config_id = _config(env)
+        call_id = _answered(env, "dialog-3")
+        client = InfobipClient(
+            env.client._settings.model_copy(update={"infobip_media_stream_config_id": config_id})
+        )
+        dialog = client.create_dialog(call_id, custom_data={"session_id": "dialog-3"})
+
+        env.ended_events(call_id)
+        child = [parse_event(e) for e in env.ended_events(dialog.child_call_id)]
+        assert [(e.type, e.dialog_id, e.session_id) for e in child] == [
+            ("CALL_ESTABLISHED", dialog.id, "dialog-3"),
+            ("CALL_FINISHED", dialog.id, "dialog-3"),
+        ]
+        assert child[-1].outcome() is Outcome.ANSWERED
+        assert env.receiver.types_for(call_id)[-1] == "CALL_FINISHED"
+
+
+async def test_the_stand_in_runs_inside_the_callers_event_loop() -> None:
+    sandbox = InfobipSandbox(API_KEY, time_scale=SCALE)
+    sandbox.set_behaviour(NUMBER, [net.reject(after_s=1)])
+    transport = httpx.ASGITransport(app=sandbox.app)
+    body = {
+        "endpoint": {"type": "PHONE", "phoneNumber": NUMBER.lstrip("+")},
+        "callsConfigurationId": CALLS_CONFIGURATION_ID,
+        "customData": {"session_id": "s-9"},
+    }
+    async with httpx.AsyncClient(transport=transport, base_url="http://infobip") as api:
+        started = asyncio.get_running_loop().time()
+        answer = await api.post("/calls/1/calls", json=body, headers=APP_AUTH)
+        answered_after = asyncio.get_running_loop().time() - started
+
+        call = await sandbox.wait_finished(answer.json()["id"], timeout_s=5)
+
+    assert answer.status_code == 201
+    assert answered_after < 0.2
+    assert call.state == "FAILED"
+    assert sandbox.events_for(call.id) == ["CALL_RINGING", "CALL_FAILED"]
+    await sandbox.aclose()
