@@ -36,10 +36,6 @@ class Behaviour:
     def picks_up(self) -> bool:
         return self.kind in ("answer", "voicemail")
 
-    @property
-    def rings(self) -> bool:
-        return self.kind in ("answer", "no_answer", "reject", "voicemail")
-
 
 def answer(after_s: float = 1.0, *, hangup_after_s: float | None = None) -> Behaviour:
     return Behaviour("answer", after_s, hangup_after_s)

@@ -224,11 +224,9 @@ def test_the_voice_video_subscription_the_tests_create_matches_the_spec() -> Non
 
 
 def _subscriptions_prefix() -> str:
-    names = subscriptions_spec().spec["components"]["schemas"]
-    return (
-        next(n for n in names if n.endswith(".VoiceVideoSubscriptionRequest")).rsplit(".", 1)[0]
-        + "."
-    )
+    names: list[str] = list(subscriptions_spec().spec["components"]["schemas"])
+    name = next(n for n in names if n.endswith(".VoiceVideoSubscriptionRequest"))
+    return name.rsplit(".", 1)[0] + "."
 
 
 def test_the_event_types_the_parser_knows_are_event_types_of_the_spec() -> None:
