@@ -1,0 +1,1 @@
+"""The callflow CDK app: one stack per stage (dev, prod) with everything a deployment needs."""

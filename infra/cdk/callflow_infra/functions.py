@@ -1,0 +1,102 @@
+"""The Lambda functions: the API and one per workflow task, all from one code asset.
+
+Python 3.12 on arm64 (Graviton: cheaper per millisecond, and every pinned dependency ships aarch64
+wheels). Each function gets its own log group with the stage's retention instead of the implicit
+never-expiring one, and X-Ray active tracing so one call can be followed across the API, the state
+machine and the tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import AssetHashType, Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from callflow_infra.bundle import LambdaBundle
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda: its module under ``functions/``, the ASL substitution naming it, its limits."""
+
+    module: str
+    substitution: str | None
+    timeout_seconds: int
+    memory_mib: int = 512
+
+
+API = FunctionSpec("api", None, timeout_seconds=29, memory_mib=1024)
+TASKS = (
+    FunctionSpec("prepare", "PrepareFunctionArn", timeout_seconds=60),
+    FunctionSpec("place_call", "PlaceCallFunctionArn", timeout_seconds=60),
+    FunctionSpec("plan_retry", "PlanRetryFunctionArn", timeout_seconds=30),
+    FunctionSpec("await_analysis", "AwaitAnalysisFunctionArn", timeout_seconds=60),
+    FunctionSpec("fetch_analysis", "FetchAnalysisFunctionArn", timeout_seconds=60),
+    FunctionSpec("write_back", "WriteBackFunctionArn", timeout_seconds=120),
+    FunctionSpec("mark_failed", "MarkFailedFunctionArn", timeout_seconds=30),
+)
+
+
+def construct_name(module: str) -> str:
+    """``place_call`` -> ``PlaceCall``: stable logical ids that read like the ASL states."""
+    return "".join(part.capitalize() for part in module.split("_"))
+
+
+class Functions(Construct):
+    """Creates every function with the shared environment; exposes them by module name."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bundle: LambdaBundle,
+        environment: dict[str, str],
+        log_retention: logs.RetentionDays,
+        removal: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        code = lambda_.Code.from_asset(
+            str(bundle.path),
+            asset_hash=bundle.asset_hash,
+            asset_hash_type=AssetHashType.CUSTOM,
+        )
+        self.by_module: dict[str, lambda_.Function] = {}
+        for spec in (API, *TASKS):
+            name = construct_name(spec.module)
+            log_group = logs.LogGroup(
+                self, f"{name}Logs", retention=log_retention, removal_policy=removal
+            )
+            self.by_module[spec.module] = lambda_.Function(
+                self,
+                name,
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                architecture=lambda_.Architecture.ARM_64,
+                handler=f"functions.{spec.module}.handler",
+                code=code,
+                timeout=Duration.seconds(spec.timeout_seconds),
+                memory_size=spec.memory_mib,
+                environment=dict(environment),
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+                description=f"callflow {spec.module}",
+            )
+
+    @property
+    def api(self) -> lambda_.Function:
+        return self.by_module[API.module]
+
+    @property
+    def tasks(self) -> dict[str, lambda_.Function]:
+        return {spec.module: self.by_module[spec.module] for spec in TASKS}
+
+    def substitutions(self) -> dict[str, str]:
+        """ASL ``${...}`` name -> function ARN, for the state machine definition."""
+        return {
+            spec.substitution: self.by_module[spec.module].function_arn
+            for spec in TASKS
+            if spec.substitution
+        }

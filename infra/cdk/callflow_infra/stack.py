@@ -1,0 +1,199 @@
+"""The callflow stack: state, functions, workflow, API, bridge and monitoring, wired together.
+
+The stack is environment-agnostic (no account or region in the template, nothing looked up), so
+``cdk synth`` works offline with no credentials, and the same template deploys to whichever account
+and region the deploying credentials point at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from callflow_infra.bridge import Bridge
+from callflow_infra.bundle import LambdaBundle
+from callflow_infra.functions import Functions
+from callflow_infra.http_api import HttpApi
+from callflow_infra.monitoring import Monitoring
+from callflow_infra.nag import acknowledge
+from callflow_infra.stage import StageConfig
+from callflow_infra.state import State
+from callflow_infra.workflow import Workflow
+
+# Task tokens are not IAM resources: these actions only accept "*" (see nag.py).
+TASK_TOKEN_ACTIONS = [
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "states:SendTaskHeartbeat",
+]
+
+
+class CallflowStack(Stack):
+    """Everything one stage of callflow needs in an AWS account."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: StageConfig,
+        repo_root: Path,
+        bundle: LambdaBundle,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id, description=description)
+        removal = RemovalPolicy.RETAIN if stage.retain else RemovalPolicy.DESTROY
+        retention = _retention(stage.log_retention_days)
+
+        self.state = State(self, "State", retain=stage.retain)
+        shared_env = {
+            **stage.environment(),
+            "CALLFLOW_TABLE_NAME": self.state.table.table_name,
+            "CALLFLOW_SECRETS_ID": self.state.secret.secret_arn,
+            "POWERTOOLS_METRICS_NAMESPACE": "Callflow",
+        }
+
+        self.functions = Functions(
+            self,
+            "Functions",
+            bundle=bundle,
+            environment={**shared_env, "POWERTOOLS_SERVICE_NAME": "callflow"},
+            log_retention=retention,
+            removal=removal,
+        )
+        for function in self.functions.by_module.values():
+            self.state.table.grant_read_write_data(function)
+            self.state.secret.grant_read(function)
+
+        self.workflow = Workflow(
+            self,
+            "Workflow",
+            definition_file=repo_root / "functions" / "workflow.asl.json",
+            tasks=self.functions.tasks,
+            substitutions=self.functions.substitutions(),
+            log_retention=retention,
+            removal=removal,
+        )
+        machine = self.workflow.state_machine
+
+        api_function = self.functions.api
+        api_function.add_environment("CALLFLOW_STATE_MACHINE_ARN", machine.state_machine_arn)
+        machine.grant_start_execution(api_function)
+        api_function.add_to_role_policy(
+            iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"])
+        )
+        for function in self.functions.tasks.values():
+            # await_analysis resumes its own wait when the results are already in.
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"])
+            )
+
+        self.http = HttpApi(
+            self, "Http", handler=api_function, log_retention=retention, removal=removal
+        )
+
+        self.bridge = Bridge(
+            self,
+            "Bridge",
+            repo_root=repo_root,
+            stage=stage,
+            environment={**shared_env, "AWS_REGION": self.region},
+            table=self.state.table,
+            secret=self.state.secret,
+            log_retention=retention,
+            removal=removal,
+        )
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            stage_name=stage.name,
+            alarm_email=stage.alarm_email,
+            functions=self.functions.by_module,
+            state_machine=machine,
+            http_api=self.http.api,
+            target_group=self.bridge.target_group,
+            load_balancer=self.bridge.load_balancer,
+        )
+
+        api_url = self.http.url
+        outputs = {
+            "ApiUrl": (api_url, "Base URL of the HTTP API"),
+            "ZohoWebhookUrl": (f"{api_url}/webhooks/zoho", "Zoho workflow rule webhook URL"),
+            "InfobipWebhookUrl": (
+                f"{api_url}/webhooks/infobip/{{infobip_webhook_path_secret}}",
+                "Infobip events URL; replace the braces with the secret's "
+                "infobip_webhook_path_secret (callflow setup infobip does it)",
+            ),
+            "ElevenLabsWebhookUrl": (
+                f"{api_url}/webhooks/elevenlabs",
+                "ElevenLabs post-call webhook URL",
+            ),
+            "BridgeWebSocketUrl": (
+                f"wss://{self.bridge.host}/{{bridge_path_secret}}",
+                "Infobip media-stream URL; replace the braces with the secret's bridge_path_secret",
+            ),
+            "BridgeLoadBalancerDns": (
+                self.bridge.load_balancer.load_balancer_dns_name,
+                "Point the bridge domain's DNS record (CNAME/alias) here",
+            ),
+            "TableName": (self.state.table.table_name, "DynamoDB table"),
+            "SecretArn": (self.state.secret.secret_arn, "Secrets Manager secret to fill in"),
+            "StateMachineArn": (machine.state_machine_arn, "Call workflow"),
+            "AlarmTopicArn": (self.monitoring.topic.topic_arn, "Subscribe to receive alarms"),
+            "DashboardName": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
+        }
+        for name, (value, text) in outputs.items():
+            CfnOutput(self, name, value=value, description=text)
+
+        self._accept_nag_findings()
+
+    def _accept_nag_findings(self) -> None:
+        """The cdk-nag findings this design accepts, on the constructs that cause them."""
+        acknowledge(self.state.secret, "AwsSolutions-SMG4")
+        for function in self.functions.by_module.values():
+            acknowledge(
+                function,
+                "AwsSolutions-L1",
+                "AwsSolutions-IAM5[Resource::*]",
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+            )
+        acknowledge(self.workflow.state_machine, "AwsSolutions-IAM5[Resource::*]")
+        acknowledge(self.http.api, "AwsSolutions-APIG4")
+        bridge = self.bridge
+        acknowledge(bridge.task_definition, "AwsSolutions-ECS2")
+        acknowledge(
+            bridge.task_definition.obtain_execution_role(), "AwsSolutions-IAM5[Resource::*]"
+        )
+        acknowledge(
+            bridge.task_definition.task_role,
+            "AwsSolutions-IAM5[task-protection]",
+            finding=f"Resource::{bridge.task_protection_resource_pattern}",
+        )
+        acknowledge(bridge.alb_security_group, "AwsSolutions-EC23")
+        acknowledge(bridge.load_balancer, "AwsSolutions-ELB2")
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    if days not in _RETENTION:
+        raise ValueError(f"log_retention_days must be one of {sorted(_RETENTION)}, got {days}")
+    return _RETENTION[days]

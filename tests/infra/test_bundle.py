@@ -1,0 +1,69 @@
+"""The Lambda bundle: aarch64 CPython 3.12 wheels plus the project's code, cached by pins."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from callflow_infra import bundle as bundle_module
+from callflow_infra.bundle import BundleError, build_lambda_bundle, runtime_requirements
+
+from .conftest import CDK_DIR, REPO_ROOT
+
+CACHE = CDK_DIR / ".build"
+
+
+def test_requirements_are_the_pinned_project_dependencies() -> None:
+    requirements = runtime_requirements(REPO_ROOT / "pyproject.toml")
+    assert "fastapi==0.165.0" in requirements
+    assert all("==" in r for r in requirements)
+    assert not any(r.startswith(("moto", "aws-cdk-lib", "websockets")) for r in requirements)
+
+
+def test_bundle_holds_aarch64_cp312_binaries_and_the_code() -> None:
+    built = build_lambda_bundle(REPO_ROOT, CACHE)
+    assert (built.path / "functions" / "api.py").is_file()
+    assert (built.path / "functions" / "workflow.asl.json").is_file()
+    assert (built.path / "callflow" / "config.py").is_file()
+    assert not (built.path / "callflow" / "sandbox").exists()
+    binaries = [p.name for p in (built.path / "pydantic_core").glob("*.so")]
+    assert binaries and all("cpython-312-aarch64-linux-gnu" in name for name in binaries)
+    assert not list(built.path.rglob("__pycache__"))
+
+
+def test_second_build_reuses_the_cache_without_pip(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = build_lambda_bundle(REPO_ROOT, CACHE)
+
+    def no_pip(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        raise AssertionError("pip ran although the pins did not change")
+
+    monkeypatch.setattr(subprocess, "run", no_pip)
+    again = build_lambda_bundle(REPO_ROOT, CACHE)
+    assert again == first
+
+
+def test_code_change_changes_the_asset_hash(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "functions").mkdir(parents=True)
+    (repo / "pyproject.toml").write_bytes((REPO_ROOT / "pyproject.toml").read_bytes())
+    (repo / "functions" / "api.py").write_text("VALUE = 1\n")
+    cache = tmp_path / "cache"
+    deps = bundle_module.dependencies_dir(REPO_ROOT, CACHE)
+    (cache / deps.name).mkdir(parents=True)  # same pins: an (empty) cached install to reuse
+    first = build_lambda_bundle(repo, cache)
+    (repo / "functions" / "api.py").write_text("VALUE = 2\n")
+    second = build_lambda_bundle(repo, cache)
+    assert first.asset_hash != second.asset_hash
+    assert (second.path / "functions" / "api.py").read_text() == "VALUE = 2\n"
+
+
+def test_pip_failure_is_reported_with_pips_reason(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "0"\ndependencies = ["no-such-dist-callflow==0.0.0"]\n'
+    )
+    with pytest.raises(BundleError, match="no-such-dist-callflow"):
+        bundle_module.dependencies_dir(repo, tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("deps-*"))

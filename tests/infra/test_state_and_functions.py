@@ -1,0 +1,145 @@
+"""The table, the secret, the Lambda functions, the HTTP API and the IAM they get."""
+
+from __future__ import annotations
+
+import json
+
+from callflow_infra.functions import TASKS
+from callflow_infra.http_api import ROUTES
+from callflow_infra.state import GENERATED_KEY, SECRET_KEYS
+from starlette.routing import Route
+
+from callflow.config import Settings
+
+from .cfn import actions_of, flatten, resources_of, statements
+from .conftest import Synthesized
+
+ALL_MODULES = ["api", *(spec.module for spec in TASKS)]
+
+
+def test_table_is_on_demand_with_ttl_and_point_in_time_recovery(dev: Synthesized) -> None:
+    (table,) = dev.of_type("AWS::DynamoDB::GlobalTable").values()
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    (replica,) = props["Replicas"]
+    assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+
+
+def test_one_secret_holds_every_secret_setting(dev: Synthesized) -> None:
+    (secret,) = dev.of_type("AWS::SecretsManager::Secret").values()
+    generator = secret["Properties"]["GenerateSecretString"]
+    keys = set(json.loads(generator["SecretStringTemplate"])) | {generator["GenerateStringKey"]}
+    secret_settings = {
+        name for name, info in Settings.model_fields.items() if "SecretStr" in repr(info.annotation)
+    }
+    assert keys == secret_settings == set(SECRET_KEYS)
+    assert generator["GenerateStringKey"] == GENERATED_KEY
+
+
+def test_every_function_is_python312_on_arm64_with_tracing(dev: Synthesized) -> None:
+    functions = dev.of_type("AWS::Lambda::Function")
+    handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
+    assert handlers == sorted(f"functions.{m}.handler" for m in ALL_MODULES)
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_functions_get_table_secret_and_powertools_settings(dev: Synthesized) -> None:
+    table = dev.logical_id(dev.stack.state.table)
+    secret = dev.stack.get_logical_id(dev.stack.state.secret.node.default_child)  # type: ignore[arg-type]
+    for function in dev.of_type("AWS::Lambda::Function").values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert env["CALLFLOW_TABLE_NAME"] == {"Ref": table}
+        assert env["CALLFLOW_SECRETS_ID"] == {"Ref": secret}
+        assert env["POWERTOOLS_SERVICE_NAME"] == "callflow"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Callflow"
+        # Non-secret settings from the stage's context block.
+        assert env["CALLFLOW_INFOBIP_SAMPLE_RATE"] == "16000"
+        assert not any(name.endswith(("_API_KEY", "_PASSWORD", "_TOKEN")) for name in env)
+
+
+def test_only_the_api_knows_the_state_machine(dev: Synthesized) -> None:
+    machine = dev.logical_id(dev.stack.workflow.state_machine)
+    for logical_id, function in dev.of_type("AWS::Lambda::Function").items():
+        env = function["Properties"]["Environment"]["Variables"]
+        is_api = function["Properties"]["Handler"] == "functions.api.handler"
+        assert ("CALLFLOW_STATE_MACHINE_ARN" in env) == is_api, logical_id
+        if is_api:
+            assert env["CALLFLOW_STATE_MACHINE_ARN"] == {"Ref": machine}
+
+
+def test_api_role_is_scoped_to_its_table_secret_and_state_machine(dev: Synthesized) -> None:
+    api = dev.stack.functions.api
+    role = dev.logical_id(api.role)
+    table = f"<{dev.logical_id(dev.stack.state.table)}>"
+    secret = f"<{dev.stack.get_logical_id(dev.stack.state.secret.node.default_child)}>"  # type: ignore[arg-type]
+    machine = f"<{dev.logical_id(dev.stack.workflow.state_machine)}>"
+    by_action: dict[str, set[str]] = {}
+    for statement in statements(dev.resources, role):
+        assert statement["Effect"] == "Allow"
+        for action in actions_of(statement):
+            by_action.setdefault(action, set()).update(resources_of(statement))
+    for action, resources in by_action.items():
+        if action.startswith("dynamodb:"):
+            assert resources <= {table, f"{table}/index/*"}, action
+        elif action.startswith("secretsmanager:"):
+            assert resources == {secret}, action
+        elif action == "states:StartExecution":
+            assert resources == {machine}
+        elif action in ("states:SendTaskSuccess", "states:SendTaskFailure"):
+            assert resources == {"*"}
+        else:
+            assert action in (
+                "states:SendTaskHeartbeat",
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+            ), action
+    assert {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"} <= set(by_action)
+    assert {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= set(
+        by_action
+    )
+
+
+def test_task_roles_may_resume_tasks_but_not_start_executions(dev: Synthesized) -> None:
+    table = f"<{dev.logical_id(dev.stack.state.table)}>"
+    for module, function in dev.stack.functions.tasks.items():
+        actions: set[str] = set()
+        for statement in statements(dev.resources, dev.logical_id(function.role)):
+            for action in actions_of(statement):
+                actions.add(action)
+                if action.startswith("dynamodb:"):
+                    assert set(resources_of(statement)) <= {table, f"{table}/index/*"}
+        assert "states:SendTaskSuccess" in actions, module
+        assert "states:StartExecution" not in actions, module
+        assert "secretsmanager:GetSecretValue" in actions, module
+
+
+def test_http_api_routes_exactly_what_the_app_serves(dev: Synthesized) -> None:
+    from functions.api import app
+
+    served = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, Route) and route.path not in ("/docs/oauth2-redirect", "/redoc")
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    routed = {
+        tuple(r["Properties"]["RouteKey"].split(" ", 1))
+        for r in dev.of_type("AWS::ApiGatewayV2::Route").values()
+    }
+    assert routed == served
+    assert routed == {(m.value, p) for m, p in ROUTES}
+
+
+def test_api_stage_writes_access_logs_without_the_secret_path(dev: Synthesized) -> None:
+    (stage,) = dev.of_type("AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert "$context.routeKey" in settings["Format"]
+    assert "$context.path" not in settings["Format"]
+    assert flatten(settings["DestinationArn"]).startswith("<")

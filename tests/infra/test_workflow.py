@@ -1,0 +1,79 @@
+"""The state machine: the project's ASL file with its substitutions, logging and tracing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from callflow_infra.workflow import DefinitionError, check_substitutions
+
+from .cfn import flatten, resources_of, statements
+from .conftest import REPO_ROOT, Synthesized
+
+ASL = REPO_ROOT / "functions" / "workflow.asl.json"
+
+
+def deployed_definition(dev: Synthesized) -> dict[str, Any]:
+    (machine,) = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    return dict(json.loads(flatten(machine["Properties"]["DefinitionString"])))
+
+
+def test_definition_carries_the_asl_files_retry_and_catch_policies(dev: Synthesized) -> None:
+    source = json.loads(ASL.read_text())
+    deployed = deployed_definition(dev)
+    assert deployed["States"].keys() == source["States"].keys()
+    with_retries = [name for name, state in source["States"].items() if "Retry" in state]
+    assert with_retries, "the ASL file is expected to declare Retry policies"
+    for name, state in source["States"].items():
+        assert deployed["States"][name].get("Retry") == state.get("Retry"), name
+        assert deployed["States"][name].get("Catch") == state.get("Catch"), name
+
+
+def test_every_function_placeholder_is_substituted_by_a_task_function_arn(
+    dev: Synthesized,
+) -> None:
+    (machine,) = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    substitutions = machine["Properties"]["DefinitionSubstitutions"]
+    placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", ASL.read_text()))
+    assert set(substitutions) == placeholders
+    tasks = {
+        f"<{dev.logical_id(function)}>": module
+        for module, function in dev.stack.functions.tasks.items()
+    }
+    targets = {name: tasks[flatten(value)] for name, value in substitutions.items()}
+    assert sorted(targets.values()) == sorted(tasks.values())
+    assert targets["PlaceCallFunctionArn"] == "place_call"
+    assert targets["MarkFailedFunctionArn"] == "mark_failed"
+
+
+def test_state_machine_logs_all_events_and_traces(dev: Synthesized) -> None:
+    (machine,) = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    logging = props["LoggingConfiguration"]
+    assert logging["Level"] == "ALL"
+    assert logging["IncludeExecutionData"] is True
+    (destination,) = logging["Destinations"]
+    log_group = dev.logical_id(dev.stack.workflow.log_group)
+    assert destination["CloudWatchLogsLogGroup"]["LogGroupArn"] == {
+        "Fn::GetAtt": [log_group, "Arn"]
+    }
+
+
+def test_state_machine_may_invoke_only_the_task_functions(dev: Synthesized) -> None:
+    machine = dev.stack.workflow.state_machine
+    invoked: set[str] = set()
+    for statement in statements(dev.resources, dev.logical_id(machine.role)):
+        if "lambda:InvokeFunction" in statement["Action"]:
+            invoked.update(resources_of(statement))
+    assert invoked == {f"<{dev.logical_id(f)}>" for f in dev.stack.functions.tasks.values()}
+
+
+def test_unfilled_placeholder_stops_the_synth(tmp_path: Path) -> None:
+    asl = tmp_path / "flow.asl.json"
+    asl.write_text(json.dumps({"States": {"A": {"Parameters": {"FunctionName": "${Missing}"}}}}))
+    with pytest.raises(DefinitionError, match="Missing"):
+        check_substitutions(asl, {"Other": "arn"})
