@@ -262,6 +262,9 @@ class Receiver:
     hold_s: float = 0.3
     events: list[dict[str, Any]] = field(default_factory=list)
     refused: int = 0
+    unavailable_for: int = 0
+    """Answer 503 to this many authorised event POSTs first (as the API does when it wants
+    Infobip to redeliver)."""
     first_frames: list[dict[str, Any]] = field(default_factory=list)
     closed_by_caller: dict[str, bool] = field(default_factory=dict)
     """Per ``session_id`` of the first frame: did the child call close the socket first?"""
@@ -281,6 +284,9 @@ class Receiver:
                 return JSONResponse({"detail": "unauthorized"}, status_code=401)
             body = await request.json()
             with self.lock:
+                if self.unavailable_for > 0:
+                    self.unavailable_for -= 1
+                    return JSONResponse({"detail": "try again"}, status_code=503)
                 self.events.append(body)
             return JSONResponse({"result": "ok"})
 

@@ -296,6 +296,15 @@ def test_a_webhook_refusing_the_credentials_is_not_retried(
         assert env.receiver.types_for(call_id) == []
 
 
+def test_an_event_the_webhook_answers_503_to_is_delivered_again(env: Env) -> None:
+    env.sandbox.set_behaviour(NUMBER, [net.busy()])
+    env.receiver.unavailable_for = 1
+    call_id = env.place()
+
+    assert [e["type"] for e in env.ended_events(call_id)] == ["CALL_FAILED"]
+    assert [(d.status, d.attempt) for d in env.sandbox.deliveries] == [(503, 1), (200, 2)]
+
+
 def test_requests_without_the_app_key_get_the_documented_401(env: Env) -> None:
     for headers in ({}, {"Authorization": "App wrong"}, {"Authorization": f"Basic {API_KEY}"}):
         answer = env.api.post("/calls/1/calls", json={}, headers=headers)
