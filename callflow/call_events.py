@@ -124,7 +124,9 @@ def _call_ended(services: Services, session_id: str, attempt: int, event: Infobi
     outcome = event.outcome() or Outcome.FAILED
     if current is not None and current.call_state == MACHINE_STATE:
         outcome = Outcome.MACHINE
-    detail = event.error_description or event.error_name or ""
+    detail = (
+        "" if outcome is Outcome.ANSWERED else (event.error_description or event.error_name or "")
+    )
     moved = services.store.advance(
         session_id,
         SessionStatus.CALL_ENDED,

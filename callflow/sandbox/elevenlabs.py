@@ -121,6 +121,8 @@ class ConversationState:
     transcript: list[TranscriptLine] = field(default_factory=list)
     collected: dict[str, Any] = field(default_factory=dict)
     termination_reason: str = ""
+    live: Any = None
+    """The scripted agent's record while the conversation runs (its transcript grows live)."""
     error: str = ""
 
 
@@ -529,6 +531,7 @@ class ElevenLabsSandbox:
 
         socket = StarletteAgentSocket(websocket, on_received=watch)
         agent = ScriptedAgent(self.agent, conversation_id=state.conversation_id)
+        state.live = agent.record
         try:
             record = await agent.run(socket)
         except Exception as error:
