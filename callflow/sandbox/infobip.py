@@ -586,9 +586,7 @@ class InfobipSandbox:
         ring_s = min(behaviour.after_s, float(call.connect_timeout))
         if await self._wait_ended(call, ring_s):
             return
-        if behaviour.kind == "no_answer" or (
-            behaviour.picks_up and behaviour.after_s >= call.connect_timeout
-        ):
+        if behaviour.kind == "no_answer" or behaviour.after_s >= call.connect_timeout:
             self._fail(call, "NO_ANSWER", "NO_ANSWER", "PLATFORM")
             return
         if behaviour.kind == "reject":

@@ -191,6 +191,22 @@ def test_a_numbers_behaviours_apply_one_per_call_and_the_last_repeats(env: Env) 
     assert env.sandbox.network.calls_to(NUMBER) == 3
 
 
+@pytest.mark.parametrize("behaviour", [net.answer(after_s=45), net.reject(after_s=45)])
+def test_a_phone_that_rings_past_the_connect_timeout_is_not_answered(
+    env: Env, behaviour: net.Behaviour
+) -> None:
+    env.sandbox.set_behaviour(NUMBER, [behaviour])
+
+    call_id = env.place()
+
+    last = parse_event(env.ended_events(call_id)[-1])
+    assert (last.type, last.error_name, last.outcome()) == (
+        "CALL_FAILED",
+        "NO_ANSWER",
+        Outcome.NO_ANSWER,
+    )
+
+
 def test_duplicate_events_sends_every_event_twice(hooks: tuple[Receiver, ServerThread]) -> None:
     for env in _with_webhook(hooks, duplicate_events=True):
         env.sandbox.set_behaviour(NUMBER, [net.reject(after_s=1)])
