@@ -280,7 +280,8 @@ def _string_map(values: dict[str, str]) -> dict[str, str]:
 
 
 def _path_id(value: str) -> str:
-    if not value or not all(c.isalnum() or c in "-_." for c in value):
+    allowed = all(c.isalnum() or c in "-_." for c in value)
+    if not allowed or not any(c.isalnum() for c in value):
         raise InvalidInfobipRequest(f"{value!r} is not an Infobip id")
     return value
 

@@ -347,5 +347,7 @@ def test_ids_that_would_change_the_url_path_are_refused() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise AssertionError("nothing may be sent")
 
-    with pytest.raises(InvalidInfobipRequest):
-        _client_with(handler).hangup_call("../dialogs/x")
+    client = _client_with(handler)
+    for bad in ("../dialogs/x", "..", "", "a b", "c-1?x=1"):
+        with pytest.raises(InvalidInfobipRequest):
+            client.hangup_call(bad)
