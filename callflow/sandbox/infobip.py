@@ -475,26 +475,48 @@ class InfobipSandbox:
             configs = list(self.media_stream_configs.values())
             return {
                 "results": configs[page * size : (page + 1) * size],
-                "paging": {
-                    "page": page,
-                    "size": size,
-                    "totalPages": max(1, math.ceil(len(configs) / size)),
-                    "totalResults": len(configs),
-                },
+                **_paging(page, size, configs),
             }
 
         @app.post("/subscriptions/1/security", status_code=201)
         async def create_security(request: Request) -> dict[str, Any]:
-            security = self._security(await self._enter(request), "")
-            return {"authId": security["authId"]}
+            return {"authId": self._security(await self._enter(request), "")}
 
         @app.post("/subscriptions/1/profiles", status_code=201)
         async def create_profile(request: Request) -> dict[str, Any]:
             return self._profile_id_only(self._profile(await self._enter(request), ""))
 
+        @app.get("/subscriptions/1/profiles/{profile_id}")
+        async def get_profile(profile_id: str, request: Request) -> dict[str, Any]:
+            await self._enter(request)
+            if profile_id not in self.profiles:
+                raise _not_found("Profile")
+            return self._profile_view(self.profiles[profile_id])
+
+        @app.put("/subscriptions/1/profiles/{profile_id}")
+        async def update_profile(profile_id: str, request: Request) -> dict[str, Any]:
+            body = await self._enter(request)
+            if profile_id not in self.profiles:
+                raise _not_found("Profile")
+            return self._profile_id_only(self._profile(body, "", profile_id))
+
         @app.post("/subscriptions/1/subscription/{channel}", status_code=201)
         async def create_subscription(channel: str, request: Request) -> dict[str, Any]:
             return self._create_subscription(channel, await self._enter(request))
+
+        @app.get("/subscriptions/1/subscription/{channel}")
+        async def list_subscriptions(
+            channel: str, request: Request, page: int = 0, size: int = 20
+        ) -> dict[str, Any]:
+            await self._enter(request)
+            if page < 0 or not 1 <= size <= 100:
+                raise _bad_request("size", "must be between 1 and 100")
+            found = [
+                self._subscription_view(s)
+                for s in self.subscriptions.values()
+                if s["channel"] == channel
+            ]
+            return {"results": found[page * size : (page + 1) * size], **_paging(page, size, found)}
 
         return app
 
@@ -778,8 +800,9 @@ class InfobipSandbox:
 
     # --- subscriptions ----------------------------------------------------------------------
 
-    def _security(self, body: Any, where: str) -> dict[str, Any]:
-        """A security setting: a new one (authId + type + credentials) or a reference."""
+    def _security(self, body: Any, where: str) -> str:
+        """A security setting, new (authId + type + credentials) or, inside a profile, a
+        reference to one created before; returns its authId."""
         body = _object(body, where or "body")
         prefix = f"{where}." if where else ""
         auth_id = body.get("authId")
@@ -788,7 +811,7 @@ class InfobipSandbox:
         if "type" not in body and where:
             if auth_id not in self.security:
                 raise _not_found("Security settings")
-            return self.security[auth_id]
+            return auth_id
         if body.get("type") != "BASIC":
             raise _bad_request(f"{prefix}type", "the stand-in supports BASIC credentials only")
         credentials = _object(body.get("credentials"), f"{prefix}credentials")
@@ -797,43 +820,71 @@ class InfobipSandbox:
             if not isinstance(value, str) or not value:
                 raise _bad_request(f"{prefix}credentials.{key}", "must not be blank")
         self.security[auth_id] = {"authId": auth_id, "type": "BASIC", "credentials": credentials}
-        return self.security[auth_id]
+        return auth_id
 
-    def _profile(self, body: Any, where: str) -> dict[str, Any]:
-        """A notification profile: new (profileId + webhook) or a reference by profileId."""
+    def _profile(self, body: Any, where: str, profile_id: str = "") -> dict[str, Any]:
+        """A notification profile: new (profileId + webhook), replaced (PUT, ``profile_id``
+        given), or, inside a subscription, a reference by profileId."""
         body = _object(body, where or "body")
         prefix = f"{where}." if where else ""
-        profile_id = body.get("profileId")
-        if not isinstance(profile_id, str) or not profile_id:
-            raise _bad_request(f"{prefix}profileId", "must not be blank")
-        if "webhook" not in body and where:
-            if profile_id not in self.profiles:
-                raise _not_found("Profile")
-            return self.profiles[profile_id]
+        if not profile_id:
+            given = body.get("profileId")
+            if not isinstance(given, str) or not given:
+                raise _bad_request(f"{prefix}profileId", "must not be blank")
+            if "webhook" not in body and where:
+                if given not in self.profiles:
+                    raise _not_found("Profile")
+                return self.profiles[given]
+            profile_id = given
         webhook = _object(body.get("webhook"), f"{prefix}webhook")
         url = webhook.get("notifyUrl")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise _bad_request(f"{prefix}webhook.notifyUrl", "must be an http(s) URL")
+        content_type = webhook.get("contentType", "application/json")
+        if not isinstance(content_type, str):
+            raise _bad_request(f"{prefix}webhook.contentType", "must be a string")
         security = body.get("security")
-        profile: dict[str, Any] = {"profileId": profile_id, "webhook": {"notifyUrl": url}}
-        if security is not None:
-            profile["security"] = self._security(security, f"{prefix}security")
-        profile["headers"] = _string_map(body.get("headers"), f"{prefix}headers")
+        profile: dict[str, Any] = {
+            "profileId": profile_id,
+            "webhook": {"notifyUrl": url, "contentType": content_type},
+            "authId": self._security(security, f"{prefix}security") if security else None,
+            "headers": _string_map(body.get("headers"), f"{prefix}headers"),
+        }
         self.profiles[profile_id] = profile
         return profile
 
     @staticmethod
     def _profile_id_only(profile: dict[str, Any]) -> dict[str, Any]:
+        """``IdOnlyProfileResponse``."""
         answer: dict[str, Any] = {"profileId": profile["profileId"]}
-        if "security" in profile:
-            answer["security"] = {"authId": profile["security"]["authId"]}
+        if profile["authId"]:
+            answer["security"] = {"authId": profile["authId"]}
         return answer
+
+    def _profile_view(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """``ProfileResponse``."""
+        view = {**self._profile_id_only(profile), "webhook": dict(profile["webhook"])}
+        if profile["headers"]:
+            view["headers"] = dict(profile["headers"])
+        return view
+
+    def _subscription_view(self, subscription: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "subscriptionId": subscription["subscriptionId"],
+            "name": subscription["name"],
+            "profile": self._profile_id_only(self.profiles[subscription["profileId"]]),
+            "events": list(subscription["events"]),
+            "criteria": [dict(c) for c in subscription["criteria"]],
+        }
 
     def _create_subscription(self, channel: str, body: Any) -> dict[str, Any]:
         body = _object(body, "body")
         subscription_id = body.get("subscriptionId")
         if not isinstance(subscription_id, str) or not subscription_id:
             raise _bad_request("subscriptionId", "must not be blank")
+        name = body.get("name", subscription_id)
+        if not isinstance(name, str):
+            raise _bad_request("name", "must be a string")
         events = body.get("events")
         if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
             raise _bad_request("events", "must not be null")
@@ -843,28 +894,39 @@ class InfobipSandbox:
         profile = self._profile(body.get("profile"), "profile")
         self.subscriptions[subscription_id] = {
             "subscriptionId": subscription_id,
+            "name": name,
             "channel": channel,
             "events": events,
             "criteria": criteria,
-            "profile": profile,
+            "profileId": profile["profileId"],
         }
-        if channel == "VOICE_VIDEO":
-            credentials = profile.get("security", {}).get("credentials", {})
-            self._targets.append(
+        return {"subscriptionId": subscription_id, "profile": self._profile_id_only(profile)}
+
+    def _webhook_targets(self) -> list[WebhookTarget]:
+        """Where call events go: the fixed webhooks, then every VOICE_VIDEO subscription as its
+        profile and security settings stand now (a PUT on the profile moves its events)."""
+        targets = list(self._targets)
+        for subscription in self.subscriptions.values():
+            if subscription["channel"] != "VOICE_VIDEO":
+                continue
+            profile = self.profiles[subscription["profileId"]]
+            security = self.security.get(profile["authId"] or "", {})
+            credentials = security.get("credentials", {})
+            targets.append(
                 WebhookTarget(
                     url=profile["webhook"]["notifyUrl"],
                     username=credentials.get("username", ""),
                     password=credentials.get("password", ""),
                     headers=tuple(profile["headers"].items()),
-                    events=frozenset(events),
+                    events=frozenset(subscription["events"]),
                     calls_configuration_ids=frozenset(
                         str(c["callsConfigurationId"])
-                        for c in criteria
+                        for c in subscription["criteria"]
                         if c.get("callsConfigurationId")
                     ),
                 )
             )
-        return {"subscriptionId": subscription_id, "profile": self._profile_id_only(profile)}
+        return targets
 
     # --- events -----------------------------------------------------------------------------
 
@@ -934,7 +996,7 @@ class InfobipSandbox:
         self._log(event["callId"], f"event {event['type']}")
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
-        for target in self._targets:
+        for target in self._webhook_targets():
             if not target.wants(event["type"], call.calls_configuration_id):
                 continue
             auth: httpx.Auth | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT
@@ -999,6 +1061,12 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
         f"{moment.microsecond // 1000:03d}+0000"
     )
+
+
+def _paging(page: int, size: int, items: Sequence[Any]) -> dict[str, Any]:
+    """Infobip's ``PageInfo``."""
+    pages = max(1, math.ceil(len(items) / size))
+    return {"paging": {"page": page, "size": size, "totalPages": pages, "totalResults": len(items)}}
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

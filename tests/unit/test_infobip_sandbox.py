@@ -293,7 +293,77 @@ def test_a_profile_can_reference_security_created_before(env: Env) -> None:
 
     assert answer.status_code == 201
     assert answer.json() == {"profileId": "p-1", "security": {"authId": "basic-1"}}
-    assert env.sandbox.profiles["p-1"]["security"]["credentials"]["username"] == "u"
+    shown = env.api.get("/subscriptions/1/profiles/p-1", headers=APP_AUTH).json()
+    assert shown == {
+        "profileId": "p-1",
+        "security": {"authId": "basic-1"},
+        "webhook": {"notifyUrl": env.hooks_url, "contentType": "application/json"},
+    }
+    assert env.api.get("/subscriptions/1/profiles/p-2", headers=APP_AUTH).status_code == 404
+
+
+def _subscribe(env: Env, notify_url: str) -> None:
+    subscription = {
+        "subscriptionId": "sub-1",
+        "name": "calls",
+        "events": ["CALL_FAILED"],
+        "profile": {
+            "profileId": "profile-1",
+            "webhook": {"notifyUrl": notify_url},
+            "security": {
+                "authId": "auth-1",
+                "type": "BASIC",
+                "credentials": {"username": WEBHOOK_USER, "password": WEBHOOK_PASSWORD},
+            },
+        },
+    }
+    answer = env.api.post(
+        "/subscriptions/1/subscription/VOICE_VIDEO", json=subscription, headers=APP_AUTH
+    )
+    assert answer.status_code == 201
+
+
+def test_subscriptions_are_listed_per_channel_with_paging(
+    hooks: tuple[Receiver, ServerThread],
+) -> None:
+    for env in _env(hooks):
+        _subscribe(env, env.hooks_url)
+
+        listed = env.api.get("/subscriptions/1/subscription/VOICE_VIDEO", headers=APP_AUTH)
+        other = env.api.get("/subscriptions/1/subscription/SMS", headers=APP_AUTH)
+
+        assert listed.json() == {
+            "results": [
+                {
+                    "subscriptionId": "sub-1",
+                    "name": "calls",
+                    "profile": {"profileId": "profile-1", "security": {"authId": "auth-1"}},
+                    "events": ["CALL_FAILED"],
+                    "criteria": [],
+                }
+            ],
+            "paging": {"page": 0, "size": 20, "totalPages": 1, "totalResults": 1},
+        }
+        assert other.json()["results"] == []
+
+
+def test_updating_the_profile_moves_the_events_to_its_new_url(
+    hooks: tuple[Receiver, ServerThread],
+) -> None:
+    for env in _env(hooks):
+        _subscribe(env, env.hooks_url.replace("/events", "/gone"))
+        env.sandbox.set_behaviour(NUMBER, [net.busy()])
+        lost = env.place()
+        env.receiver.wait_for(env.sandbox.calls[lost].delivered.is_set)
+
+        update = {"webhook": {"notifyUrl": env.hooks_url}, "security": {"authId": "auth-1"}}
+        answer = env.api.put("/subscriptions/1/profiles/profile-1", json=update, headers=APP_AUTH)
+        delivered = env.place()
+
+        assert answer.json() == {"profileId": "profile-1", "security": {"authId": "auth-1"}}
+        assert [e["type"] for e in env.ended_events(delivered)] == ["CALL_FAILED"]
+        assert env.receiver.types_for(lost) == []
+        assert [d.status for d in env.sandbox.deliveries if d.call_id == lost] == [404]
 
 
 def test_a_webhook_refusing_the_credentials_is_not_retried(
