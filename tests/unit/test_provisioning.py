@@ -1,0 +1,384 @@
+"""``callflow setup``: the provider setup commands against the Infobip and ElevenLabs stand-ins.
+
+The two ElevenLabs workspace reads the webhook check uses, which the ElevenLabs stand-in does not
+serve (``GET /v1/convai/settings``, ``GET /v1/workspace/webhooks``), are mounted beside it here,
+answering in the shapes of ``specs/elevenlabs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from callflow.config import Settings
+from callflow.local.servers import AsgiServer
+from callflow.provisioning import MASK, main, override_paths
+from callflow.sandbox.agent import AgentConfig
+from callflow.sandbox.elevenlabs import ElevenLabsSandbox
+from callflow.sandbox.infobip import InfobipSandbox
+
+INFOBIP_KEY = "infobip-test-key"
+ELEVENLABS_KEY = "xi-test-key"
+PATH_SECRET = "pathsecret123"
+BRIDGE_SECRET = "bridgesecret456"
+API_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com"
+BRIDGE_URL = f"wss://bridge.example.com/{BRIDGE_SECRET}"
+WEBHOOK_ID = "wh_callflow"
+
+
+# --- Infobip -------------------------------------------------------------------------------------
+
+
+@dataclass
+class InfobipRig:
+    sandbox: InfobipSandbox
+    server: AsgiServer
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "infobip_base_url": self.server.url,
+            "infobip_api_key": INFOBIP_KEY,
+            "infobip_webhook_username": "infobip",
+            "infobip_webhook_password": "hook-password",
+            "infobip_webhook_path_secret": PATH_SECRET,
+            "infobip_calls_configuration_id": "calls-config-1",
+            "infobip_sample_rate": 16000,
+            "bridge_public_url": BRIDGE_URL,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(r.method, r.path) for r in self.sandbox.requests if r.method != "GET"]
+
+
+@pytest.fixture
+def infobip() -> Iterator[InfobipRig]:
+    sandbox = InfobipSandbox(INFOBIP_KEY, rate_limits=False)
+    server = AsgiServer(sandbox.app, name="infobip").start()
+    try:
+        yield InfobipRig(sandbox, server)
+    finally:
+        server.stop()
+
+
+def run(argv: list[str], settings: Settings) -> tuple[int, str]:
+    out = io.StringIO()
+    with httpx.Client(timeout=5.0) as http:
+        code = main(argv, settings=settings, out=out, http=http)
+    return code, out.getvalue()
+
+
+def test_infobip_setup_creates_the_config_and_subscription(infobip: InfobipRig) -> None:
+    code, output = run(["infobip", "--api-url", API_URL], infobip.settings())
+    assert code == 0, output
+    (config,) = infobip.sandbox.media_stream_configs.values()
+    assert config["url"] == BRIDGE_URL
+    assert config["sampleRate"] == "16000"
+    assert config["type"] == "WEBSOCKET_ENDPOINT"
+    assert f"infobip_media_stream_config_id = {config['id']}" in output
+    (subscription,) = infobip.sandbox.subscriptions.values()
+    assert subscription["channel"] == "VOICE_VIDEO"
+    assert "CALL_ESTABLISHED" in subscription["events"]
+    assert "CALL_FINISHED" in subscription["events"]
+    assert subscription["criteria"] == [{"callsConfigurationId": "calls-config-1"}]
+    profile = infobip.sandbox.profiles[subscription["profileId"]]
+    assert profile["webhook"]["notifyUrl"] == f"{API_URL}/webhooks/infobip/{PATH_SECRET}"
+    security = infobip.sandbox.security[profile["authId"]]
+    assert security["type"] == "BASIC"
+    assert security["credentials"] == {"username": "infobip", "password": "hook-password"}
+
+
+def test_infobip_setup_run_twice_creates_nothing_new(infobip: InfobipRig) -> None:
+    settings = infobip.settings()
+    assert run(["infobip", "--api-url", API_URL], settings)[0] == 0
+    writes = infobip.writes()
+    code, output = run(["infobip", "--api-url", API_URL], settings)
+    assert code == 0
+    assert infobip.writes() == writes
+    assert len(infobip.sandbox.media_stream_configs) == 1
+    assert "already points at" in output
+    assert "already sends events" in output
+
+
+def test_infobip_dry_run_reads_but_writes_nothing(infobip: InfobipRig) -> None:
+    code, output = run(["infobip", "--api-url", API_URL, "--dry-run"], infobip.settings())
+    assert code == 0
+    assert infobip.writes() == []
+    assert infobip.sandbox.requests, "the dry run should still read the account"
+    assert "would: create media-stream config" in output
+    assert "would: create VOICE_VIDEO subscription" in output
+
+
+def test_infobip_config_at_another_sample_rate_is_not_reused(infobip: InfobipRig) -> None:
+    run(["infobip", "--api-url", API_URL], infobip.settings(infobip_sample_rate=8000))
+    code, output = run(["infobip", "--api-url", API_URL], infobip.settings())
+    assert code == 0
+    rates = sorted(c["sampleRate"] for c in infobip.sandbox.media_stream_configs.values())
+    assert rates == ["16000", "8000"]
+    assert "sample rate 8000, not 16000" in output
+
+
+def test_infobip_moves_the_existing_profile_to_a_new_api_url(infobip: InfobipRig) -> None:
+    run(["infobip", "--api-url", API_URL], infobip.settings())
+    new_api = "https://new.execute-api.eu-west-1.amazonaws.com"
+    code, output = run(["infobip", "--api-url", new_api], infobip.settings())
+    assert code == 0, output
+    assert len(infobip.sandbox.subscriptions) == 1
+    profile = infobip.sandbox.profiles["callflow-events"]
+    assert profile["authId"] == "callflow-basic"
+    assert profile["webhook"]["notifyUrl"] == f"{new_api}/webhooks/infobip/{PATH_SECRET}"
+    assert "now points at" in output
+
+
+def test_infobip_output_never_shows_the_secrets_unless_asked(infobip: InfobipRig) -> None:
+    _, hidden = run(["infobip", "--api-url", API_URL, "--dry-run"], infobip.settings())
+    assert PATH_SECRET not in hidden and BRIDGE_SECRET not in hidden
+    assert f"/webhooks/infobip/{MASK}" in hidden
+    _, shown = run(
+        ["infobip", "--api-url", API_URL, "--dry-run", "--show-secrets"], infobip.settings()
+    )
+    assert PATH_SECRET in shown and BRIDGE_SECRET in shown
+
+
+def test_infobip_setup_without_webhook_password_says_where_to_set_it(
+    infobip: InfobipRig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run(["infobip", "--api-url", API_URL], infobip.settings(infobip_webhook_password=""))
+    assert code == 2
+    assert "infobip_webhook_password is empty" in capsys.readouterr().err
+    assert infobip.sandbox.requests == []
+
+
+@pytest.mark.parametrize(
+    ("bridge_url", "reason"),
+    [
+        ("https://bridge.example.com/x", "must start with wss://"),
+        ("wss://bridge.example.com/", "bridge_path_secret"),
+        ("wss://bridge.example.com/{bridge_path_secret}", "bridge_path_secret"),
+    ],
+)
+def test_infobip_refuses_a_bridge_url_infobip_cannot_use(
+    infobip: InfobipRig, capsys: pytest.CaptureFixture[str], bridge_url: str, reason: str
+) -> None:
+    code, _ = run(["infobip", "--api-url", API_URL, "--bridge-url", bridge_url], infobip.settings())
+    assert code == 2
+    assert reason in capsys.readouterr().err
+
+
+def test_plain_http_api_url_is_refused(
+    infobip: InfobipRig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run(["infobip", "--api-url", "http://api.example.com"], infobip.settings())
+    assert code == 2
+    assert "https://" in capsys.readouterr().err
+
+
+def test_wrong_infobip_key_is_reported_as_an_auth_failure(
+    infobip: InfobipRig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run(["infobip", "--api-url", API_URL], infobip.settings(infobip_api_key="wrong"))
+    assert code == 1
+    assert "infobip" in capsys.readouterr().err
+    assert infobip.sandbox.media_stream_configs == {}
+
+
+# --- ElevenLabs ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Workspace:
+    """The workspace's post-call webhook, as the two ElevenLabs reads report it."""
+
+    post_call_webhook_id: str | None = WEBHOOK_ID
+    webhooks: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {
+                "name": "callflow",
+                "webhook_id": WEBHOOK_ID,
+                "webhook_url": f"{API_URL}/webhooks/elevenlabs",
+                "is_disabled": False,
+                "is_auto_disabled": False,
+                "created_at_unix": 1700000000,
+                "auth_type": "hmac",
+            }
+        ]
+    )
+
+
+def with_workspace_reads(sandbox: ElevenLabsSandbox, workspace: Workspace) -> Starlette:
+    def refused(request: Request) -> JSONResponse | None:
+        if request.headers.get("xi-api-key") != ELEVENLABS_KEY:
+            detail = {"status": "invalid_api_key", "message": "Invalid API key"}
+            return JSONResponse({"detail": detail}, status_code=401)
+        return None
+
+    async def convai_settings(request: Request) -> JSONResponse:
+        error = refused(request)
+        if error is not None:
+            return error
+        webhooks = {"post_call_webhook_id": workspace.post_call_webhook_id, "send_audio": False}
+        return JSONResponse({"webhooks": webhooks, "can_use_mcp_servers": False})
+
+    async def workspace_webhooks(request: Request) -> JSONResponse:
+        return refused(request) or JSONResponse({"webhooks": workspace.webhooks})
+
+    return Starlette(
+        routes=[
+            Route("/v1/convai/settings", convai_settings, methods=["GET"]),
+            Route("/v1/workspace/webhooks", workspace_webhooks, methods=["GET"]),
+            Mount("/", app=sandbox.app),
+        ]
+    )
+
+
+MAPPING = """
+mappings:
+  - item: interested
+    field: Interested
+    type: boolean
+  - item: monthly_bill
+    field: Monthly_Bill
+    type: currency
+"""
+
+
+def check_agent(
+    tmp_path: Path,
+    agent: AgentConfig,
+    *,
+    workspace: Workspace | None = None,
+    mapping: str = MAPPING,
+    **settings: Any,
+) -> tuple[int, str]:
+    sandbox = ElevenLabsSandbox(ELEVENLABS_KEY, agent)
+    server = AsgiServer(with_workspace_reads(sandbox, workspace or Workspace())).start()
+    mapping_file = tmp_path / "mapping.yaml"
+    mapping_file.write_text(mapping)
+    values: dict[str, Any] = {
+        "elevenlabs_base_url": server.url,
+        "elevenlabs_api_key": ELEVENLABS_KEY,
+        "elevenlabs_agent_id": agent.agent_id,
+        "elevenlabs_webhook_secret": "whsec",
+        "infobip_sample_rate": 16000,
+        "field_mapping_path": str(mapping_file),
+    }
+    values.update(settings)
+    try:
+        return run(["elevenlabs", "--api-url", API_URL], Settings(**values))
+    finally:
+        server.stop()
+
+
+def test_agent_that_fits_the_phone_leg_passes(tmp_path: Path) -> None:
+    code, output = check_agent(tmp_path, AgentConfig())
+    assert code == 0, output
+    assert "matches the phone leg" in output
+    assert "'interruption' is among" in output
+    assert f"post-call webhook {WEBHOOK_ID} sends to {API_URL}/webhooks/elevenlabs" in output
+
+
+def test_agent_without_interruption_events_is_a_problem(tmp_path: Path) -> None:
+    events = tuple(e for e in AgentConfig().client_events if e != "interruption")
+    code, output = check_agent(tmp_path, AgentConfig(client_events=events))
+    assert code == 1
+    assert "'interruption' is not among the agent's client events" in output
+
+
+def test_mapped_item_missing_on_the_agent_is_named(tmp_path: Path) -> None:
+    mapping = MAPPING + "  - item: roof_type\n    field: Roof\n    type: text\n"
+    code, output = check_agent(tmp_path, AgentConfig(), mapping=mapping)
+    assert code == 1
+    assert "data-collection item 'roof_type'" in output
+    assert "'interested'" not in output.split("PROBLEM")[-1]
+
+
+def test_other_agent_formats_are_converted_not_refused(tmp_path: Path) -> None:
+    agent = AgentConfig(user_input_audio_format="ulaw_8000", agent_output_audio_format="pcm_24000")
+    code, output = check_agent(tmp_path, agent)
+    assert code == 0, output
+    assert "ulaw_8000, the phone leg is pcm_16000: the bridge converts" in output
+    assert "pcm_24000, the phone leg is pcm_16000" in output
+
+
+def test_override_not_enabled_on_the_agent_is_a_problem(tmp_path: Path) -> None:
+    overrides = '{"agent": {"first_message": "Hi"}, "tts": {"voice_id": "v1"}}'
+    agent = AgentConfig(allowed_overrides=frozenset({"agent.first_message"}))
+    code, output = check_agent(tmp_path, agent, elevenlabs_overrides=overrides)
+    assert code == 1
+    assert "override agent.first_message is enabled" in output
+    assert "sets tts.voice_id, but the agent does not allow that override" in output
+
+
+def test_missing_post_call_webhook_is_a_problem(tmp_path: Path) -> None:
+    code, output = check_agent(tmp_path, AgentConfig(), workspace=Workspace(None, []))
+    assert code == 1
+    assert "no post-call webhook is configured" in output
+    assert f"{API_URL}/webhooks/elevenlabs" in output
+
+
+def test_webhook_to_another_deployment_is_a_problem(tmp_path: Path) -> None:
+    workspace = Workspace()
+    workspace.webhooks[0]["webhook_url"] = "https://old.example.com/webhooks/elevenlabs"
+    code, output = check_agent(tmp_path, AgentConfig(), workspace=workspace)
+    assert code == 1
+    assert "sends to 'https://old.example.com/webhooks/elevenlabs'" in output
+
+
+def test_auto_disabled_webhook_is_a_problem(tmp_path: Path) -> None:
+    workspace = Workspace()
+    workspace.webhooks[0]["is_auto_disabled"] = True
+    code, output = check_agent(tmp_path, AgentConfig(), workspace=workspace)
+    assert code == 1
+    assert "webhook is disabled" in output
+
+
+def test_override_paths_are_the_leaves() -> None:
+    assert override_paths({"agent": {"prompt": {"prompt": "x"}, "language": "en"}}) == [
+        "agent.prompt.prompt",
+        "agent.language",
+    ]
+
+
+# --- Zoho ----------------------------------------------------------------------------------------
+
+
+def zoho_settings() -> Settings:
+    return Settings(zoho_trigger_secret="trigger-secret-xyz")
+
+
+def test_zoho_settings_name_url_method_header_and_body() -> None:
+    code, output = run(["zoho", "--api-url", API_URL + "/"], zoho_settings())
+    assert code == 0
+    assert f"URL to notify:   {API_URL}/webhooks/zoho" in output
+    assert "Method:          POST" in output
+    assert f"X-Callflow-Secret: {MASK}" in output
+    assert "trigger-secret-xyz" not in output
+    assert '{"module": "Leads", "record_id": "${Leads.Lead Id}"}' in output
+
+
+def test_zoho_settings_show_the_secret_and_other_modules_on_request() -> None:
+    code, output = run(
+        ["zoho", "--api-url", API_URL, "--module", "Deals", "--show-secrets"], zoho_settings()
+    )
+    assert code == 0
+    assert "X-Callflow-Secret: trigger-secret-xyz" in output
+    assert '"module": "Deals"' in output and "${Potentials.Potential Id}" in output
+
+
+def test_zoho_settings_without_trigger_secret_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _ = run(["zoho", "--api-url", API_URL], Settings(zoho_trigger_secret=""))
+    assert code == 2
+    assert "zoho_trigger_secret is empty" in capsys.readouterr().err
