@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -354,7 +355,7 @@ def test_override_paths_are_the_leaves() -> None:
 
 
 def zoho_settings() -> Settings:
-    return Settings(zoho_trigger_secret="trigger-secret-xyz")
+    return Settings(zoho_trigger_secret=SecretStr("trigger-secret-xyz"))
 
 
 def test_zoho_settings_name_url_method_header_and_body() -> None:
@@ -379,6 +380,6 @@ def test_zoho_settings_show_the_secret_and_other_modules_on_request() -> None:
 def test_zoho_settings_without_trigger_secret_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, _ = run(["zoho", "--api-url", API_URL], Settings(zoho_trigger_secret=""))
+    code, _ = run(["zoho", "--api-url", API_URL], Settings(zoho_trigger_secret=SecretStr("")))
     assert code == 2
     assert "zoho_trigger_secret is empty" in capsys.readouterr().err
