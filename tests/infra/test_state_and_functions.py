@@ -51,7 +51,7 @@ def test_every_function_is_python312_on_arm64_with_tracing(dev: Synthesized) -> 
 
 def test_functions_get_table_secret_and_powertools_settings(dev: Synthesized) -> None:
     table = dev.logical_id(dev.stack.state.table)
-    secret = dev.stack.get_logical_id(dev.stack.state.secret.node.default_child)  # type: ignore[arg-type]
+    secret = dev.logical_id(dev.stack.state.secret)
     for function in dev.of_type("AWS::Lambda::Function").values():
         env = function["Properties"]["Environment"]["Variables"]
         assert env["CALLFLOW_TABLE_NAME"] == {"Ref": table}
@@ -77,7 +77,7 @@ def test_api_role_is_scoped_to_its_table_secret_and_state_machine(dev: Synthesiz
     api = dev.stack.functions.api
     role = dev.logical_id(api.role)
     table = f"<{dev.logical_id(dev.stack.state.table)}>"
-    secret = f"<{dev.stack.get_logical_id(dev.stack.state.secret.node.default_child)}>"  # type: ignore[arg-type]
+    secret = f"<{dev.logical_id(dev.stack.state.secret)}>"
     machine = f"<{dev.logical_id(dev.stack.workflow.state_machine)}>"
     by_action: dict[str, set[str]] = {}
     for statement in statements(dev.resources, role):
