@@ -7,7 +7,9 @@ answering in the shapes of ``specs/elevenlabs/openapi.json``.
 
 from __future__ import annotations
 
+import base64
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +25,12 @@ from starlette.routing import Mount, Route
 
 from callflow.config import Settings
 from callflow.local.servers import AsgiServer
+from callflow.providers.infobip import InfobipClient
 from callflow.provisioning import MASK, main, override_paths
 from callflow.sandbox.agent import AgentConfig
 from callflow.sandbox.elevenlabs import ElevenLabsSandbox
 from callflow.sandbox.infobip import InfobipSandbox
+from callflow.sandbox.phone_network import busy
 
 INFOBIP_KEY = "infobip-test-key"
 ELEVENLABS_KEY = "xi-test-key"
@@ -98,6 +102,34 @@ def test_infobip_setup_creates_the_config_and_subscription(infobip: InfobipRig) 
     security = infobip.sandbox.security[profile["authId"]]
     assert security["type"] == "BASIC"
     assert security["credentials"] == {"username": "infobip", "password": "hook-password"}
+
+
+def test_after_setup_call_events_reach_the_api_with_basic_auth(infobip: InfobipRig) -> None:
+    received: list[tuple[str, str, dict[str, Any]]] = []
+
+    async def events(request: Request) -> JSONResponse:
+        body = await request.json()
+        received.append((request.url.path, request.headers.get("authorization", ""), body))
+        return JSONResponse({})
+
+    api = Starlette(routes=[Route("/webhooks/infobip/{secret}", events, methods=["POST"])])
+    server = AsgiServer(api, name="api").start()
+    try:
+        settings = infobip.settings()
+        assert run(["infobip", "--api-url", server.url], settings)[0] == 0
+        infobip.sandbox.set_behaviour("+14155550100", [busy()])
+        with InfobipClient(settings) as client:
+            call = client.place_call("+14155550100", custom_data={"s": "1"}, external_id="s-1")
+        deadline = time.monotonic() + 5
+        while not any(b.get("callId") == call.id for *_, b in received):
+            assert time.monotonic() < deadline, "no event reached the API"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    path, authorization, event = next(r for r in received if r[2].get("callId") == call.id)
+    assert path == f"/webhooks/infobip/{PATH_SECRET}"
+    assert authorization == "Basic " + base64.b64encode(b"infobip:hook-password").decode()
+    assert event["callsConfigurationId"] == "calls-config-1"
 
 
 def test_infobip_setup_run_twice_creates_nothing_new(infobip: InfobipRig) -> None:
