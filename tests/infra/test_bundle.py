@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,52 @@ def test_pip_failure_is_reported_with_pips_reason(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="no-such-dist-callflow"):
         bundle_module.dependencies_dir(repo, tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("deps-*"))
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Absolute imports a module runs when it is imported (not those inside functions)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _project_file(name: str) -> Path | None:
+    base = REPO_ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_every_module_a_handler_imports_is_in_the_bundle() -> None:
+    built = build_lambda_bundle(REPO_ROOT, CACHE)
+    pending = [f"functions.{p.stem}" for p in (REPO_ROOT / "functions").glob("*.py")]
+    seen: set[str] = set()
+    third_party: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        top = name.split(".")[0]
+        if top in ("callflow", "functions"):
+            source = _project_file(name)
+            if source is not None:
+                assert (built.path / source.relative_to(REPO_ROOT)).is_file(), name
+                pending.extend(_module_level_imports(source))
+        elif top not in sys.stdlib_module_names and top != "__future__":
+            third_party.add(top)
+    assert {"callflow.store", "callflow.config", "functions.api"} <= seen
+    assert {"fastapi", "mangum", "aws_lambda_powertools"} <= third_party
+    missing = sorted(
+        top
+        for top in third_party
+        if not (built.path / top).is_dir() and not (built.path / f"{top}.py").is_file()
+    )
+    assert missing == [], f"imported by a handler but not bundled: {missing}"
