@@ -31,11 +31,12 @@ from collections import deque
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from callflow.audio import AudioFormat, UnsupportedFormat, rms_dbfs
+from callflow.audio import AudioFormat, UnsupportedFormat
 from callflow.config import Settings
 from callflow.models import DynamicValue, SessionStatus, iso, token_matches, utcnow
 from callflow.providers.errors import ProviderError
@@ -52,14 +53,24 @@ logger = logging.getLogger("bridge.relay")
 #: the WebSocket can come before the session has seen CALL_ESTABLISHED.
 LIVE_STATUSES = frozenset({SessionStatus.DIALING, SessionStatus.RINGING, SessionStatus.IN_CALL})
 FIRST_FRAME_TIMEOUT_S = 5.0
-#: Caller audio louder than this counts as speech when timing the agent's turn latency.
+#: Caller audio louder than this counts as speech when timing the agent's turn latency (the end
+#: of caller speech is the last loud frame). The test is RMS against this level, done as mean
+#: power against the equivalent threshold: ``callflow.audio.rms_dbfs`` costs ~15 us a frame in
+#: float64 and a logarithm, a float32 dot product ~5 us, and this runs on every caller frame.
 SPEECH_DBFS = -45.0
+_SPEECH_POWER = (32768.0 * 10 ** (SPEECH_DBFS / 20)) ** 2
 #: Agent frames are JSON with base64 audio; a second of 48 kHz PCM is ~130 kB.
 AGENT_MAX_MESSAGE = 2 * 1024 * 1024
 #: Beyond the queued audio, how long a drain may wait for Infobip's clock before hanging up.
 DRAIN_GRACE_S = 1.0
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _EARLY_TEXT_LIMIT = 16
+
+
+def is_speech(frame: bytes) -> bool:
+    """``rms_dbfs(frame) > SPEECH_DBFS``, without the float64 copy and the logarithm."""
+    samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+    return float(np.dot(samples, samples)) > samples.size * _SPEECH_POWER
 
 
 class EndReason(StrEnum):
@@ -298,7 +309,7 @@ class CallRelay:
             self._malformed += 1
             return
         now = time.monotonic()
-        if rms_dbfs(frame) > SPEECH_DBFS:
+        if is_speech(frame):
             self._last_loud = now
             self._speech_pending = True
         if self._agent_ready:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import httpx
+import numpy as np
 import pytest
 
 from bridge import protocol
@@ -13,7 +15,8 @@ from bridge.formats import CallFormats, StreamConverter, phone_rate
 from bridge.metrics import BridgeMetrics, CallMetrics, emf_document
 from bridge.pacing import OutboundPacer
 from bridge.protection import TaskProtection
-from callflow.audio import AudioFormat, UnsupportedFormat
+from bridge.relay import SPEECH_DBFS, is_speech
+from callflow.audio import AudioFormat, UnsupportedFormat, rms_dbfs
 
 FRAME = 640
 
@@ -153,6 +156,14 @@ def test_live_resampling_delay_stays_small() -> None:
     converter = StreamConverter(AudioFormat("pcm", 8000), AudioFormat("pcm", 16000))
     out = sum(len(converter.convert(bytes(320))) for _ in range(25))  # 500 ms in
     assert out / 2 / 16000 >= 0.5 - 0.03
+
+
+@pytest.mark.parametrize("level", [-60.0, -47.0, -43.0, -20.0])
+def test_speech_detection_agrees_with_rms_dbfs(level: float) -> None:
+    amplitude = 32768 * 10 ** (level / 20) * math.sqrt(2)
+    frame = (amplitude * np.sin(np.arange(320) / 5)).astype("<i2").tobytes()
+    assert is_speech(frame) == (rms_dbfs(frame) > SPEECH_DBFS)
+    assert not is_speech(bytes(640))
 
 
 def test_user_audio_chunk_is_the_contract_message() -> None:
