@@ -50,6 +50,7 @@ def test_prod_keeps_data_and_runs_more_bridge_capacity(dev: Synthesized, prod: S
     assert policies(prod, "AWS::DynamoDB::GlobalTable") == {"Retain"}
     assert policies(dev, "AWS::DynamoDB::GlobalTable") == {"Delete"}
     assert policies(prod, "AWS::SecretsManager::Secret") == {"Retain"}
+    assert policies(dev, "AWS::KMS::Key") == {"Delete"}
     (prod_table,) = prod.of_type("AWS::DynamoDB::GlobalTable").values()
     assert prod_table["Properties"]["Replicas"][0]["DeletionProtectionEnabled"] is True
 

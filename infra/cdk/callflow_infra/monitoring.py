@@ -7,7 +7,7 @@ goes to one SNS topic; subscribe people or a chat integration to it (docs/operat
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -64,6 +64,7 @@ class Monitoring(Construct):
         http_api: apigw.HttpApi,
         target_group: elbv2.ApplicationTargetGroup,
         load_balancer: elbv2.ApplicationLoadBalancer,
+        removal: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         key = kms.Key(
@@ -71,6 +72,8 @@ class Monitoring(Construct):
             "TopicKey",
             enable_key_rotation=True,
             description="callflow alarm topic encryption",
+            removal_policy=removal,
+            pending_window=Duration.days(7),
         )
         # CloudWatch alarms publish to an encrypted topic only if they may use its key.
         key.add_to_resource_policy(

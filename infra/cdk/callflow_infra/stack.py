@@ -118,6 +118,7 @@ class CallflowStack(Stack):
             http_api=self.http.api,
             target_group=self.bridge.target_group,
             load_balancer=self.bridge.load_balancer,
+            removal=removal,
         )
 
         api_url = self.http.url
