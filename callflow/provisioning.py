@@ -26,7 +26,12 @@ import httpx
 from callflow.audio import AudioFormat, UnsupportedFormat
 from callflow.config import Settings, get_settings
 from callflow.providers.elevenlabs import AgentSummary, ElevenLabsClient
-from callflow.providers.errors import ProviderError, ProviderRejected, error_for_status
+from callflow.providers.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRejected,
+    error_for_status,
+)
 from callflow.providers.infobip_subscriptions import (
     BasicAuth,
     InfobipSubscriptionsClient,
@@ -44,6 +49,13 @@ ZOHO_ID_MERGE_FIELDS = {
     "Leads": "${Leads.Lead Id}",
     "Contacts": "${Contacts.Contact Id}",
     "Deals": "${Potentials.Potential Id}",
+}
+
+
+_CREDENTIAL_SETTING = {
+    "infobip": "infobip_api_key",
+    "elevenlabs": "elevenlabs_api_key",
+    "zoho": "zoho_refresh_token",
 }
 
 
@@ -593,8 +605,17 @@ def main(
     except SetupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except ProviderAuthError as error:
+        setting = _CREDENTIAL_SETTING.get(error.provider, "the API key")
+        print(
+            f"error: {error.provider} refused the credentials ({error.message}); check "
+            f"{setting} in the secret",
+            file=sys.stderr,
+        )
+        return 1
     except ProviderError as error:
-        print(f"error: {error} (nothing after this step was changed)", file=sys.stderr)
+        hint = " (check the id in the settings)" if error.status == 404 else ""
+        print(f"error: {error}{hint}; nothing after this step was changed", file=sys.stderr)
         return 1
 
 

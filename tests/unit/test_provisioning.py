@@ -222,7 +222,7 @@ def test_wrong_infobip_key_is_reported_as_an_auth_failure(
 ) -> None:
     code, _ = run(["infobip", "--api-url", API_URL], infobip.settings(infobip_api_key="wrong"))
     assert code == 1
-    assert "infobip" in capsys.readouterr().err
+    assert "infobip refused the credentials" in capsys.readouterr().err
     assert infobip.sandbox.media_stream_configs == {}
 
 
@@ -374,6 +374,22 @@ def test_auto_disabled_webhook_is_a_problem(tmp_path: Path) -> None:
     code, output = check_agent(tmp_path, AgentConfig(), workspace=workspace)
     assert code == 1
     assert "webhook is disabled" in output
+
+
+def test_unknown_agent_points_at_the_agent_id_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = check_agent(tmp_path, AgentConfig(), elevenlabs_agent_id="agent_typo")
+    assert code == 1
+    assert "check the id in the settings" in capsys.readouterr().err
+
+
+def test_wrong_elevenlabs_key_names_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = check_agent(tmp_path, AgentConfig(), elevenlabs_api_key="wrong")
+    assert code == 1
+    assert "check elevenlabs_api_key" in capsys.readouterr().err
 
 
 def test_override_paths_are_the_leaves() -> None:
