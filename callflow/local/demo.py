@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,19 +119,27 @@ class DemoResult:
 
 
 def run_scenario(
-    stack: LocalStack, scenario: Scenario, out_dir: str | Path | None, printer: Printer
+    stack: LocalStack,
+    scenario: Scenario,
+    out_dir: str | Path | None,
+    printer: Printer,
+    phone: str | None = None,
 ) -> DemoResult:
-    """Seed, trigger, follow and report one scenario on a running stack."""
+    """Seed, trigger, follow and report one scenario on a running stack.
+
+    ``phone`` replaces the scenario's number: the simulated network counts attempts per number,
+    so runs sharing a stack use a number each.
+    """
+    if phone is not None:
+        scenario = replace(scenario, phone=phone)
     from callflow.phone import normalise
-    from callflow.sandbox.media_leg import CalleeScript, stereo_wav
+    from callflow.sandbox.media_leg import stereo_wav
 
     record_id = stack.zoho.seed_record("Leads", {**PERSON, "Phone": scenario.phone})
     try:
         number = normalise(scenario.phone, "US").infobip
         stack.infobip.set_behaviour(number, scenario.behaviours())
-        stack.infobip.set_script(
-            number, CalleeScript.interrupting() if scenario.interrupting else CalleeScript.default()
-        )
+        stack.infobip.set_script(number, callee_script(scenario, stack.options.brief_clips_ms))
     except ValueError:
         pass  # an invalid number never reaches the phone network
     before = dict(stack.zoho.records["Leads"][record_id])
@@ -170,6 +178,24 @@ def run_scenario(
     )
 
 
+def callee_script(scenario: Scenario, brief_clips_ms: int | None) -> Any:
+    """The person's side of the dialogue; shortened clips for fast tests."""
+    from callflow.sandbox.media_leg import CalleeScript
+
+    if scenario.interrupting:
+        script = CalleeScript.interrupting(barge_in_after_ms=400 if brief_clips_ms else 1200)
+    else:
+        script = CalleeScript.default()
+    if not brief_clips_ms:
+        return script
+    return replace(
+        script,
+        turns=tuple(replace(turn, max_ms=brief_clips_ms) for turn in script.turns),
+        end_of_agent_turn_ms=400,
+        hangup_after_s=4.0,
+    )
+
+
 def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
     """Print the session's timeline, the phone network's and the agent's lines as they come."""
     seen_timeline = 1  # "session created" is the trigger line already printed
@@ -182,7 +208,7 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
         for entry in session.timeline[seen_timeline:]:
             printer.event(_describe(entry.event, entry.detail))
         seen_timeline = len(session.timeline)
-        calls = {c for c in stack.infobip.calls if _is_session_call(stack, c, session_id)}
+        calls = {c for c in list(stack.infobip.calls) if _is_session_call(stack, c, session_id)}
         log = [e for e in stack.infobip.call_log if e.call_id in calls]
         for entry in log[seen_log:]:
             text = _describe_phone(entry.what, entry.detail)

@@ -25,7 +25,6 @@ from callflow.local.servers import AsgiServer, LoopThread
 from callflow.models import Session
 from callflow.services import get_services, reset_services
 
-TABLE = "callflow-local"
 SECRET_NAME = "callflow/local"
 ZOHO_CLIENT_ID = "1000.LOCALCLIENT"
 AGENT_ID = "agent_local_demo"
@@ -50,6 +49,9 @@ class StackOptions:
     calling_days: str = "0,1,2,3,4,5,6"
     outside_hours_policy: str = "wait"
     agent_overrides: dict[str, Any] = field(default_factory=dict)
+    brief_clips_ms: int | None = None
+    """Say only the first N ms of every clip, with quicker turn-taking (fast end-to-end tests);
+    ``None`` plays the whole dialogue (the demo)."""
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -87,7 +89,10 @@ class LocalStack:
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         self._remember_env()
         self.aws = EmbeddedAws.shared()
-        self.aws.create_table(TABLE)
+        # A table per stack: stacks sharing the process's embedded AWS share no state (token
+        # cache, record claims).
+        self.table = f"callflow-local-{secrets.token_hex(3)}"
+        self.aws.create_table(self.table)
 
         self.zoho = ZohoSandbox(
             ZOHO_CLIENT_ID, self.secrets["zoho_client_secret"], self.secrets["zoho_refresh_token"]
@@ -98,6 +103,9 @@ class LocalStack:
                 agent_id=AGENT_ID,
                 user_input_audio_format=options.agent_input_format,
                 agent_output_audio_format=options.agent_output_format,
+                clip_max_ms=options.brief_clips_ms,
+                end_of_turn_silence_ms=400 if options.brief_clips_ms else 600,
+                response_delay_ms=100 if options.brief_clips_ms else 250,
             ),
             webhook_secret=self.secrets["elevenlabs_webhook_secret"],
             processing_seconds=options.processing_seconds,
@@ -121,7 +129,7 @@ class LocalStack:
         secret_arn = self.aws.put_secret(f"{SECRET_NAME}/{secrets.token_hex(4)}", self.secrets)
         self._set_env(
             {
-                "CALLFLOW_TABLE_NAME": TABLE,
+                "CALLFLOW_TABLE_NAME": self.table,
                 "CALLFLOW_SECRETS_ID": secret_arn,
                 "CALLFLOW_ZOHO_ACCOUNTS_URL": zoho_server.url,
                 "CALLFLOW_ZOHO_CLIENT_ID": ZOHO_CLIENT_ID,

@@ -1,0 +1,154 @@
+"""The demo's scenarios, end to end on the embedded default.
+
+Every part runs for real on loopback: moto executes the project's ASL with the real handlers, the
+API takes the provider webhooks, the bridge relays real audio between the Infobip stand-in's
+simulated person and the scripted ElevenLabs agent. Clips are shortened (``brief_clips_ms``) so
+each call takes seconds, not the demo's half minute.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callflow.local.demo import Printer, _scenarios, run_scenario
+from callflow.local.stack import LocalStack, StackOptions
+from callflow.models import Outcome, SessionStatus
+from callflow.sandbox.clips import load_clip
+from tests.e2e.audio_match import best_match, loudest_window
+
+pytestmark = pytest.mark.slow
+BRIEF_MS = 900
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(StackOptions(brief_clips_ms=BRIEF_MS, retry_delay_seconds=1)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def detecting_stack() -> Iterator[LocalStack]:
+    options = StackOptions(brief_clips_ms=BRIEF_MS, machine_detection=True)
+    with LocalStack(options) as running:
+        yield running
+
+
+_numbers = itertools.count(2600)
+
+
+def run(stack: LocalStack, name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run a demo scenario with a number of its own (the phone network counts attempts per
+    number); the invalid scenario keeps its invalid number."""
+    phone = None if name == "invalid" else f"(415) 555-{next(_numbers)}"
+    return run_scenario(stack, _scenarios()[name], tmp_path, Printer(quiet=True), phone=phone)
+
+
+def zoho_writes(stack: LocalStack, record_id: str) -> list[dict]:  # type: ignore[type-arg]
+    return [
+        r.json
+        for r in stack.zoho.requests
+        if r.method == "PUT" and r.path.endswith(f"/Leads/{record_id}")
+    ]
+
+
+def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Path) -> None:
+    result = run(stack, "answered", tmp_path)
+    session = result.session
+    assert session.status is SessionStatus.COMPLETED
+    assert session.outcome is Outcome.ANSWERED
+    assert result.execution_status == "SUCCEEDED"
+    after = result.record_after
+    assert after["Interested"] is True
+    assert after["Monthly_Bill"] == 150
+    assert after["Lead_Status"] == "Qualified"
+    assert after["Site_Visit_Date"] == session.results["data_collection"]["visit_date"]
+    [write] = zoho_writes(stack, session.record_id)
+    assert write["trigger"] == []  # our own workflow rule must not fire again
+    [note] = result.notes
+    assert note["Note_Title"] == "AI call: Reached" and "monthly_bill: 150" in note["Note_Content"]
+    [call] = result.calls
+    assert call["Call_Type"] == "Outbound" and call["Call_Duration"] != "00:00"
+    assert session.conversation_id and session.results["status"] == "done"
+    assert session.variables["first_name"] == "Maria"
+    assert result.conversation.dynamic_variables["first_name"] == "Maria"
+    assert result.wav is not None and result.wav.stat().st_size > 44
+
+
+def test_each_side_hears_what_the_other_sent(stack: LocalStack, tmp_path: Path) -> None:
+    result = run(stack, "answered", tmp_path)
+    media, agent = result.media, result.conversation.live
+    assert not media.protocol_errors and not agent.violations
+    # The agent's greeting reached the phone intact...
+    greeting = agent.sent_turns[0]
+    template = loudest_window(greeting.audio, 16000)
+    assert best_match(template, media.played) > 0.95
+    # ...and the person's answer reached the agent intact.
+    spoken = loudest_window(load_clip("person_confirm")[: BRIEF_MS * 32], 16000)
+    assert best_match(spoken, agent.received_audio) > 0.95
+    # Not silence: both recordings carry speech energy.
+    assert max(abs(b) for b in memoryview(media.played).cast("h")) > 1000
+
+
+def test_no_answer_then_answered_on_retry(stack: LocalStack, tmp_path: Path) -> None:
+    result = run(stack, "retry", tmp_path)
+    session = result.session
+    assert session.status is SessionStatus.COMPLETED
+    assert session.outcome is Outcome.ANSWERED and session.attempt == 2
+    events = [e.event for e in session.timeline]
+    assert events.count("dialing") == 2 and "retry scheduled" in events
+    assert result.record_after["Lead_Status"] == "Qualified"
+
+
+def test_busy_until_attempts_run_out(stack: LocalStack, tmp_path: Path) -> None:
+    result = run(stack, "busy", tmp_path)
+    session = result.session
+    assert session.status is SessionStatus.COMPLETED
+    assert session.outcome is Outcome.BUSY and session.attempt == 3
+    assert "busy on all 3 attempts" in session.outcome_detail
+    [note] = result.notes
+    assert note["Note_Title"] == "AI call: Busy"
+    assert result.calls == []  # no conversation: Zoho refuses zero-length outbound calls
+    assert zoho_writes(stack, session.record_id) == []
+
+
+def test_invalid_number_is_never_dialled_and_the_reason_written_back(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    placed_before = len(stack.infobip.calls)
+    result = run(stack, "invalid", tmp_path)
+    assert result.session.outcome is Outcome.INVALID_PHONE
+    assert len(stack.infobip.calls) == placed_before
+    [note] = result.notes
+    assert "not a valid number" in note["Note_Content"]
+
+
+def test_caller_interrupts_the_agent(stack: LocalStack, tmp_path: Path) -> None:
+    result = run(stack, "interrupt", tmp_path)
+    assert result.session.status is SessionStatus.COMPLETED
+    agent = result.conversation.live
+    assert agent.interruptions == 1
+    assert result.media.clears >= 1
+    assert any(turn.interrupted for turn in agent.sent_turns)
+    assert result.record_after["Lead_Status"] == "Qualified"
+
+
+def test_voicemail_is_hung_up_and_written_back(detecting_stack: LocalStack, tmp_path: Path) -> None:
+    result = run(detecting_stack, "voicemail", tmp_path)
+    session = result.session
+    assert session.outcome is Outcome.MACHINE
+    assert not session.conversation_id  # the agent never spoke to a machine
+    assert [n["Note_Title"] for n in result.notes] == ["AI call: Reached voicemail"]
+
+
+def test_human_answer_with_machine_detection_waits_for_the_verdict(
+    detecting_stack: LocalStack, tmp_path: Path
+) -> None:
+    result = run(detecting_stack, "answered", tmp_path)
+    assert result.session.outcome is Outcome.ANSWERED
+    events = [e.event for e in result.session.timeline]
+    assert events.index("answered") < events.index("connecting agent")
+    assert result.record_after["Interested"] is True
