@@ -3,17 +3,15 @@
 The stand-in's REST answers and its post-call webhook must validate against the spec's response
 schemas (``$ref`` resolved across the document), and every request the client sends must name a
 path, method, query parameter and header the spec declares. The spec is
-``$CALLFLOW_SPECS_DIR/elevenlabs/openapi.json`` (default ``/work/shared/specs``).
+``$CALLFLOW_SPECS_DIR/elevenlabs/openapi.json`` (default: ``shared/specs`` beside the checkout).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +30,10 @@ from callflow.sandbox.elevenlabs import (
     ElevenLabsSandbox,
     TranscriptLine,
 )
+from tests.specs import SPECS_DIR as SPECS_ROOT
 from tests.unit.elevenlabs_fixtures import CONVERSATION_DONE
 
-SPEC_PATH = (
-    Path(os.environ.get("CALLFLOW_SPECS_DIR", "/work/shared/specs")) / "elevenlabs" / "openapi.json"
-)
+SPEC_PATH = SPECS_ROOT / "elevenlabs" / "openapi.json"
 SPEC_URI = "urn:elevenlabs:openapi"
 API_KEY = "xi_contract_key"
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPECS_DIR = Path(os.environ.get("CALLFLOW_SPECS_DIR", "/work/shared/specs")) / "zoho"
+from tests.specs import SPECS_DIR as SPECS_ROOT
+
+SPECS_DIR = SPECS_ROOT / "zoho"
 SPEC_FILES = ("record.json", "notes.json", "common.json")
 SERVER_FILLED = frozenset(
     {"id", "Created_Time", "Created_By", "Modified_Time", "Modified_By", "Owner"}

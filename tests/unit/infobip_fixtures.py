@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +29,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from callflow.models import Outcome
+from tests.specs import SPECS_DIR as SPECS_ROOT
 
-SPECS_DIR = Path(os.environ.get("CALLFLOW_SPECS_DIR", "/work/shared/specs"))
+SPECS_DIR = SPECS_ROOT
 VOICE_SPEC = SPECS_DIR / "infobip" / "voice-openapi.json"
 SUBSCRIPTIONS_SPEC = SPECS_DIR / "infobip" / "subscriptions-openapi.json"
 VOICE_PREFIX = "4527871876f1b326359cd9e5dcf777f0ecc3c5fde89b1e88f0c154b298b67611."
