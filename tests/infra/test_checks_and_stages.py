@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from callflow_infra.nag import REASONS
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_sns as sns
+from callflow_infra.app import attach_checks
+from callflow_infra.nag import REASONS, acknowledge
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -77,3 +83,26 @@ def test_outputs_give_the_three_webhook_urls_and_the_bridge_url(dev: Synthesized
     assert infobip.endswith("/webhooks/infobip/{infobip_webhook_path_secret}")
     assert elevenlabs.endswith("/webhooks/elevenlabs")
     assert bridge.startswith("wss://") and bridge.endswith("/{bridge_path_secret}")
+
+
+def test_synth_fails_on_an_unacknowledged_finding_and_passes_once_justified(
+    tmp_path: Path,
+) -> None:
+    def synth(justified: bool) -> None:
+        app = App(outdir=str(tmp_path / str(justified)))
+        stack = Stack(app, "Gate")
+        topic = sns.Topic(stack, "Topic")  # neither encrypted (SNS2) nor SSL-only (SNS3)
+        if justified:
+            rules = ("AwsSolutions-SNS2", "AwsSolutions-SNS3")
+            REASONS.update(dict.fromkeys(rules, "test: a justified finding"))
+            try:
+                acknowledge(topic, *rules)
+            finally:
+                for rule in rules:
+                    del REASONS[rule]
+        attach_checks(app)
+        app.synth()
+
+    with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*AwsSolutions-SNS3"):
+        synth(justified=False)
+    synth(justified=True)

@@ -39,5 +39,10 @@ def build_app(
         description=f"callflow ({stage.name}): AI phone agents from Zoho CRM",
     )
     if checks:
-        Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+        attach_checks(app)
     return app
+
+
+def attach_checks(app: App) -> None:
+    """Run the cdk-nag AwsSolutions rules at synth; an unacknowledged finding fails it."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
