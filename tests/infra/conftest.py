@@ -2,7 +2,7 @@
 
 The app is built in-process the way ``infra/cdk/app.py`` builds it, with ``cdk.json``'s context;
 assets are referenced in place rather than copied, and the Lambda bundle comes from the cache in
-``infra/cdk/.build``, so a session costs two synths (dev and prod), not one per test.
+``infra/cdk/.bundle``, so a session costs two synths (dev and prod), not one per test.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from callflow_infra.bundle import BundleError, build_lambda_bundle, runtime_requ
 
 from .conftest import CDK_DIR, REPO_ROOT
 
-CACHE = CDK_DIR / ".build"
+CACHE = CDK_DIR / ".bundle"
 
 
 def test_requirements_are_the_pinned_project_dependencies() -> None:

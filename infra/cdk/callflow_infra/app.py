@@ -14,7 +14,7 @@ from callflow_infra.stage import STAGES_KEY, load_stage
 
 CDK_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = CDK_DIR.parent.parent
-BUILD_DIR = CDK_DIR / ".build"
+BUNDLE_DIR = CDK_DIR / ".bundle"
 
 
 def build_app(
@@ -29,7 +29,7 @@ def build_app(
     app = App(context=context, outdir=outdir)
     stage_name = str(app.node.try_get_context("stage") or "dev")
     stage = load_stage(app.node.try_get_context(STAGES_KEY), stage_name)
-    bundle = build_lambda_bundle(REPO_ROOT, BUILD_DIR)
+    bundle = build_lambda_bundle(REPO_ROOT, BUNDLE_DIR)
     CallflowStack(
         app,
         f"callflow-{stage.name}",

@@ -3,7 +3,7 @@
 The runtime dependencies (``[project].dependencies`` of ``pyproject.toml``) are installed as
 manylinux aarch64 wheels for CPython 3.12 with ``pip install --platform ... --only-binary=:all:``,
 which gives the same files a Docker build would, on any machine with network access to PyPI. The
-result is cached under ``infra/cdk/.build/`` keyed by a hash of ``pyproject.toml``, so only a change
+result is cached under ``infra/cdk/.bundle/`` keyed by a hash of ``pyproject.toml``, so only a change
 of the pins downloads anything; the project's own code (``callflow/``, ``functions/``) is laid over
 a hard-linked copy of the cached dependencies at every synth, which takes well under a second.
 """
