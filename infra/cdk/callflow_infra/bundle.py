@@ -3,9 +3,10 @@
 The runtime dependencies (``[project].dependencies`` of ``pyproject.toml``) are installed as
 manylinux aarch64 wheels for CPython 3.12 with ``pip install --platform ... --only-binary=:all:``,
 which gives the same files a Docker build would, on any machine with network access to PyPI. The
-result is cached under ``infra/cdk/.bundle/`` keyed by a hash of ``pyproject.toml``, so only a change
-of the pins downloads anything; the project's own code (``callflow/``, ``functions/``) is laid over
-a hard-linked copy of the cached dependencies at every synth, which takes well under a second.
+result is cached under ``infra/cdk/.bundle/`` keyed by a hash of ``pyproject.toml``, so only a
+change of the pins downloads anything; the project's own code (``callflow/``, ``functions/``,
+``config/``) is laid over a hard-linked copy of the cached dependencies at every synth, which takes
+well under a second.
 """
 
 from __future__ import annotations
