@@ -274,6 +274,9 @@ async def session_status(session_id: str, request: Request) -> dict[str, Any]:
     view = session.model_dump(mode="json", exclude=_PRIVATE_FIELDS)
     view["phone"] = mask(session.phone)
     view["phone_raw"] = mask(session.phone_raw)
+    phone_field = get_settings().zoho_phone_field
+    if view["record"].get(phone_field):
+        view["record"][phone_field] = mask(str(view["record"][phone_field]))
     return view
 
 

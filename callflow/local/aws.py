@@ -86,6 +86,18 @@ class LambdaRouter:
         return json.dumps(result).encode(), False
 
 
+def _one_second_retries(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "ErrorEquals" in node and "MaxAttempts" in node:
+            node = {**node, "IntervalSeconds": 1, "BackoffRate": 1.0}
+            node.pop("MaxDelaySeconds", None)
+            node.pop("JitterStrategy", None)
+        return {key: _one_second_retries(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_one_second_retries(value) for value in node]
+    return node
+
+
 def _error(error_type: str, message: str, trace: str = "") -> bytes:
     return json.dumps(
         {"errorType": error_type, "errorMessage": message, "stackTrace": trace.splitlines()}
@@ -123,12 +135,27 @@ def _install_router(router: LambdaRouter) -> None:
 
 
 class EmbeddedAws:
-    """A moto server on a free loopback port, with the table, secret, functions and workflow."""
+    """A moto server on a free loopback port, with the table, secret, functions and workflow.
+
+    One per process (:meth:`shared`): clients built at import time (Powertools' idempotency
+    store) keep pointing at the same endpoint however many local stacks a test run starts.
+    """
+
+    _shared: EmbeddedAws | None = None
+
+    @classmethod
+    def shared(cls) -> EmbeddedAws:
+        if cls._shared is None:
+            cls._shared = cls().start()
+        else:
+            cls._shared._export_env()
+        return cls._shared
 
     def __init__(self, region: str = "us-east-1") -> None:
         self.region = region
         self.router = LambdaRouter()
         self.endpoint = ""
+        self.port = 0
         self.state_machine_arn = ""
         self._server: Any = None
 
@@ -140,15 +167,18 @@ class EmbeddedAws:
         _install_router(self.router)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
-        port = self._server._server.server_port
-        self.endpoint = f"http://127.0.0.1:{port}"
+        self.port = self._server._server.server_port
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._export_env()
+        return self
+
+    def _export_env(self) -> None:
         # The ASL interpreter calls Lambda at localhost:MOTO_PORT; every boto3 client at us.
-        os.environ["MOTO_PORT"] = str(port)
+        os.environ["MOTO_PORT"] = str(self.port)
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = self.region
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        return self
 
     def stop(self) -> None:
         if self._server is not None:
@@ -170,17 +200,25 @@ class EmbeddedAws:
         arn = client.create_secret(Name=name, SecretString=json.dumps(values))["ARN"]
         return str(arn)
 
-    def deploy_workflow(self, prefix: str = "callflow") -> str:
-        """Create the task functions and the state machine from the project's ASL file."""
+    def deploy_workflow(self, prefix: str = "callflow", *, fast_retries: bool = False) -> str:
+        """Create the task functions and the state machine from the project's ASL file.
+
+        Names get a unique suffix so several stacks can share one embedded AWS. ``fast_retries``
+        (tests only) keeps every Retry policy but waits one second between attempts, so that
+        "retries exhausted" takes seconds instead of minutes.
+        """
+        prefix = f"{prefix}-{uuid.uuid4().hex[:6]}"
         lam = self.client("lambda")
         role = self.client("iam").create_role(
-            RoleName=f"{prefix}-local-{uuid.uuid4().hex[:8]}",
+            RoleName=f"{prefix}-local",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
         package = io.BytesIO()
         with zipfile.ZipFile(package, "w") as archive:
             archive.writestr("README.txt", "Invocations are routed to the in-process handlers.")
         definition = ASL_PATH.read_text()
+        if fast_retries:
+            definition = json.dumps(_one_second_retries(json.loads(definition)))
         for substitution, (suffix, module) in TASK_FUNCTIONS.items():
             name = f"{prefix}-{suffix}"
             arn = lam.create_function(

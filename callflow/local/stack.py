@@ -49,6 +49,8 @@ class StackOptions:
     calling_days: str = "0,1,2,3,4,5,6"
     outside_hours_policy: str = "wait"
     agent_overrides: dict[str, Any] = field(default_factory=dict)
+    fast_retries: bool = False
+    """Tests only: the workflow's Retry policies wait one second between attempts."""
     brief_clips_ms: int | None = None
     """Say only the first N ms of every clip, with quicker turn-taking (fast end-to-end tests);
     ``None`` plays the whole dialogue (the demo)."""
@@ -198,7 +200,7 @@ class LocalStack:
         self._set_env({"CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID": config_id})
         self._refresh()
 
-        state_machine = self.aws.deploy_workflow()
+        state_machine = self.aws.deploy_workflow(fast_retries=options.fast_retries)
         self._set_env({"CALLFLOW_STATE_MACHINE_ARN": state_machine})
         self._refresh()
         return self
