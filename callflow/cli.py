@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--public-bridge-url", required=True, help="wss URL that reaches --bridge-port"
     )
 
-    call = commands.add_parser("call", help="trigger a call: MODULE/ID, e.g. Leads/4150868000000224005")
+    call = commands.add_parser(
+        "call", help="trigger a call: MODULE/ID, e.g. Leads/4150868000000224005"
+    )
     call.add_argument("record")
     call.add_argument("--api", default=os.environ.get("CALLFLOW_API_URL", "http://127.0.0.1:8000"))
 

@@ -271,7 +271,7 @@ async def session_status(session_id: str, request: Request) -> dict[str, Any]:
     session = await _in_thread(get_services().store.get, session_id)
     if session is None:
         raise BadRequest(404, "no such session")
-    view = session.model_dump(mode="json", exclude=_PRIVATE_FIELDS)
+    view: dict[str, Any] = session.model_dump(mode="json", exclude=_PRIVATE_FIELDS)
     view["phone"] = mask(session.phone)
     view["phone_raw"] = mask(session.phone_raw)
     phone_field = get_settings().zoho_phone_field

@@ -81,7 +81,7 @@ class LambdaRouter:
             self.invocations.append((name, event))
         try:
             result = handler(event, LocalLambdaContext(function_name=name))
-        except Exception as error:  # noqa: BLE001 - reported to Step Functions like Lambda does
+        except Exception as error:
             return _error(type(error).__name__, str(error), traceback.format_exc()), True
         return json.dumps(result).encode(), False
 

@@ -210,8 +210,8 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
         seen_timeline = len(session.timeline)
         calls = {c for c in list(stack.infobip.calls) if _is_session_call(stack, c, session_id)}
         log = [e for e in stack.infobip.call_log if e.call_id in calls]
-        for entry in log[seen_log:]:
-            text = _describe_phone(entry.what, entry.detail)
+        for phone_event in log[seen_log:]:
+            text = _describe_phone(phone_event.what, phone_event.detail)
             if text:
                 printer.event(text)
         seen_log = len(log)

@@ -22,7 +22,12 @@ class AsgiServer:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "") -> None:
         self.config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
             ws="websockets-sansio",
         )
         self.server = uvicorn.Server(self.config)

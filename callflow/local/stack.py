@@ -25,7 +25,7 @@ from callflow.local.servers import AsgiServer, LoopThread
 from callflow.models import Session
 from callflow.services import get_services, reset_services
 
-SECRET_NAME = "callflow/local"
+SECRET_NAME = "callflow/local"  # noqa: S105 - the name of a Secrets Manager secret
 ZOHO_CLIENT_ID = "1000.LOCALCLIENT"
 AGENT_ID = "agent_local_demo"
 
@@ -240,9 +240,10 @@ class LocalStack:
         """Until the session's workflow execution has ended; its description."""
         deadline = time.monotonic() + timeout
         while True:
+            assert self.aws is not None, "the stack is not started"
             try:
                 execution = self.aws.execution(session_id)
-            except Exception:  # noqa: BLE001 - not started yet
+            except Exception:
                 execution = {"status": "PENDING"}
             if execution["status"] not in ("RUNNING", "PENDING"):
                 return execution
@@ -288,4 +289,4 @@ class LocalStack:
         reset_services()
         from aws_lambda_powertools.utilities import parameters
 
-        parameters.clear_caches()
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
