@@ -56,8 +56,12 @@ SECRETS = {
 }
 
 
-def http_event(method: str, path: str, body: dict[str, Any] | None = None,
-               headers: dict[str, str] | None = None) -> dict[str, Any]:
+def http_event(
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload v2) event, what Mangum receives on Lambda."""
     raw = json.dumps(body).encode() if body is not None else b""
     return {
@@ -67,11 +71,22 @@ def http_event(method: str, path: str, body: dict[str, Any] | None = None,
         "rawQueryString": "",
         "headers": {"content-type": "application/json", **(headers or {})},
         "requestContext": {
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "127.0.0.1", "userAgent": "bench"},
-            "requestId": "bench", "routeKey": "$default", "stage": "$default",
-            "accountId": "123456789012", "apiId": "bench", "domainName": "bench",
-            "domainPrefix": "bench", "time": "21/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "bench",
+            },
+            "requestId": "bench",
+            "routeKey": "$default",
+            "stage": "$default",
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "domainName": "bench",
+            "domainPrefix": "bench",
+            "time": "21/Nov/2026:00:00:00 +0000",
+            "timeEpoch": 0,
         },
         "body": base64.b64encode(raw).decode(),
         "isBase64Encoded": True,
@@ -87,9 +102,13 @@ def ringing(session_id: str, attempt: int = 1) -> dict[str, Any]:
         "type": "CALL_RINGING",
         "callId": f"call-{session_id}",
         "timestamp": "2026-11-21T10:00:00.000+0000",
-        "properties": {"call": {"id": f"call-{session_id}", "state": "RINGING",
-                                "customData": {"session_id": session_id,
-                                               "attempt": str(attempt)}}},
+        "properties": {
+            "call": {
+                "id": f"call-{session_id}",
+                "state": "RINGING",
+                "customData": {"session_id": session_id, "attempt": str(attempt)},
+            }
+        },
     }
 
 
@@ -101,15 +120,24 @@ def percentile(values: list[float], q: float) -> float:
 
 def cold_start(env: dict[str, str]) -> dict[str, Any]:
     health = http_event("GET", "/health")
-    event = http_event("POST", "/webhooks/infobip/benchpath", ringing("unknown"),
-                       {"authorization": basic()})
+    event = http_event(
+        "POST", "/webhooks/infobip/benchpath", ringing("unknown"), {"authorization": basic()}
+    )
     results: dict[str, list[float]] = {"health": [], "infobip_event": []}
     for _ in range(COLD_RUNS):
         for name, payload in (("health", health), ("infobip_event", event)):
-            output = subprocess.run(
-                [sys.executable, "-c", COLD_SCRIPT, json.dumps(payload)],
-                capture_output=True, text=True, env=env, cwd=ROOT, check=True,
-            ).stdout.strip().splitlines()[-1]
+            output = (
+                subprocess.run(
+                    [sys.executable, "-c", COLD_SCRIPT, json.dumps(payload)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=ROOT,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             results[name].append(json.loads(output)["total_ms"])
     return {
         "benchmark": "api_cold_start",
@@ -163,8 +191,9 @@ def warm_webhooks() -> dict[str, Any]:
 
     timings: list[float] = []
     for session_id in ids:
-        event = http_event("POST", "/webhooks/infobip/benchpath", ringing(session_id),
-                           {"authorization": basic()})
+        event = http_event(
+            "POST", "/webhooks/infobip/benchpath", ringing(session_id), {"authorization": basic()}
+        )
         start = time.perf_counter()
         response = handler(event, Ctx())
         timings.append((time.perf_counter() - start) * 1000)

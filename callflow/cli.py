@@ -18,7 +18,14 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="callflow", description=__doc__.splitlines()[0])
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["setup"]:  # its own parser: `callflow setup infobip --help` works
+        from callflow import provisioning
+
+        return provisioning.main(args_list[1:])
+    parser = argparse.ArgumentParser(
+        prog="callflow", description="AI phone agents from your CRM (Zoho, Infobip, ElevenLabs)."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run a whole call on the embedded default")
@@ -55,10 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay = commands.add_parser("replay", help="replay a failed CRM writeback")
     replay.add_argument("session_id")
 
-    setup = commands.add_parser("setup", help="connect the providers to a deployment")
-    setup.add_argument("rest", nargs=argparse.REMAINDER)
+    commands.add_parser("setup", help="connect the providers to a deployment (see setup --help)")
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     if args.command == "demo":
         from callflow.local.demo import run_demo
 
@@ -82,10 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(writeback.replay(get_services(), args.session_id), indent=2))
         return 0
-    if args.command == "setup":
-        from callflow import provisioning
-
-        return provisioning.main(args.rest)
     parser.error(f"unknown command {args.command}")
     return 2
 
