@@ -1,0 +1,111 @@
+"""The state machine definition: the structure the rest of the system relies on.
+
+Its behaviour is checked by executing it (tests/integration, tests/e2e: moto runs this file with
+the real handlers); here, the parts that a careless edit could silently break.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from callflow.local.aws import ASL_PATH, TASK_FUNCTIONS
+
+ASL: dict[str, Any] = json.loads(ASL_PATH.read_text())
+STATES: dict[str, dict[str, Any]] = ASL["States"]
+LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.TooManyRequestsException"}
+
+
+def tasks() -> dict[str, dict[str, Any]]:
+    return {name: state for name, state in STATES.items() if state["Type"] == "Task"}
+
+
+def test_every_transition_names_an_existing_state() -> None:
+    targets = {ASL["StartAt"]}
+    for state in STATES.values():
+        targets |= {state.get("Next"), state.get("Default")} - {None}
+        targets |= {choice["Next"] for choice in state.get("Choices", [])}
+        targets |= {catch["Next"] for catch in state.get("Catch", [])}
+    assert targets <= set(STATES)
+    assert set(STATES) - targets == set()  # and no state is unreachable
+
+
+def test_substitutions_are_exactly_the_task_functions() -> None:
+    used = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text()))
+    assert used == set(TASK_FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", sorted(tasks()))
+def test_every_task_retries_lambda_service_errors_and_catches_everything_else(
+    name: str,
+) -> None:
+    state = tasks()[name]
+    retried = {e for retry in state.get("Retry", []) for e in retry["ErrorEquals"]}
+    assert retried >= LAMBDA_ERRORS
+    if name != "MarkWritebackFailed":
+        assert any("States.ALL" in c["ErrorEquals"] for c in state["Catch"])
+
+
+def test_waiting_tasks_use_task_tokens_with_timeouts() -> None:
+    for name in ("PlaceCall", "AwaitAnalysis"):
+        state = STATES[name]
+        assert state["Resource"].endswith(".waitForTaskToken")
+        assert state["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
+        assert "TimeoutSecondsPath" in state
+
+
+def test_call_timeout_and_failures_are_planned_not_lost() -> None:
+    catches = STATES["PlaceCall"]["Catch"]
+    assert catches[0]["Next"] == "PlanAfterError"
+    assert STATES["AwaitAnalysis"]["Catch"][0]["Next"] == "FetchAnalysis"
+
+
+def test_provider_throttling_is_retried_with_backoff_on_calls_and_writeback() -> None:
+    for name in ("PlaceCall", "WriteBack"):
+        [policy] = [
+            r for r in STATES[name]["Retry"] if "RetryableProviderError" in r["ErrorEquals"]
+        ]
+        assert policy["BackoffRate"] > 1 and policy["MaxAttempts"] >= 5
+
+
+def test_analysis_still_processing_is_retried() -> None:
+    [policy] = [
+        r for r in STATES["FetchAnalysis"]["Retry"] if r["ErrorEquals"] == ["AnalysisPending"]
+    ]
+    assert policy["MaxAttempts"] >= 10
+
+
+def test_retries_wait_in_the_state_machine_until_calling_hours() -> None:
+    assert STATES["WaitForNextAttempt"] == {
+        "Type": "Wait",
+        "Comment": STATES["WaitForNextAttempt"]["Comment"],
+        "TimestampPath": "$.wait_until",
+        "Next": "PlaceCall",
+    }
+
+
+def test_writeback_failing_for_good_fails_the_execution_after_marking_it() -> None:
+    assert STATES["WriteBack"]["Catch"][0]["Next"] == "MarkWritebackFailed"
+    assert STATES[STATES["MarkWritebackFailed"]["Next"]]["Type"] == "Fail"
+
+
+def test_step_functions_accepts_the_definition() -> None:
+    definition = ASL_PATH.read_text()
+    for name in TASK_FUNCTIONS:
+        definition = definition.replace(
+            "${" + name + "}", f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+        )
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        import boto3
+
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = client.create_state_machine(
+            name="calls",
+            definition=definition,
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        assert client.describe_state_machine(stateMachineArn=arn)["status"] == "ACTIVE"
