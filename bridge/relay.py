@@ -63,6 +63,11 @@ _SPEECH_POWER = (32768.0 * 10 ** (SPEECH_DBFS / 20)) ** 2
 AGENT_MAX_MESSAGE = 2 * 1024 * 1024
 #: Beyond the queued audio, how long a drain may wait for Infobip's clock before hanging up.
 DRAIN_GRACE_S = 1.0
+#: After the queue is played out, how long to keep sending (silence) before hanging up. With
+#: one frame out per frame in, any burst in the caller's stream leaves a standing backlog in the
+#: far end's playback buffer (frames received, not yet played); hanging up at once cuts it off,
+#: which is the "last sentence cut short" failure integrators report.
+DRAIN_TAIL_S = 0.4
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _EARLY_TEXT_LIMIT = 16
 
@@ -322,7 +327,7 @@ class CallRelay:
                 with contextlib.suppress(ConnectionClosed):
                     await self.agent.send(protocol.user_audio_chunk(data))
             self.call.frames_relayed += 1
-        elif not self._draining:
+        elif self._agent_end is None:
             self._keep_early(frame)
         await self._ticks(size, now)
 
@@ -344,7 +349,14 @@ class CallRelay:
                     self._speech_pending = False
             self._prev_audio = tick.audio
         if self._draining and pacer.queued_bytes == 0 and self._agent_end is not None:
-            self._finish(*self._agent_end)
+            self._draining = False
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+            # Everything is sent, but the far end plays from a jitter buffer that one-in-one-out
+            # pacing never drains: keep the stream going (silence) a moment before hanging up.
+            self._drain_timer = asyncio.get_running_loop().call_later(
+                DRAIN_TAIL_S, self._finish, *self._agent_end
+            )
 
     def _keep_early(self, frame: bytes) -> None:
         self._early.append(frame)
@@ -550,7 +562,7 @@ class CallRelay:
             for text in self._early_text:
                 await agent.send(text)
             self._early_text.clear()
-        self._agent_ready = self.end_reason is None and not self._draining
+        self._agent_ready = self.end_reason is None and self._agent_end is None
 
     def _remember(self, role: str, text: object) -> None:
         if isinstance(text, str) and text:
