@@ -44,8 +44,11 @@ class CallSession:
         return {"session_id": self.session_id, "bridge_token": self.token, "attempt": "1"}
 
 
+MakeSession = Callable[..., CallSession]
+
+
 @pytest.fixture
-def make_session(store: SessionStore) -> Callable[..., CallSession]:
+def make_session(store: SessionStore) -> MakeSession:
     def make(status: SessionStatus = SessionStatus.IN_CALL, **fields: Any) -> CallSession:
         token = f"tok-{new_session_id()}"
         session = Session(

@@ -11,7 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from callflow.models import SessionStatus
 
-from .conftest import PATH_SECRET, CallSession, StartBridge
+from .conftest import PATH_SECRET, MakeSession, StartBridge
 from .peers import AgentCall, AgentPeer, PhoneLeg, tone
 
 
@@ -34,7 +34,7 @@ async def _refused(url: str, hello: object) -> tuple[int | None, str]:
     ],
 )
 async def test_stream_without_valid_credentials_is_refused_before_the_agent(
-    start_bridge: StartBridge, make_session: type[CallSession], tamper: object
+    start_bridge: StartBridge, make_session: MakeSession, tamper: object
 ) -> None:
     session = make_session()
     async with AgentPeer() as peer:
@@ -52,7 +52,7 @@ async def test_stream_without_valid_credentials_is_refused_before_the_agent(
     "status", [SessionStatus.CALL_ENDED, SessionStatus.COLLECTING, SessionStatus.COMPLETED]
 )
 async def test_stream_for_a_finished_session_is_refused(
-    start_bridge: StartBridge, make_session: type[CallSession], status: SessionStatus
+    start_bridge: StartBridge, make_session: MakeSession, status: SessionStatus
 ) -> None:
     session = make_session(status=status)
     async with AgentPeer() as peer:
@@ -66,7 +66,7 @@ async def test_stream_for_a_finished_session_is_refused(
 
 @pytest.mark.parametrize("status", [SessionStatus.DIALING, SessionStatus.RINGING])
 async def test_stream_arriving_before_call_established_is_accepted(
-    start_bridge: StartBridge, make_session: type[CallSession], status: SessionStatus
+    start_bridge: StartBridge, make_session: MakeSession, status: SessionStatus
 ) -> None:
     async def agent(call: AgentCall) -> None:
         await call.ws.close(1000)
@@ -93,7 +93,7 @@ async def test_stream_arriving_before_call_established_is_accepted(
     ],
 )
 async def test_malformed_first_frame_is_refused(
-    start_bridge: StartBridge, make_session: type[CallSession], first: object
+    start_bridge: StartBridge, make_session: MakeSession, first: object
 ) -> None:
     async with AgentPeer() as peer:
         bridge = await start_bridge(peer.url)
@@ -102,7 +102,7 @@ async def test_malformed_first_frame_is_refused(
 
 
 async def test_malformed_frames_mid_call_are_ignored(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     speech = tone(16000, 100, 1500)
 
@@ -129,7 +129,7 @@ async def test_malformed_frames_mid_call_are_ignored(
 
 
 async def test_oversized_frame_ends_the_phone_leg_and_the_agent(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with AgentPeer() as peer:
@@ -148,7 +148,7 @@ async def test_oversized_frame_ends_the_phone_leg_and_the_agent(
 
 
 async def test_unsupported_phone_rate_ends_the_call_with_its_reason(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with AgentPeer() as peer:
@@ -165,7 +165,7 @@ async def test_unsupported_phone_rate_ends_the_call_with_its_reason(
 
 
 async def test_health_route_and_unknown_paths(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async with AgentPeer() as peer:
         bridge = await start_bridge(peer.url)

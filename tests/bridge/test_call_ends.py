@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .conftest import CallSession, StartBridge
+from .conftest import MakeSession, StartBridge
 from .peers import AgentCall, AgentPeer, PhoneLeg, tone
 
 
 async def test_agent_end_call_plays_queued_audio_before_hanging_up(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     goodbye = tone(16000, 500, 2222)  # 25 frames, queued in one burst
 
@@ -55,7 +55,7 @@ async def test_agent_end_call_plays_queued_audio_before_hanging_up(
 
 
 async def test_caller_hanging_up_closes_the_agent_at_once(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with AgentPeer() as peer:
@@ -77,7 +77,7 @@ async def test_caller_hanging_up_closes_the_agent_at_once(
 
 
 async def test_agent_refusing_the_connection_ends_the_call_cleanly(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with AgentPeer(refuse_with=429) as peer:
@@ -95,7 +95,7 @@ async def test_agent_refusing_the_connection_ends_the_call_cleanly(
 
 
 async def test_agent_error_close_is_recorded_with_its_reason(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         await call.send(
@@ -127,7 +127,7 @@ async def test_agent_error_close_is_recorded_with_its_reason(
 
 
 async def test_agent_dropping_without_a_close_frame_ends_the_call(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         await asyncio.sleep(0.1)
@@ -148,7 +148,7 @@ async def test_agent_dropping_without_a_close_frame_ends_the_call(
 
 
 async def test_signed_url_failure_ends_the_call_without_an_agent(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     bridge = await start_bridge("ws://127.0.0.1:9/closed-port")
@@ -163,7 +163,7 @@ async def test_signed_url_failure_ends_the_call_without_an_agent(
 
 
 async def test_hangup_when_infobip_no_longer_knows_the_call_is_recorded(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         await call.ws.close(1000)

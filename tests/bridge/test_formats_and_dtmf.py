@@ -10,7 +10,7 @@ import pytest
 
 from callflow.audio import AudioFormat, ulaw_decode, ulaw_encode
 
-from .conftest import CallSession, StartBridge
+from .conftest import MakeSession, StartBridge
 from .peers import AgentCall, AgentPeer, PhoneLeg, sine
 
 RESAMPLER_DELAY_S = 0.06
@@ -38,7 +38,7 @@ def _dominant_hz(samples: np.ndarray, rate: int) -> float:
 )
 async def test_each_format_pair_is_converted_both_ways(
     start_bridge: StartBridge,
-    make_session: type[CallSession],
+    make_session: MakeSession,
     phone_rate: int,
     agent_in: str,
     agent_out: str,
@@ -88,7 +88,7 @@ async def test_each_format_pair_is_converted_both_ways(
 
 
 async def test_agent_format_that_cannot_be_served_ends_the_call(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with AgentPeer(output_format="opus_48000") as peer:
@@ -106,7 +106,7 @@ async def test_agent_format_that_cannot_be_served_ends_the_call(
 
 
 async def test_matching_formats_are_relayed_without_conversion(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     said = sine(8000, 200)
 
@@ -136,7 +136,7 @@ async def test_matching_formats_are_relayed_without_conversion(
 )
 async def test_dtmf_reaches_the_agent(
     start_bridge: StartBridge,
-    make_session: type[CallSession],
+    make_session: MakeSession,
     mode: str,
     expected: dict[str, str],
 ) -> None:
@@ -162,7 +162,7 @@ async def test_dtmf_reaches_the_agent(
 
 
 async def test_dtmf_is_not_forwarded_when_ignored(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with AgentPeer() as peer:

@@ -20,7 +20,7 @@ from callflow.sandbox.infobip import InfobipSandbox
 from callflow.sandbox.media_leg import run_media_leg
 from callflow.store import SessionStore
 
-from .conftest import PATH_SECRET, TABLE, CallSession
+from .conftest import PATH_SECRET, TABLE, MakeSession
 from .test_sandbox_dialogue import CALLEE, _agent_config
 
 ELEVENLABS_KEY = "xi-test-key"
@@ -42,7 +42,7 @@ def providers() -> Iterator[tuple[ElevenLabsSandbox, AsgiServer, InfobipSandbox,
 
 async def test_bridge_built_from_settings_gets_a_signed_url_and_hangs_up_through_the_api(
     store: SessionStore,
-    make_session: type[CallSession],
+    make_session: MakeSession,
     providers: tuple[ElevenLabsSandbox, AsgiServer, InfobipSandbox, AsgiServer],
 ) -> None:
     eleven, eleven_server, infobip, infobip_server = providers

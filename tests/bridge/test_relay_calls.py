@@ -9,12 +9,12 @@ import time
 
 from callflow.models import SessionStatus
 
-from .conftest import CallSession, StartBridge
+from .conftest import MakeSession, StartBridge
 from .peers import AgentCall, AgentPeer, PhoneLeg, tone
 
 
 async def test_happy_path_relays_both_ways_and_records_the_call(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     caller_audio = tone(16000, 400, 1200)
     greeting = tone(16000, 200, 2500)
@@ -72,7 +72,7 @@ async def test_happy_path_relays_both_ways_and_records_the_call(
 
 
 async def test_caller_audio_before_the_agent_is_ready_is_kept(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     first_words = b"".join(tone(16000, 20, 1000 + i) for i in range(20))  # 400 ms, each distinct
 
@@ -92,9 +92,7 @@ async def test_caller_audio_before_the_agent_is_ready_is_kept(
     assert bytes(peer.calls[0].audio[: len(first_words)]) == first_words
 
 
-async def test_early_audio_is_bounded(
-    start_bridge: StartBridge, make_session: type[CallSession]
-) -> None:
+async def test_early_audio_is_bounded(start_bridge: StartBridge, make_session: MakeSession) -> None:
     frames = [tone(16000, 20, 1000 + i) for i in range(20)]
 
     async def agent(call: AgentCall) -> None:
@@ -117,7 +115,7 @@ async def test_early_audio_is_bounded(
 
 
 async def test_agent_audio_is_paced_one_frame_out_per_frame_in(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     speech = tone(16000, 300, 3000)  # 15 frames, sent to the bridge in one burst
 
@@ -150,7 +148,7 @@ async def test_agent_audio_is_paced_one_frame_out_per_frame_in(
 
 
 async def test_barge_in_clears_queue_and_drops_stale_audio(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     long_turn = tone(16000, 2000, 3000)
     stale = tone(16000, 200, 3333)
@@ -191,7 +189,7 @@ async def test_barge_in_clears_queue_and_drops_stale_audio(
 
 
 async def test_ping_is_answered_with_pong_at_once(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     answered: list[float] = []
 
@@ -217,7 +215,7 @@ async def test_ping_is_answered_with_pong_at_once(
 
 
 async def test_unknown_agent_messages_are_ignored_and_tool_calls_get_an_error(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         await call.send({"type": "vad_score", "vad_score_event": {"vad_score": 0.4}})
@@ -254,7 +252,7 @@ async def test_unknown_agent_messages_are_ignored_and_tool_calls_get_an_error(
 
 
 async def test_configured_tool_handler_answers_client_tool_calls(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def handler(name: str, parameters: dict[str, object]) -> str:
         return f"{name}: {parameters['day']} 10:00 is free"
@@ -292,7 +290,7 @@ async def test_configured_tool_handler_answers_client_tool_calls(
 
 
 async def test_agent_correction_replaces_the_kept_agent_line(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         await call.send(
@@ -327,7 +325,7 @@ async def test_agent_correction_replaces_the_kept_agent_line(
 
 
 async def test_transcript_kept_on_the_session_is_bounded(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         for n in range(12):

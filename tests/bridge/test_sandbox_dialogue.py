@@ -7,7 +7,7 @@ from __future__ import annotations
 from callflow.sandbox.agent import AgentConfig, AgentLine, DialogueStep, serve_agent
 from callflow.sandbox.media_leg import CalleeScript, CalleeTurn, run_media_leg
 
-from .conftest import CallSession, StartBridge
+from .conftest import MakeSession, StartBridge
 
 CLIP_MS = 600
 
@@ -47,7 +47,7 @@ CALLEE = CalleeScript(
 
 
 async def test_scripted_dialogue_runs_end_to_end_and_the_goodbye_is_heard_in_full(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with serve_agent("127.0.0.1", 0, _agent_config()) as agent:
@@ -81,7 +81,7 @@ async def test_scripted_dialogue_runs_end_to_end_and_the_goodbye_is_heard_in_ful
 
 
 async def test_scripted_dialogue_through_an_8khz_phone_leg_and_ulaw_agent(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     config = _agent_config(
@@ -104,7 +104,7 @@ async def test_scripted_dialogue_through_an_8khz_phone_leg_and_ulaw_agent(
 
 
 async def test_scripted_agent_refusing_at_initiation_ends_the_call(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with serve_agent("127.0.0.1", 0, _agent_config(refuse_with=1008)) as agent:

@@ -14,12 +14,12 @@ from websockets.exceptions import InvalidStatus
 
 from bridge.__main__ import serve_until_signalled
 
-from .conftest import CallSession, StartBridge
+from .conftest import MakeSession, StartBridge
 from .peers import AgentCall, AgentPeer, PhoneLeg, tone
 
 
 async def test_shutdown_refuses_new_calls_and_closes_live_ones_with_1001_at_the_deadline(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     live, late = make_session(), make_session()
     async with AgentPeer() as peer:
@@ -35,12 +35,13 @@ async def test_shutdown_refuses_new_calls_and_closes_live_ones_with_1001_at_the_
         with pytest.raises(InvalidStatus) as refused:
             async with connect(bridge.url, open_timeout=3) as ws:
                 await ws.send("{}")
-        assert not leg.ws.close_code  # still talking during the drain
+        code_while_draining = leg.ws.close_code
         await leg.closed()
         closed_after = time.monotonic() - started
         await draining
         await caller
 
+    assert code_while_draining is None  # still talking during the drain
     assert health.status_code == 503
     assert health.json() == {"status": "draining", "active_calls": 1}
     assert refused.value.response.status_code == 503
@@ -53,7 +54,7 @@ async def test_shutdown_refuses_new_calls_and_closes_live_ones_with_1001_at_the_
 
 
 async def test_shutdown_returns_as_soon_as_the_last_call_ends(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         await asyncio.sleep(0.3)
@@ -75,7 +76,7 @@ async def test_shutdown_returns_as_soon_as_the_last_call_ends(
 
 
 async def test_sigterm_drains_calls_in_flight(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     session = make_session()
     async with AgentPeer() as peer:
@@ -97,7 +98,7 @@ async def test_sigterm_drains_calls_in_flight(
 
 
 async def test_call_metrics_are_emitted_as_embedded_metric_format(
-    start_bridge: StartBridge, make_session: type[CallSession]
+    start_bridge: StartBridge, make_session: MakeSession
 ) -> None:
     async def agent(call: AgentCall) -> None:
         # Answer 200 ms after the caller stopped talking.

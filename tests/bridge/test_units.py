@@ -172,7 +172,7 @@ def test_user_audio_chunk_is_the_contract_message() -> None:
 
 def test_initiation_keeps_only_scalar_variables_and_adds_overrides() -> None:
     message = protocol.initiation(
-        {"name": "Ada", "n": 3, "ok": True},  # type: ignore[dict-item]
+        {"name": "Ada", "n": 3, "ok": True},
         {"agent": {"first_message": "Hi"}},
     )
     assert message == {
