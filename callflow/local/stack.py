@@ -76,6 +76,7 @@ class LocalStack:
         self._servers: list[AsgiServer] = []
         self._loop: LoopThread | None = None
         self.bridge: Any = None
+        self._log_level: int | None = None
         self.aws: EmbeddedAws | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -169,6 +170,7 @@ class LocalStack:
         settings = get_settings()
         from callflow.observability import logger
 
+        self._log_level = logger.log_level
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
 
         from bridge.deps import BridgeDeps
@@ -213,6 +215,10 @@ class LocalStack:
                 self._loop.stop()
         for server in reversed(self._servers):
             server.stop()
+        if self._log_level is not None:
+            from callflow.observability import logger
+
+            logger.setLevel(self._log_level)
         self._restore_env()
         self._refresh()
 
