@@ -24,6 +24,7 @@ CONNECTED_EVENT = "websocket:connected"
 DTMF_EVENT = "websocket:dtmf"
 #: The connected frame carries customData; anything larger is not Infobip talking to us.
 MAX_CONNECTED_FRAME = 16 * 1024
+MAX_SESSION_ID = 128
 _NOT_CUSTOM = frozenset({"event", "content-type", "bridge_token"})
 
 
@@ -56,6 +57,8 @@ def parse_connected(message: str | bytes) -> Connected:
     token = data.get("bridge_token")
     if not isinstance(session_id, str) or not session_id:
         raise BadFrame("the connected frame carries no session_id")
+    if len(session_id) > MAX_SESSION_ID or not session_id.isprintable():
+        raise BadFrame("the session_id is not a session id")
     if not isinstance(token, str) or not token:
         raise BadFrame("the connected frame carries no bridge_token")
     content_type = data.get("content-type", "")

@@ -188,6 +188,15 @@ class CallRelay:
             return False
         except ConnectionClosed:
             return False
+        except Exception as error:  # the session store failed: a server error, not a refusal
+            logger.error(
+                "session lookup failed: %s",
+                type(error).__name__,
+                extra={"session_id": self.session_id},
+            )
+            with contextlib.suppress(ConnectionClosed):
+                await self.phone.close(1011, "session store unavailable")
+            return False
         self.variables = session.variables
         self.admitted = True
         self._connected_at = time.monotonic()

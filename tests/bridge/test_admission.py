@@ -182,3 +182,27 @@ async def test_health_route_and_unknown_paths(
     assert health.json() == {"status": "ok", "active_calls": 0}
     assert other.status_code == 404
     assert refused.value.response.status_code == 404
+
+
+class _FailingStore:
+    """A session store whose table is unreachable."""
+
+    def get(self, session_id: str) -> None:
+        raise ConnectionError("dynamodb unreachable")
+
+    def set_fields(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing is written for a stream that was never admitted")
+
+
+async def test_session_store_failure_closes_1011_without_contacting_the_agent(
+    start_bridge: StartBridge, make_session: MakeSession
+) -> None:
+    session = make_session()
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        bridge.server.store = _FailingStore()
+        hello = {"event": "websocket:connected", **session.custom}
+        code, reason = await _refused(bridge.url, hello)
+
+    assert (code, reason) == (1011, "session store unavailable")
+    assert peer.connections == 0 and bridge.signed_urls == 0

@@ -111,6 +111,12 @@ def test_connected_frame_gives_session_token_and_format() -> None:
         ('{"event":"websocket:connected","bridge_token":"t"}', "session_id"),
         ('{"event":"websocket:connected","session_id":"s"}', "bridge_token"),
         ('{"event":"websocket:connected","session_id":"s","bridge_token":7}', "bridge_token"),
+        (
+            json.dumps(
+                {"event": "websocket:connected", "session_id": "s" * 500, "bridge_token": "t"}
+            ),
+            "not a session id",
+        ),
     ],
 )
 def test_bad_connected_frames_say_what_is_wrong(frame: str | bytes, why: str) -> None:
