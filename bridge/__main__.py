@@ -62,6 +62,8 @@ def main() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    # The library logs every HTTP exchange at INFO: one line per load-balancer health check.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     settings = get_settings()
     server = BridgeServer(
         settings,
