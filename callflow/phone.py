@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from phonenumbers import timezone as phone_timezone
+# ``phonenumbers`` loads its metadata when imported: it is imported where numbers are parsed, so
+# the API (which only masks numbers) does not pay for it on a cold start.
 
 
 class InvalidPhone(ValueError):
@@ -33,6 +33,8 @@ class Phone:
 
 
 def normalise(raw: str, default_region: str) -> Phone:
+    import phonenumbers
+
     text = (raw or "").strip()
     if not text:
         raise InvalidPhone("the record has no phone number")
@@ -56,6 +58,9 @@ def mask(number: str) -> str:
 
 
 def timezone_for(phone: Phone, record_zone: str | None, default_zone: str) -> str:
+    import phonenumbers
+    from phonenumbers import timezone as phone_timezone
+
     for candidate in (record_zone,):
         if candidate and _valid_zone(candidate):
             return candidate

@@ -11,13 +11,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from callflow.config import Settings, get_settings
-from callflow.store import SessionStore
 
 if TYPE_CHECKING:
     from callflow.mapping import FieldMapping
     from callflow.providers.elevenlabs import ElevenLabsClient
     from callflow.providers.infobip import InfobipClient
     from callflow.providers.zoho import ZohoClient
+    from callflow.store import SessionStore
 
 
 class Services:
@@ -26,6 +26,8 @@ class Services:
 
     @cached_property
     def store(self) -> SessionStore:
+        from callflow.store import SessionStore
+
         return SessionStore.from_settings(self.settings)
 
     @cached_property

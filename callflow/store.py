@@ -19,9 +19,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import boto3
-from botocore.exceptions import ClientError
-
 from callflow.config import Settings
 from callflow.models import (
     Session,
@@ -69,6 +66,8 @@ class SessionStore:
     """Reads and conditionally advances sessions."""
 
     def __init__(self, table_name: str, region: str | None = None, ttl_days: int = 30) -> None:
+        import boto3  # here, not at import: the API's health route and cold start skip it
+
         self.table_name = table_name
         self.ttl_days = ttl_days
         self.table = boto3.resource("dynamodb", region_name=region).Table(table_name)
@@ -253,8 +252,8 @@ class SessionStore:
                     **({"ExpressionAttributeValues": values} if values else {}),
                 )
                 return None
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            except Exception as error:
+                if _error_code(error) != "ConditionalCheckFailedException":
                     raise
         # Lost three races in a row: someone else is claiming it right now.
         item = self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
@@ -296,8 +295,8 @@ class SessionStore:
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        except Exception as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
                 return None
             raise
         return _session(response["Attributes"])
@@ -323,8 +322,16 @@ def _session(item: dict[str, Any]) -> Session:
     return Session.model_validate(data)
 
 
+def _error_code(error: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` ("" for anything else)."""
+    response = getattr(error, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
 def create_table(table_name: str, region: str | None = None) -> None:
     """Create the table as the CDK stack defines it (local stack and tests)."""
+    import boto3
+
     client = boto3.client("dynamodb", region_name=region)
     try:
         client.create_table(
@@ -333,8 +340,8 @@ def create_table(table_name: str, region: str | None = None) -> None:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceInUseException":
+    except Exception as error:
+        if _error_code(error) != "ResourceInUseException":
             raise
         return
     client.get_waiter("table_exists").wait(TableName=table_name)
