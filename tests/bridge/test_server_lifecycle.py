@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import socket
+import sys
 import time
 
 import httpx
@@ -136,3 +139,49 @@ async def test_call_metrics_are_emitted_as_embedded_metric_format(
     assert end_doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["reason", "service"]]
     stored = bridge.session(session.session_id).bridge["metrics"]
     assert stored["turn_latency_ms"] == [latency]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_python_m_bridge_serves_health_and_exits_cleanly_on_sigterm() -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CALLFLOW_BRIDGE_PATH_SECRET": "smoke-path",
+        "CALLFLOW_BRIDGE_HOST": "127.0.0.1",
+        "CALLFLOW_BRIDGE_PORT": str(port),
+        "AWS_REGION": "us-east-1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(timeout=1) as http, asyncio.timeout(20):
+            while True:
+                try:
+                    health = await http.get(f"http://127.0.0.1:{port}/health")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert health.status_code == 200
+    assert process.returncode == 0
+    logs = [json.loads(line) for line in stderr.decode().splitlines()]
+    assert any("draining 0 call(s)" in entry["message"] for entry in logs)
+    gauges = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert gauges and all(doc["ActiveCalls"] == 0 for doc in gauges)
