@@ -16,6 +16,18 @@ Ends, and what each does to the other leg:
 
 Every end records the reason, close codes, formats, metrics and the bounded transcript on the
 session; the conversation id is stored the moment the agent announces it.
+
+Metrics, per call (see :mod:`bridge.metrics`): ``ConnectTimeMs`` runs from the accepted
+``websocket:connected`` frame to ``conversation_initiation_metadata``. ``TurnLatencyMs`` runs from
+the end of the caller's speech to the first frame of the agent's answer *sent to Infobip* (after
+pacing, which is what the caller hears). The end of speech is found by energy: the last caller
+frame above ``SPEECH_DBFS``, measured as the frames arrive. The agent's ``user_transcript`` was
+not used: it arrives after the agent's own end-of-turn detection and ASR, so it would hide part
+of the latency being measured, and its timing is not under the bridge's control. A latency is
+recorded once per agent turn that follows caller speech. ``FramesRelayed`` counts caller frames
+sent to the agent plus agent frames sent to the caller (silence excluded); ``Conversions`` counts
+audio chunks that went through a resampler or μ-law codec; ``Underruns`` counts silence frames
+sent while the agent was mid-utterance (see :mod:`bridge.pacing`).
 """
 
 from __future__ import annotations
