@@ -10,7 +10,8 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 
@@ -18,15 +19,27 @@ T = TypeVar("T")
 
 
 class AsgiServer:
-    """An ASGI app under uvicorn in a daemon thread."""
+    """An ASGI app under uvicorn in a daemon thread.
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, name: str = "") -> None:
+    Also a context manager (``with AsgiServer(app) as server:``) that starts and stops it, for
+    tests. ``lifespan="on"`` runs the app's lifespan, so an app that cleans up on shutdown (the
+    Infobip stand-in cancels its delivery tasks) does so when the server stops.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "",
+        lifespan: Literal["auto", "on", "off"] = "off",
+    ) -> None:
         self.config = uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level="warning",
-            lifespan="off",
+            lifespan=lifespan,
             access_log=False,
             ws="websockets-sansio",
         )
@@ -49,9 +62,20 @@ class AsgiServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=timeout)
+
+    def __enter__(self) -> AsgiServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class LoopThread:

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from callflow.config import Settings
+from callflow.local.servers import AsgiServer
 from callflow.providers.infobip import InfobipClient
 from callflow.providers.infobip_events import parse_event
 from callflow.sandbox import phone_network as net
@@ -25,7 +26,6 @@ from tests.unit.infobip_fixtures import (
     WEBHOOK_USER,
     ExampleEvent,
     Receiver,
-    ServerThread,
     event_pointer,
     subscriptions_spec,
     voice_spec,
@@ -68,18 +68,18 @@ def traffic() -> Iterator[tuple[InfobipSandbox, list[tuple[str, str, int, Any]]]
             )
         )
 
-    with ServerThread(receiver.app()) as hooks:
+    with AsgiServer(receiver.app()) as hooks:
         sandbox = InfobipSandbox(
             API_KEY,
-            events_url=f"{hooks.base_url}/events",
+            events_url=f"{hooks.url}/events",
             events_username=WEBHOOK_USER,
             events_password=WEBHOOK_PASSWORD,
             time_scale=0.01,
             child_call_events=True,
         )
-        with ServerThread(sandbox.app) as api:
+        with AsgiServer(sandbox.app, lifespan="on") as api:
             settings = Settings(
-                infobip_base_url=api.base_url,
+                infobip_base_url=api.url,
                 infobip_api_key=SecretStr(API_KEY),
                 infobip_calls_configuration_id=CALLS_CONFIGURATION_ID,
                 infobip_from_number="+41793026834",

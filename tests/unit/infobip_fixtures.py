@@ -1,4 +1,4 @@
-"""Shared by the Infobip tests: example events, servers on loopback, and the spec checker.
+"""Shared by the Infobip tests: example events, a webhook and bridge receiver, and the spec checker.
 
 Infobip's OpenAPI file has no example bodies for the ``Event`` webhook, so the examples here are
 written field by field from its schemas (``CallRingingEvent``, ``CallFinishedEvent``, ...); the
@@ -13,15 +13,13 @@ import copy
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from jsonschema import Draft202012Validator
@@ -213,42 +211,7 @@ def example(name: str) -> dict[str, Any]:
     raise KeyError(name)
 
 
-# --- servers on loopback ---------------------------------------------------------------------
-
-
-class ServerThread:
-    """An ASGI app under uvicorn on 127.0.0.1, port 0, in its own thread and event loop.
-
-    The Infobip client is blocking httpx: with the stand-in on another loop in another thread, a
-    test can call the client directly while the stand-in's background tasks keep running.
-    """
-
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-    @property
-    def port(self) -> int:
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+# --- the receiver (tests serve it with callflow.local.servers.AsgiServer) --------------------
 
 
 @dataclass
@@ -329,12 +292,6 @@ class Receiver:
         )
         time.sleep(0.05)
         return self.types_for(call_id)
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[ServerThread]:
-    with ServerThread(app) as server:
-        yield server
 
 
 # --- the spec checker ------------------------------------------------------------------------

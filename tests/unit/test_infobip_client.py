@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from callflow.config import Settings
+from callflow.local.servers import AsgiServer
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RetryableProviderError
 from callflow.providers.infobip import InfobipClient, InvalidInfobipRequest
 from callflow.sandbox import phone_network as net
@@ -23,7 +24,6 @@ from tests.unit.infobip_fixtures import (
     API_KEY,
     CALLS_CONFIGURATION_ID,
     Receiver,
-    ServerThread,
 )
 
 NUMBER = "+41792036727"
@@ -52,24 +52,24 @@ def _settings(base_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[tuple[Receiver, ServerThread]]:
+def hooks() -> Iterator[tuple[Receiver, AsgiServer]]:
     receiver = Receiver()
-    with ServerThread(receiver.app()) as server:
+    with AsgiServer(receiver.app()) as server:
         yield receiver, server
 
 
 @pytest.fixture
-def stack(hooks: tuple[Receiver, ServerThread]) -> Iterator[Stack]:
+def stack(hooks: tuple[Receiver, AsgiServer]) -> Iterator[Stack]:
     receiver, server = hooks
     sandbox = InfobipSandbox(
         API_KEY,
-        events_url=f"{server.base_url}/events",
+        events_url=f"{server.url}/events",
         events_username=receiver.username,
         events_password=receiver.password,
         time_scale=0.01,
     )
-    with ServerThread(sandbox.app) as api:
-        settings = _settings(api.base_url)
+    with AsgiServer(sandbox.app, lifespan="on") as api:
+        settings = _settings(api.url)
         with InfobipClient(settings) as client:
             yield Stack(sandbox, receiver, settings, client, f"ws://127.0.0.1:{server.port}")
 

@@ -13,6 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from callflow.config import Settings
+from callflow.local.servers import AsgiServer
 from callflow.models import Outcome
 from callflow.providers.infobip import InfobipClient
 from callflow.providers.infobip_events import parse_event
@@ -24,7 +25,6 @@ from tests.unit.infobip_fixtures import (
     WEBHOOK_PASSWORD,
     WEBHOOK_USER,
     Receiver,
-    ServerThread,
 )
 
 NUMBER = "+41792036727"
@@ -57,18 +57,18 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[tuple[Receiver, ServerThread]]:
+def hooks() -> Iterator[tuple[Receiver, AsgiServer]]:
     receiver = Receiver()
-    with ServerThread(receiver.app()) as server:
+    with AsgiServer(receiver.app()) as server:
         yield receiver, server
 
 
-def _env(hooks: tuple[Receiver, ServerThread], **options: Any) -> Iterator[Env]:
+def _env(hooks: tuple[Receiver, AsgiServer], **options: Any) -> Iterator[Env]:
     receiver, server = hooks
     sandbox = InfobipSandbox(API_KEY, time_scale=SCALE, **options)
-    with ServerThread(sandbox.app) as api_server:
+    with AsgiServer(sandbox.app, lifespan="on") as api_server:
         settings = Settings(
-            infobip_base_url=api_server.base_url,
+            infobip_base_url=api_server.url,
             infobip_api_key=SecretStr(API_KEY),
             infobip_calls_configuration_id=CALLS_CONFIGURATION_ID,
             infobip_connect_timeout=30,
@@ -76,20 +76,20 @@ def _env(hooks: tuple[Receiver, ServerThread], **options: Any) -> Iterator[Env]:
         )
         with (
             InfobipClient(settings) as client,
-            httpx.Client(base_url=api_server.base_url, timeout=5) as api,
+            httpx.Client(base_url=api_server.url, timeout=5) as api,
         ):
             yield Env(
                 sandbox,
                 receiver,
                 client,
                 api,
-                f"{server.base_url}/events",
+                f"{server.url}/events",
                 f"ws://127.0.0.1:{server.port}/bridge",
             )
 
 
-def _with_webhook(hooks: tuple[Receiver, ServerThread], **options: Any) -> Iterator[Env]:
-    url = f"{hooks[1].base_url}/events"
+def _with_webhook(hooks: tuple[Receiver, AsgiServer], **options: Any) -> Iterator[Env]:
+    url = f"{hooks[1].url}/events"
     yield from _env(
         hooks,
         events_url=url,
@@ -100,7 +100,7 @@ def _with_webhook(hooks: tuple[Receiver, ServerThread], **options: Any) -> Itera
 
 
 @pytest.fixture
-def env(hooks: tuple[Receiver, ServerThread]) -> Iterator[Env]:
+def env(hooks: tuple[Receiver, AsgiServer]) -> Iterator[Env]:
     yield from _with_webhook(hooks)
 
 
@@ -207,7 +207,7 @@ def test_a_phone_that_rings_past_the_connect_timeout_is_not_answered(
     )
 
 
-def test_duplicate_events_sends_every_event_twice(hooks: tuple[Receiver, ServerThread]) -> None:
+def test_duplicate_events_sends_every_event_twice(hooks: tuple[Receiver, AsgiServer]) -> None:
     for env in _with_webhook(hooks, duplicate_events=True):
         env.sandbox.set_behaviour(NUMBER, [net.reject(after_s=1)])
         call_id = env.place()
@@ -220,7 +220,7 @@ def test_duplicate_events_sends_every_event_twice(hooks: tuple[Receiver, ServerT
         ]
 
 
-def test_reorder_events_delivers_later_events_first(hooks: tuple[Receiver, ServerThread]) -> None:
+def test_reorder_events_delivers_later_events_first(hooks: tuple[Receiver, AsgiServer]) -> None:
     for env in _with_webhook(hooks, reorder_events=True):
         env.sandbox.set_behaviour(NUMBER, [net.answer(after_s=1, hangup_after_s=3)])
         call_id = env.place()
@@ -235,7 +235,7 @@ def test_reorder_events_delivers_later_events_first(hooks: tuple[Receiver, Serve
 
 
 def test_events_go_to_a_voice_video_subscription_with_basic_auth(
-    hooks: tuple[Receiver, ServerThread],
+    hooks: tuple[Receiver, AsgiServer],
 ) -> None:
     for env in _env(hooks):
         subscription = {
@@ -324,7 +324,7 @@ def _subscribe(env: Env, notify_url: str) -> None:
 
 
 def test_subscriptions_are_listed_per_channel_with_paging(
-    hooks: tuple[Receiver, ServerThread],
+    hooks: tuple[Receiver, AsgiServer],
 ) -> None:
     for env in _env(hooks):
         _subscribe(env, env.hooks_url)
@@ -348,7 +348,7 @@ def test_subscriptions_are_listed_per_channel_with_paging(
 
 
 def test_updating_the_profile_moves_the_events_to_its_new_url(
-    hooks: tuple[Receiver, ServerThread],
+    hooks: tuple[Receiver, AsgiServer],
 ) -> None:
     for env in _env(hooks):
         _subscribe(env, env.hooks_url.replace("/events", "/gone"))
@@ -367,7 +367,7 @@ def test_updating_the_profile_moves_the_events_to_its_new_url(
 
 
 def test_a_webhook_refusing_the_credentials_is_not_retried(
-    hooks: tuple[Receiver, ServerThread],
+    hooks: tuple[Receiver, AsgiServer],
 ) -> None:
     for env in _env(hooks):
         env.sandbox.add_webhook(env.hooks_url, WEBHOOK_USER, "wrong-password")
@@ -588,7 +588,7 @@ def test_the_call_log_tells_what_happened_to_each_call(env: Env) -> None:
 
 
 def test_child_call_events_report_the_websocket_leg_with_the_dialogs_custom_data(
-    hooks: tuple[Receiver, ServerThread],
+    hooks: tuple[Receiver, AsgiServer],
 ) -> None:
     for env in _with_webhook(hooks, child_call_events=True):
         config_id = _config(env)

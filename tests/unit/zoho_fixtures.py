@@ -8,8 +8,6 @@ shared conftest.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +15,10 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-import uvicorn
 from moto import mock_aws
 
 from callflow.config import Settings
+from callflow.local.servers import AsgiServer
 from callflow.providers.zoho import ZohoClient
 from callflow.providers.zoho_token import ZohoTokenProvider
 from callflow.sandbox.zoho import ZohoSandbox
@@ -31,29 +29,6 @@ CLIENT_SECRET = "sandbox-client-secret"
 REFRESH_TOKEN = "1000.sandbox-refresh-token"
 TABLE = "callflow-zoho-test"
 REGION = "us-east-1"
-
-
-class ServedApp:
-    """An ASGI app under uvicorn in a daemon thread on 127.0.0.1, port chosen by the OS."""
-
-    def __init__(self, app: Any) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the sandbox server did not start")
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
 
 
 @dataclass
@@ -78,8 +53,8 @@ class ZohoEnv:
 def zoho_server_fixture() -> Iterator[tuple[ZohoSandbox, str]]:
     """One served sandbox per test module (starting uvicorn costs more than a test)."""
     sandbox = ZohoSandbox(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN)
-    with ServedApp(sandbox.app) as base_url:
-        yield sandbox, base_url
+    with AsgiServer(sandbox.app, name="zoho") as server:
+        yield sandbox, server.url
 
 
 @pytest.fixture(scope="module", name="zoho_table")
