@@ -12,30 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from callflow.config import Settings
 from callflow.observability import logger
 from callflow.phone import mask
-from callflow.providers.errors import (
-    ProviderError,
-    ProviderRejected,
-    RetryableProviderError,
-    error_for_status,
-)
+from callflow.providers.errors import ProviderRejected
+from callflow.providers.infobip_http import PROVIDER, InfobipHttp, InvalidInfobipRequest
 
-PROVIDER = "infobip"
+__all__ = ["CallInfo", "DialogInfo", "InfobipClient", "InvalidInfobipRequest"]
+
 #: Values Infobip accepts for a WEBSOCKET_ENDPOINT config's ``sampleRate`` (sent as strings).
 SAMPLE_RATES = frozenset({8000, 16000, 24000, 32000})
 #: ``connectTimeout`` has ``maximum: 60`` in the spec.
 MAX_CONNECT_TIMEOUT = 60
-_PAGE_SIZE = 100
-DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-class InvalidInfobipRequest(ValueError):
-    """The request cannot be sent as asked (bad number, missing configuration, bad custom data);
-    raised before anything reaches Infobip."""
 
 
 @dataclass(frozen=True)
@@ -52,23 +39,8 @@ class DialogInfo:
     child_call_id: str = ""
 
 
-class InfobipClient:
+class InfobipClient(InfobipHttp):
     """A thin, typed wrapper over the Calls API endpoints the project uses."""
-
-    def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
-        self._settings = settings
-        self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
-        self._owns_http = http is None
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> InfobipClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -173,25 +145,7 @@ class InfobipClient:
 
     def list_media_stream_configs(self) -> list[dict[str, Any]]:
         """Every config of the account, across pages."""
-        configs: list[dict[str, Any]] = []
-        page = 0
-        while True:
-            data = self._json(
-                self._request(
-                    "GET",
-                    "/calls/1/media-stream-configs",
-                    params={"page": page, "size": _PAGE_SIZE},
-                )
-            )
-            results = data.get("results", [])
-            if not isinstance(results, list):
-                raise ProviderRejected(PROVIDER, "media-stream config page without results")
-            configs.extend(r for r in results if isinstance(r, dict))
-            paging = data.get("paging")
-            total_pages = paging.get("totalPages", 1) if isinstance(paging, dict) else 1
-            page += 1
-            if not results or not isinstance(total_pages, int) or page >= total_pages:
-                return configs
+        return self._all_pages("/calls/1/media-stream-configs", "media-stream config")
 
     # --- transport --------------------------------------------------------------------------
 
@@ -203,71 +157,6 @@ class InfobipClient:
                 return False
             raise
         return True
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        *,
-        params: dict[str, Any] | None = None,
-    ) -> httpx.Response:
-        api_key = self._settings.infobip_api_key.get_secret_value()
-        if not api_key:
-            raise InvalidInfobipRequest("CALLFLOW_INFOBIP_API_KEY is not set")
-        url = self._settings.infobip_base_url.rstrip("/") + path
-        headers = {"Authorization": f"App {api_key}", "Accept": "application/json"}
-        try:
-            response = self._http.request(
-                method, url, json=body, params=params, headers=headers, timeout=DEFAULT_TIMEOUT
-            )
-        except httpx.TimeoutException as error:
-            raise RetryableProviderError(PROVIDER, f"{method} {path} timed out") from error
-        except httpx.TransportError as error:
-            raise RetryableProviderError(
-                PROVIDER, f"{method} {path} failed: {type(error).__name__}"
-            ) from error
-        if response.status_code >= 400:
-            raise _error_from(response, f"{method} {path}")
-        return response
-
-    @staticmethod
-    def _json(response: httpx.Response) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as error:
-            raise ProviderRejected(
-                PROVIDER, "the response is not JSON", status=response.status_code
-            ) from error
-        if not isinstance(data, dict):
-            raise ProviderRejected(
-                PROVIDER, "the response is not a JSON object", status=response.status_code
-            )
-        return data
-
-
-def _error_from(response: httpx.Response, what: str) -> ProviderError:
-    """Infobip's ``requestError.serviceException`` turned into the typed error its status
-    deserves, with ``messageId`` as the code and the text (plus field errors) as the message."""
-    code, text = "", ""
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    exception = (
-        data.get("requestError", {}).get("serviceException")
-        if isinstance(data, dict) and isinstance(data.get("requestError"), dict)
-        else None
-    )
-    if isinstance(exception, dict):
-        code = str(exception.get("messageId", ""))
-        text = str(exception.get("text", ""))
-        fields = exception.get("validationErrors")
-        if isinstance(fields, dict) and fields:
-            details = "; ".join(f"{name}: {', '.join(map(str, v))}" for name, v in fields.items())
-            text = f"{text} ({details})"
-    message = text or f"{what} answered HTTP {response.status_code}"
-    return error_for_status(PROVIDER, response.status_code, message, code)
 
 
 def _string_map(values: dict[str, str]) -> dict[str, str]:
