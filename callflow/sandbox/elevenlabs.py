@@ -16,6 +16,9 @@ It behaves like the service where the project depends on it:
   workflow's polling fallback must cope).
 - ``GET /v1/convai/agents/{agent_id}`` answers the agent's settings in ``GetAgentResponseModel``'s
   shape, for the setup check.
+- ``GET /v1/convai/settings`` and ``GET /v1/workspace/webhooks`` answer the workspace's post-call
+  webhook (``post_call_webhook_id``) and its webhooks (``workspace_webhooks``), which the setup
+  check reads to find where post-call webhooks go.
 
 Response shapes follow ``specs/elevenlabs/openapi.json``; the contract tests validate them. The
 error body ``{"detail": {"status", "message"}}`` is what ElevenLabs answers on its ConvAI routes
@@ -31,7 +34,7 @@ import contextlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlencode
@@ -68,6 +71,35 @@ DEFAULT_DATA_COLLECTION: Final[Mapping[str, DataItem]] = {
     "visit_date": DataItem("string", "The agreed visit date, ISO yyyy-mm-dd."),
     "lead_status": DataItem("string", "Qualified when every question was answered."),
 }
+
+
+@dataclass(frozen=True)
+class WorkspaceWebhook:
+    """One webhook of the workspace, as ``GET /v1/workspace/webhooks`` lists it
+    (``WorkspaceWebhookResponseModel``)."""
+
+    webhook_id: str
+    webhook_url: str
+    name: str = "callflow"
+    auth_type: Literal["hmac", "oauth2", "mtls"] = "hmac"
+    is_disabled: bool = False
+    is_auto_disabled: bool = False
+    """ElevenLabs sets this after repeated consecutive delivery failures."""
+    created_at_unix: int = 1_700_000_000
+
+    def body(self, usage: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "webhook_id": self.webhook_id,
+            "webhook_url": self.webhook_url,
+            "is_disabled": self.is_disabled,
+            "is_auto_disabled": self.is_auto_disabled,
+            "created_at_unix": self.created_at_unix,
+            "auth_type": self.auth_type,
+        }
+        if usage is not None:
+            body["usage"] = usage
+        return body
 
 
 class SandboxError(Exception):
@@ -318,6 +350,9 @@ class ElevenLabsSandbox:
     ``agent`` is the scripted agent's configuration; its id, formats, client events and allowed
     overrides are what ``GET /v1/convai/agents/{agent_id}`` reports. ``webhook_url`` may be set
     after construction (the API's port is often known only once it is serving).
+    ``post_call_webhook_id`` is the workspace's post-call webhook (``GET /v1/convai/settings``;
+    None: none configured) and ``workspace_webhooks`` the webhooks ``GET /v1/workspace/webhooks``
+    lists; both are plain attributes a test may change.
     ``.requests`` lists the REST calls received, ``.conversations`` the conversations by id,
     ``.webhooks`` the deliveries attempted and ``.refused`` the sockets turned down.
     """
@@ -335,6 +370,8 @@ class ElevenLabsSandbox:
         processing_seconds: float = 1.0,
         drop_webhooks: bool = False,
         delay_webhook_s: float = 0.0,
+        post_call_webhook_id: str | None = None,
+        workspace_webhooks: Sequence[WorkspaceWebhook] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not api_key:
@@ -350,6 +387,8 @@ class ElevenLabsSandbox:
         self.processing_seconds = processing_seconds
         self.drop_webhooks = drop_webhooks
         self.delay_webhook_s = delay_webhook_s
+        self.post_call_webhook_id = post_call_webhook_id
+        self.workspace_webhooks = list(workspace_webhooks)
         self.clock = clock
         self.created_at = int(clock())
         self.signatures = SignatureBook(clock=clock)
@@ -410,6 +449,31 @@ class ElevenLabsSandbox:
             self._require_agent(agent_id)
             return self.agent_body()
 
+        @app.get("/v1/convai/settings")
+        async def get_convai_settings(request: Request) -> dict[str, Any]:
+            """``GetConvAISettingsResponseModel``; only ``webhooks`` matters to the project."""
+            self._authenticate(request)
+            return {
+                "conversation_initiation_client_data_webhook": None,
+                "webhooks": {
+                    "post_call_webhook_id": self.post_call_webhook_id,
+                    "send_audio": False,
+                },
+                "can_use_mcp_servers": False,
+                "rag_retention_period_days": 10,
+            }
+
+        @app.get("/v1/workspace/webhooks")
+        async def list_workspace_webhooks(
+            request: Request, include_usages: bool = Query(False)
+        ) -> dict[str, Any]:
+            """``WorkspaceWebhookListResponseModel``; with ``include_usages`` each webhook names
+            what triggers it (the post-call webhook: the ConvAI settings)."""
+            self._authenticate(request)
+            return {
+                "webhooks": [self._webhook_body(w, include_usages) for w in self.workspace_webhooks]
+            }
+
         @app.websocket(CONVERSATION_WS_PATH)
         async def conversation(websocket: WebSocket) -> None:
             await self._serve_socket(websocket)
@@ -420,6 +484,12 @@ class ElevenLabsSandbox:
         given = request.headers.get("xi-api-key", "")
         if not secrets.compare_digest(given.encode(), self.api_key.encode()):
             raise SandboxError(401, "invalid_api_key", "Invalid API key")
+
+    def _webhook_body(self, webhook: WorkspaceWebhook, include_usages: bool) -> dict[str, Any]:
+        if not include_usages:
+            return webhook.body()
+        used = webhook.webhook_id == self.post_call_webhook_id
+        return webhook.body([{"usage_type": "ConvAI Settings"}] if used else [])
 
     def _require_agent(self, agent_id: str) -> None:
         if agent_id != self.agent_id:

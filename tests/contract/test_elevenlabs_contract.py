@@ -29,6 +29,7 @@ from callflow.sandbox.elevenlabs import (
     ConversationState,
     ElevenLabsSandbox,
     TranscriptLine,
+    WorkspaceWebhook,
 )
 from tests.specs import SPECS_DIR as SPECS_ROOT
 from tests.unit.elevenlabs_fixtures import CONVERSATION_DONE
@@ -130,6 +131,8 @@ def test_the_spec_names_the_schemas_the_stand_in_answers_with() -> None:
         "GetConversationResponseModel"
     )
     assert response_schema("/v1/convai/agents/{agent_id}") == "GetAgentResponseModel"
+    assert response_schema("/v1/convai/settings") == "GetConvAISettingsResponseModel"
+    assert response_schema("/v1/workspace/webhooks") == "WorkspaceWebhookListResponseModel"
 
 
 def test_signed_url_response_matches_the_spec(http: TestClient) -> None:
@@ -170,6 +173,52 @@ def test_agent_response_matches_the_spec(http: TestClient) -> None:
     response = http.get("/v1/convai/agents/agent_sandbox", headers=HEADERS)
     assert response.status_code == 200
     assert schema_errors(response.json(), "GetAgentResponseModel") == []
+
+
+def _undeclared(instance: dict[str, Any], schema_name: str) -> set[str]:
+    """Keys of ``instance`` the schema does not name (none of these schemas forbid extras)."""
+    return set(instance) - set(spec()["components"]["schemas"][schema_name]["properties"])
+
+
+@pytest.mark.parametrize("include_usages", [False, True])
+def test_workspace_webhook_reads_match_the_spec(
+    sandbox: ElevenLabsSandbox, http: TestClient, include_usages: bool
+) -> None:
+    sandbox.post_call_webhook_id = "wh_post_call"
+    sandbox.workspace_webhooks = [
+        WorkspaceWebhook("wh_post_call", "https://api.example.com/webhooks/elevenlabs"),
+        WorkspaceWebhook("wh_other", "https://other.example.com/hook", is_disabled=True),
+    ]
+    settings = http.get("/v1/convai/settings", headers=HEADERS)
+    assert settings.status_code == 200
+    assert schema_errors(settings.json(), "GetConvAISettingsResponseModel") == []
+    assert _undeclared(settings.json(), "GetConvAISettingsResponseModel") == set()
+    assert settings.json()["webhooks"]["post_call_webhook_id"] == "wh_post_call"
+
+    params = {"include_usages": str(include_usages).lower()}
+    listing = http.get("/v1/workspace/webhooks", params=params, headers=HEADERS)
+    assert listing.status_code == 200
+    assert schema_errors(listing.json(), "WorkspaceWebhookListResponseModel") == []
+    webhooks = listing.json()["webhooks"]
+    assert [w["webhook_id"] for w in webhooks] == ["wh_post_call", "wh_other"]
+    for webhook in webhooks:
+        assert _undeclared(webhook, "WorkspaceWebhookResponseModel") == set()
+    usages = [w.get("usage") for w in webhooks]
+    assert usages == ([[{"usage_type": "ConvAI Settings"}], []] if include_usages else [None, None])
+
+
+def test_workspace_reads_without_a_post_call_webhook_match_the_spec(http: TestClient) -> None:
+    settings = http.get("/v1/convai/settings", headers=HEADERS).json()
+    assert schema_errors(settings, "GetConvAISettingsResponseModel") == []
+    assert settings["webhooks"]["post_call_webhook_id"] is None
+    assert http.get("/v1/workspace/webhooks", headers=HEADERS).json() == {"webhooks": []}
+
+
+@pytest.mark.parametrize("path", ["/v1/convai/settings", "/v1/workspace/webhooks"])
+def test_workspace_reads_need_the_api_key(http: TestClient, path: str) -> None:
+    response = http.get(path, headers={"xi-api-key": "wrong"})
+    assert response.status_code == 401
+    assert response.json()["detail"]["status"] == "invalid_api_key"
 
 
 def test_missing_agent_id_is_answered_with_the_spec_validation_shape(http: TestClient) -> None:

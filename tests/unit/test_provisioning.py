@@ -1,9 +1,4 @@
-"""``callflow setup``: the provider setup commands against the Infobip and ElevenLabs stand-ins.
-
-The two ElevenLabs workspace reads the webhook check uses, which the ElevenLabs stand-in does not
-serve (``GET /v1/convai/settings``, ``GET /v1/workspace/webhooks``), are mounted beside it here,
-answering in the shapes of ``specs/elevenlabs/openapi.json``.
-"""
+"""``callflow setup``: the provider setup commands against the Infobip and ElevenLabs stand-ins."""
 
 from __future__ import annotations
 
@@ -11,7 +6,7 @@ import base64
 import io
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +16,14 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from callflow.config import Settings
 from callflow.local.servers import AsgiServer
 from callflow.providers.infobip import InfobipClient
 from callflow.provisioning import MASK, main, override_paths
 from callflow.sandbox.agent import AgentConfig
-from callflow.sandbox.elevenlabs import ElevenLabsSandbox
+from callflow.sandbox.elevenlabs import ElevenLabsSandbox, WorkspaceWebhook
 from callflow.sandbox.infobip import InfobipSandbox
 from callflow.sandbox.phone_network import busy
 
@@ -229,50 +224,8 @@ def test_wrong_infobip_key_is_reported_as_an_auth_failure(
 # --- ElevenLabs ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Workspace:
-    """The workspace's post-call webhook, as the two ElevenLabs reads report it."""
-
-    post_call_webhook_id: str | None = WEBHOOK_ID
-    webhooks: list[dict[str, Any]] = field(
-        default_factory=lambda: [
-            {
-                "name": "callflow",
-                "webhook_id": WEBHOOK_ID,
-                "webhook_url": f"{API_URL}/webhooks/elevenlabs",
-                "is_disabled": False,
-                "is_auto_disabled": False,
-                "created_at_unix": 1700000000,
-                "auth_type": "hmac",
-            }
-        ]
-    )
-
-
-def with_workspace_reads(sandbox: ElevenLabsSandbox, workspace: Workspace) -> Starlette:
-    def refused(request: Request) -> JSONResponse | None:
-        if request.headers.get("xi-api-key") != ELEVENLABS_KEY:
-            detail = {"status": "invalid_api_key", "message": "Invalid API key"}
-            return JSONResponse({"detail": detail}, status_code=401)
-        return None
-
-    async def convai_settings(request: Request) -> JSONResponse:
-        error = refused(request)
-        if error is not None:
-            return error
-        webhooks = {"post_call_webhook_id": workspace.post_call_webhook_id, "send_audio": False}
-        return JSONResponse({"webhooks": webhooks, "can_use_mcp_servers": False})
-
-    async def workspace_webhooks(request: Request) -> JSONResponse:
-        return refused(request) or JSONResponse({"webhooks": workspace.webhooks})
-
-    return Starlette(
-        routes=[
-            Route("/v1/convai/settings", convai_settings, methods=["GET"]),
-            Route("/v1/workspace/webhooks", workspace_webhooks, methods=["GET"]),
-            Mount("/", app=sandbox.app),
-        ]
-    )
+CALLFLOW_WEBHOOK = WorkspaceWebhook(WEBHOOK_ID, f"{API_URL}/webhooks/elevenlabs")
+"""The post-call webhook as setup leaves it: HMAC, enabled, sending to this deployment."""
 
 
 MAPPING = """
@@ -290,12 +243,18 @@ def check_agent(
     tmp_path: Path,
     agent: AgentConfig,
     *,
-    workspace: Workspace | None = None,
+    post_call_webhook_id: str | None = WEBHOOK_ID,
+    webhooks: tuple[WorkspaceWebhook, ...] = (CALLFLOW_WEBHOOK,),
     mapping: str = MAPPING,
     **settings: Any,
 ) -> tuple[int, str]:
-    sandbox = ElevenLabsSandbox(ELEVENLABS_KEY, agent)
-    server = AsgiServer(with_workspace_reads(sandbox, workspace or Workspace())).start()
+    sandbox = ElevenLabsSandbox(
+        ELEVENLABS_KEY,
+        agent,
+        post_call_webhook_id=post_call_webhook_id,
+        workspace_webhooks=webhooks,
+    )
+    server = AsgiServer(sandbox.app).start()
     mapping_file = tmp_path / "mapping.yaml"
     mapping_file.write_text(mapping)
     values: dict[str, Any] = {
@@ -354,24 +313,22 @@ def test_override_not_enabled_on_the_agent_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_missing_post_call_webhook_is_a_problem(tmp_path: Path) -> None:
-    code, output = check_agent(tmp_path, AgentConfig(), workspace=Workspace(None, []))
+    code, output = check_agent(tmp_path, AgentConfig(), post_call_webhook_id=None, webhooks=())
     assert code == 1
     assert "no post-call webhook is configured" in output
     assert f"{API_URL}/webhooks/elevenlabs" in output
 
 
 def test_webhook_to_another_deployment_is_a_problem(tmp_path: Path) -> None:
-    workspace = Workspace()
-    workspace.webhooks[0]["webhook_url"] = "https://old.example.com/webhooks/elevenlabs"
-    code, output = check_agent(tmp_path, AgentConfig(), workspace=workspace)
+    webhook = replace(CALLFLOW_WEBHOOK, webhook_url="https://old.example.com/webhooks/elevenlabs")
+    code, output = check_agent(tmp_path, AgentConfig(), webhooks=(webhook,))
     assert code == 1
     assert "sends to 'https://old.example.com/webhooks/elevenlabs'" in output
 
 
 def test_auto_disabled_webhook_is_a_problem(tmp_path: Path) -> None:
-    workspace = Workspace()
-    workspace.webhooks[0]["is_auto_disabled"] = True
-    code, output = check_agent(tmp_path, AgentConfig(), workspace=workspace)
+    webhook = replace(CALLFLOW_WEBHOOK, is_auto_disabled=True)
+    code, output = check_agent(tmp_path, AgentConfig(), webhooks=(webhook,))
     assert code == 1
     assert "webhook is disabled" in output
 
