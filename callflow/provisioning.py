@@ -25,7 +25,7 @@ import httpx
 
 from callflow.audio import AudioFormat, UnsupportedFormat
 from callflow.config import Settings, get_settings
-from callflow.providers.elevenlabs import AgentSummary, ElevenLabsClient
+from callflow.providers.elevenlabs import AgentSummary, ElevenLabsClient, override_paths
 from callflow.providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -372,18 +372,6 @@ class ElevenLabsWorkspace:
         except ValueError as error:
             raise ProviderRejected("elevenlabs", f"GET {path}: the response is not JSON") from error
         return data if isinstance(data, dict) else {}
-
-
-def override_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``{"agent": {"first_message": "Hi"}}`` -> ``["agent.first_message"]`` (the leaves)."""
-    paths: list[str] = []
-    for key, value in overrides.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            paths.extend(override_paths(value, f"{path}."))
-        else:
-            paths.append(path)
-    return paths
 
 
 def check_audio_formats(summary: AgentSummary, phone_rate: int, report: Report) -> None:

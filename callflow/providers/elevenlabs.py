@@ -231,6 +231,19 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def override_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``{"agent": {"first_message": "Hi"}}`` -> ``["agent.first_message"]`` (the leaves): the
+    dotted names ElevenLabs checks each ``conversation_config_override`` entry against."""
+    paths: list[str] = []
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            paths.extend(override_paths(value, f"{path}."))
+        else:
+            paths.append(path)
+    return paths
+
+
 def _flags(tree: Mapping[str, Any], prefix: str = "") -> dict[str, bool]:
     flags: dict[str, bool] = {}
     for key, value in tree.items():

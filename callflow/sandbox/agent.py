@@ -56,6 +56,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from callflow.audio import FRAME_MS, AudioFormat, Converter, rms_dbfs
+from callflow.providers.elevenlabs import override_paths
 from callflow.sandbox.asyncapi import contract, validate_client_message
 from callflow.sandbox.clips import CLIP_RATE, load_clip, truncate_pcm
 
@@ -344,17 +345,6 @@ def render(text: str, variables: Mapping[str, object]) -> str:
     return _PLACEHOLDER.sub(fill, text)
 
 
-def _override_paths(node: Mapping[str, Any], prefix: str = "") -> list[str]:
-    paths: list[str] = []
-    for key, value in node.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            paths.extend(_override_paths(value, f"{path}."))
-        else:
-            paths.append(path)
-    return paths
-
-
 # --- the agent ----------------------------------------------------------------------------------
 
 
@@ -565,7 +555,7 @@ class ScriptedAgent:
         self._last_audio_at = self._now()
 
     def _check_initiation(self, variables: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
-        for path in _override_paths(overrides):
+        for path in override_paths(overrides):
             allowed = any(
                 path == enabled or path.startswith(f"{enabled}.")
                 for enabled in self.config.allowed_overrides
