@@ -397,9 +397,7 @@ class ZohoSandbox:
             return _invalid_module()
         rows = _rows(body)
         if rows is None:
-            return _error(
-                400, "INVALID_DATA", "body", {"expected_data_type": "jsonarray", "api_name": "data"}
-            )
+            return _not_a_data_array()
         record = self.records[module].get(record_id)
         if record is None:
             return _element_answer(
@@ -425,41 +423,50 @@ class ZohoSandbox:
             return _invalid_module()
         rows = _rows(body)
         if rows is None:
-            return _error(
-                400, "INVALID_DATA", "body", {"expected_data_type": "jsonarray", "api_name": "data"}
-            )
-        elements = []
-        for index, row in enumerate(rows):
-            try:
-                self._validate(module, meta, row, creating=True, index=index)
-                if module == "Calls":
-                    self._validate_call(row, index)
-            except _Refused as refused:
-                elements.append(refused.element)
-                continue
+            return _not_a_data_array()
+
+        def validate(row: dict[str, Any], index: int) -> None:
+            self._validate(module, meta, row, creating=True, index=index)
+            if module == "Calls":
+                self._validate_call(row, index)
+
+        def store(row: dict[str, Any]) -> str:
             record_id = self._new_id()
             self.records[module][record_id] = {"id": record_id, **row}
             if _fires_workflow(body):
                 self.workflow_runs.append((module, record_id))
-            elements.append(_success(record_id, "record added"))
-        return _element_answer(elements, created=True)
+            return record_id
+
+        return self._add_each(rows, validate, store)
 
     def _create_notes(self, body: Any) -> Response:
         rows = _rows(body)
         if rows is None:
-            return _error(
-                400, "INVALID_DATA", "body", {"expected_data_type": "jsonarray", "api_name": "data"}
-            )
+            return _not_a_data_array()
+
+        def store(row: dict[str, Any]) -> str:
+            note_id = self._new_id()
+            self.notes.append({"id": note_id, **row})
+            return note_id
+
+        return self._add_each(rows, self._validate_note, store)
+
+    @staticmethod
+    def _add_each(
+        rows: list[dict[str, Any]],
+        validate: Callable[[dict[str, Any], int], None],
+        store: Callable[[dict[str, Any]], str],
+    ) -> Response:
+        """Zoho's insert semantics: each row is validated and stored on its own, and the answer
+        lists a success or an error per row (refused rows do not stop the others)."""
         elements = []
         for index, row in enumerate(rows):
             try:
-                self._validate_note(row, index)
+                validate(row, index)
             except _Refused as refused:
                 elements.append(refused.element)
                 continue
-            note_id = self._new_id()
-            self.notes.append({"id": note_id, **row})
-            elements.append(_success(note_id, "record added"))
+            elements.append(_success(store(row), "record added"))
         return _element_answer(elements, created=True)
 
     # --- validation -----------------------------------------------------------------------
@@ -639,6 +646,12 @@ def _invalid_module() -> JSONResponse:
         "INVALID_MODULE",
         "The module name given seems to be invalid",
         {"resource_path_index": 0},
+    )
+
+
+def _not_a_data_array() -> JSONResponse:
+    return _error(
+        400, "INVALID_DATA", "body", {"expected_data_type": "jsonarray", "api_name": "data"}
     )
 
 
