@@ -244,56 +244,52 @@ class SimCall:
         """The call as the ``Call`` schema describes it (API answers, live-call events)."""
         view: dict[str, Any] = {
             "id": self.id,
-            "endpoint": {"type": "PHONE", "phoneNumber": self.number},
-            "from": self.sender,
-            "to": self.number,
-            "direction": "OUTBOUND",
-            "state": self.state,
-            "startTime": _ts(self.start_time),
+            **self._shared_fields(),
             "callsConfigurationId": self.calls_configuration_id,
-            "customData": dict(self.custom_data),
         }
-        if self.answer_time:
-            view["answerTime"] = _ts(self.answer_time)
         if self.end_time:
             view["endTime"] = _ts(self.end_time)
-        if self.external_id:
-            view["externalId"] = self.external_id
-        if self.dialog:
-            view["dialogId"] = self.dialog.id
-        if self.detection:
-            view["machineDetection"] = {"detectionResult": self.detection}
-        return view
+        return self._with_optional_fields(view)
 
     def log(self) -> dict[str, Any]:
         """The finished call as the ``CallLog`` schema describes it (CALL_FINISHED/FAILED)."""
         code, description = ERROR_CODES[self.error_name]
         log: dict[str, Any] = {
             "callId": self.id,
-            "endpoint": {"type": "PHONE", "phoneNumber": self.number},
-            "from": self.sender,
-            "to": self.number,
-            "direction": "OUTBOUND",
-            "state": self.state,
-            "startTime": _ts(self.start_time),
+            **self._shared_fields(),
             "endTime": _ts(self.end_time or _now()),
             "duration": self.duration,
             "callsConfigurationIds": [self.calls_configuration_id],
             "hasCameraVideo": False,
             "hasScreenshareVideo": False,
             "errorCode": {"id": code, "name": self.error_name, "description": description},
-            "customData": dict(self.custom_data),
             "hangupSource": self.hangup_source,
         }
+        return self._with_optional_fields(log)
+
+    def _shared_fields(self) -> dict[str, Any]:
+        """The fields ``Call`` and ``CallLog`` both carry, with the same names."""
+        return {
+            "endpoint": {"type": "PHONE", "phoneNumber": self.number},
+            "from": self.sender,
+            "to": self.number,
+            "direction": "OUTBOUND",
+            "state": self.state,
+            "startTime": _ts(self.start_time),
+            "customData": dict(self.custom_data),
+        }
+
+    def _with_optional_fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` plus the shared fields a call has only once it got that far."""
         if self.answer_time:
-            log["answerTime"] = _ts(self.answer_time)
+            body["answerTime"] = _ts(self.answer_time)
         if self.external_id:
-            log["externalId"] = self.external_id
+            body["externalId"] = self.external_id
         if self.dialog:
-            log["dialogId"] = self.dialog.id
+            body["dialogId"] = self.dialog.id
         if self.detection:
-            log["machineDetection"] = {"detectionResult": self.detection}
-        return log
+            body["machineDetection"] = {"detectionResult": self.detection}
+        return body
 
 
 class _RateLimit:
