@@ -71,11 +71,15 @@ def test_pip_failure_is_reported_with_pips_reason(tmp_path: Path) -> None:
     assert not list((tmp_path / "cache").glob("deps-*"))
 
 
-def _module_level_imports(path: Path) -> set[str]:
-    """Absolute imports a module runs when it is imported (not those inside functions)."""
+def _imports(path: Path) -> set[str]:
+    """Every absolute import in a module, those deferred into functions included.
+
+    Handlers import some modules where they are used (to keep the cold start short): those run
+    on Lambda just the same, so they must be in the bundle too.
+    """
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: set[str] = set()
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -107,7 +111,7 @@ def test_every_module_a_handler_imports_is_in_the_bundle() -> None:
             source = _project_file(name)
             if source is not None:
                 assert (built.path / source.relative_to(REPO_ROOT)).is_file(), name
-                pending.extend(_module_level_imports(source))
+                pending.extend(_imports(source))
         elif top not in sys.stdlib_module_names and top != "__future__":
             third_party.add(top)
     assert {"callflow.store", "callflow.config", "functions.api"} <= seen
