@@ -2,9 +2,10 @@
 
 Set-up (loopback only):
 
-- the bridge runs in its own process (``python -m bench.bridge_load --bridge-process``) exactly as
-  in production (``BridgeServer``, uvloop), with the session table on moto inside that process and
-  stand-in dependencies (the signed URL is the echo agent's address; hang-up is a no-op);
+- the bridge runs in its own process (``python -m bench.bridge_load --bridge-process``) exactly
+  as in production (``BridgeServer``, uvloop), with the session table on a moto server in a third
+  process and stand-in dependencies (the signed URL is the echo agent's address; hang-up is a
+  no-op);
 - this process is the light harness: one asyncio loop (uvloop) with N Infobip legs driven by a
   single 20 ms ticker (one frame per leg per tick, on an absolute clock) and an ElevenLabs-format
   echo agent that returns every ``user_audio_chunk`` as an ``audio`` event. The echo slices the
@@ -25,8 +26,8 @@ Measured, per step of the ramp (100 legs first, then more until the target break
   the conversation initiation (token check, session read, signed URL, agent handshake). Legs
   connect 10 ms apart, as calls arrive spread out, while the earlier ones already stream, so at
   100 legs most connects queue behind relay work; ``connect_overhead_unloaded_ms`` is the same
-  for the first five legs. The session read is moto inside the bridge process, which holds the
-  GIL for milliseconds per request (a real DynamoDB read mostly waits on the network).
+  for the first five legs. The session table is a moto server in its own process, so the bridge
+  pays only the client side of each read and write, as with DynamoDB.
 - ``max_legs_under_target``: the largest step whose p99 stayed <= 20 ms (bounded ramp).
 """
 
@@ -73,14 +74,18 @@ TIME_BUDGET_S = 150.0
 
 
 def bridge_process(agent_port: int, legs: int) -> None:
-    """Run the bridge with ``legs`` sessions on an in-process moto table until SIGTERM."""
+    """Run the bridge with ``legs`` sessions until SIGTERM.
+
+    The session table is a moto server in a process of its own: in production DynamoDB is a
+    remote service, so the bridge pays only the client side of a read or write, and the table's
+    own work must not be billed to the bridge's CPU or hold its GIL.
+    """
     for key, value in {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ.setdefault(key, value)
-    from moto import mock_aws
     from pydantic import SecretStr
 
     from bridge.deps import BridgeDeps
@@ -90,7 +95,15 @@ def bridge_process(agent_port: int, legs: int) -> None:
     from callflow.models import Session, SessionStatus, hash_token
     from callflow.store import SessionStore, create_table
 
-    with mock_aws():
+    table_port = _free_port()
+    table_server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(table_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{table_port}"
+    _wait_for_port(table_port)
+    try:
         create_table(TABLE, "us-east-1")
         store = SessionStore(TABLE, "us-east-1")
         for index in range(legs):
@@ -145,6 +158,29 @@ def bridge_process(agent_port: int, legs: int) -> None:
         import uvloop
 
         uvloop.run(run())
+    finally:
+        table_server.terminate()
+        table_server.wait(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"the table server did not listen on {port}")
 
 
 # --- the harness -----------------------------------------------------------------------------
