@@ -80,14 +80,9 @@ def bridge_process(agent_port: int, legs: int) -> None:
     remote service, so the bridge pays only the client side of a read or write, and the table's
     own work must not be billed to the bridge's CPU or hold its GIL.
     """
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(key, value)
     from pydantic import SecretStr
 
+    from bench._moto import moto_process
     from bridge.deps import BridgeDeps
     from bridge.metrics import BridgeMetrics
     from bridge.server import BridgeServer
@@ -95,15 +90,7 @@ def bridge_process(agent_port: int, legs: int) -> None:
     from callflow.models import Session, SessionStatus, hash_token
     from callflow.store import SessionStore, create_table
 
-    table_port = _free_port()
-    table_server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(table_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{table_port}"
-    _wait_for_port(table_port)
-    try:
+    with moto_process():
         create_table(TABLE, "us-east-1")
         store = SessionStore(TABLE, "us-east-1")
         for index in range(legs):
@@ -158,29 +145,6 @@ def bridge_process(agent_port: int, legs: int) -> None:
         import uvloop
 
         uvloop.run(run())
-    finally:
-        table_server.terminate()
-        table_server.wait(timeout=10)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout_s: float = 20.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"the table server did not listen on {port}")
 
 
 # --- the harness -----------------------------------------------------------------------------

@@ -35,18 +35,17 @@ def handle(services: Services, event: InfobipEvent) -> str:
     attempt = event.attempt
     if not session_id or attempt is None:
         return "ignored: not a callflow call"
-    session = services.store.get(session_id)
-    if session is None:
-        return "ignored: unknown session"
-    if attempt != session.attempt:
-        return "ignored: event of another attempt"
 
     kind = event.type
     if kind == "CALL_RINGING":
         moved = services.store.advance(
-            session_id, SessionStatus.RINGING, attempt=attempt, fields={"call_state": "RINGING"}
+            session_id,
+            SessionStatus.RINGING,
+            attempt=attempt,
+            fields={"call_state": "RINGING"},
+            same_attempt=True,
         )
-        return "ringing" if moved else "duplicate"
+        return "ringing" if moved else _not_applied(services, session_id, attempt)
     if kind == "CALL_ESTABLISHED":
         moved = services.store.advance(
             session_id,
@@ -54,9 +53,10 @@ def handle(services: Services, event: InfobipEvent) -> str:
             attempt=attempt,
             fields={"call_state": "ESTABLISHED", "call_answered_at": iso(utcnow())},
             event="answered",
+            same_attempt=True,
         )
         if moved is None:
-            return "duplicate"
+            return _not_applied(services, session_id, attempt)
         count(Metric.CALLS_ANSWERED)
         if services.settings.infobip_machine_detection:
             return "answered: waiting for machine detection"
@@ -66,6 +66,16 @@ def handle(services: Services, event: InfobipEvent) -> str:
     if kind in ("CALL_FINISHED", "CALL_FAILED"):
         return _call_ended(services, session_id, attempt, event)
     return f"ignored: {kind}"
+
+
+def _not_applied(services: Services, session_id: str, attempt: int) -> str:
+    """Why a conditional write refused an event (read only then: the usual path is one write)."""
+    session = services.store.get(session_id)
+    if session is None:
+        return "ignored: unknown session"
+    if attempt != session.attempt:
+        return "ignored: event of another attempt"
+    return "duplicate"
 
 
 def connect_bridge(services: Services, session_id: str, attempt: int, call_id: str) -> str:
@@ -107,12 +117,14 @@ def _machine_detected(
 ) -> str:
     if event.detection_result != "MACHINE":
         return connect_bridge(services, session_id, attempt, event.call_id)
-    services.store.set_fields(
+    marked = services.store.set_fields(
         session_id,
         {"call_state": MACHINE_STATE},
         only_if_equal={"attempt": attempt},
         event="answering machine",
     )
+    if marked is None:
+        return _not_applied(services, session_id, attempt)
     if services.settings.machine_policy == "continue":
         return connect_bridge(services, session_id, attempt, event.call_id)
     services.infobip.hangup_call(event.call_id)
@@ -121,8 +133,12 @@ def _machine_detected(
 
 def _call_ended(services: Services, session_id: str, attempt: int, event: InfobipEvent) -> str:
     current = services.store.get(session_id)
+    if current is None:
+        return "ignored: unknown session"
+    if attempt != current.attempt:
+        return "ignored: event of another attempt"
     outcome = event.outcome() or Outcome.FAILED
-    if current is not None and current.call_state == MACHINE_STATE:
+    if current.call_state == MACHINE_STATE:
         outcome = Outcome.MACHINE
     detail = (
         "" if outcome is Outcome.ANSWERED else (event.error_description or event.error_name or "")
@@ -139,6 +155,7 @@ def _call_ended(services: Services, session_id: str, attempt: int, event: Infobi
         },
         event="call ended",
         detail={"outcome": outcome.value, "duration": event.duration or 0},
+        same_attempt=True,
     )
     if moved is None:
         return "duplicate"

@@ -114,11 +114,14 @@ class SessionStore:
         fields: dict[str, Any] | None = None,
         event: str | None = None,
         detail: dict[str, Any] | None = None,
+        same_attempt: bool = False,
     ) -> Session | None:
         """Move the session forward to ``status``; ``None`` when it is already there or past it.
 
         ``attempt`` places call phases on the right attempt; omitted, the session's current
-        attempt is not checked, so give it for every provider event.
+        attempt is not checked, so give it for every provider event. ``same_attempt`` also
+        requires the session to be on that attempt already (and to exist): a provider event can
+        then move it with this one write, no read first.
         """
         updates: dict[str, Any] = dict(fields or {})
         updates["status"] = status.value
@@ -131,11 +134,16 @@ class SessionStore:
         else:
             new_progress = progress_of(status)
         updates["progress"] = new_progress
+        condition = "attribute_exists(pk) AND progress < :new_progress"
+        values: dict[str, Any] = {":new_progress": new_progress}
+        if same_attempt and attempt is not None:
+            condition += " AND attempt = :attempt"
+            values[":attempt"] = attempt
         return self._update(
             session_id,
             updates,
-            condition="attribute_exists(pk) AND progress < :new_progress",
-            values={":new_progress": new_progress},
+            condition=condition,
+            values=values,
             event=event or status.value,
             detail=detail,
         )

@@ -62,6 +62,25 @@ def test_event_of_an_earlier_attempt_is_stale(store: SessionStore) -> None:
     assert store.require("s1").attempt == 2
 
 
+def test_same_attempt_event_moves_the_session_with_one_write(store: SessionStore) -> None:
+    new(store)
+    store.advance("s1", SessionStatus.DIALING, attempt=2)
+    moved = store.advance("s1", SessionStatus.RINGING, attempt=2, same_attempt=True)
+    assert moved is not None and moved.status is SessionStatus.RINGING
+
+
+def test_same_attempt_refuses_an_event_of_a_later_attempt(store: SessionStore) -> None:
+    new(store)
+    store.advance("s1", SessionStatus.DIALING, attempt=1)
+    assert store.advance("s1", SessionStatus.RINGING, attempt=2, same_attempt=True) is None
+    assert store.require("s1").status is SessionStatus.DIALING
+
+
+def test_same_attempt_creates_nothing_for_an_unknown_session(store: SessionStore) -> None:
+    assert store.advance("nope", SessionStatus.RINGING, attempt=1, same_attempt=True) is None
+    assert store.get("nope") is None
+
+
 def test_next_attempt_ranks_above_every_phase_of_the_previous_one() -> None:
     assert progress_of(SessionStatus.SCHEDULED, 2) > progress_of(SessionStatus.CALL_ENDED, 1)
     assert progress_of(SessionStatus.COLLECTING) > progress_of(SessionStatus.CALL_ENDED, 50)
