@@ -31,7 +31,58 @@ def test_bundle_holds_aarch64_cp312_binaries_and_the_code() -> None:
     assert not (built.path / "callflow" / "sandbox").exists()
     binaries = [p.name for p in (built.path / "pydantic_core").glob("*.so")]
     assert binaries and all("cpython-312-aarch64-linux-gnu" in name for name in binaries)
-    assert not list(built.path.rglob("__pycache__"))
+    assert not list(built.path.rglob("*.wav"))
+
+
+def test_bundle_carries_bytecode_for_the_runtime_python() -> None:
+    """Lambda's code directory is read-only: without bytecode every cold start compiles."""
+    python = bundle_module.runtime_python()
+    if python is None:
+        pytest.skip("no CPython 3.12 on this machine to compile the bundle's bytecode with")
+    built = build_lambda_bundle(REPO_ROOT, CACHE)
+    modules = list(built.path.rglob("*.py"))
+    caches = list(built.path.rglob("*.pyc"))
+    assert all(p.name.endswith(".cpython-312.pyc") for p in caches)
+    assert len(caches) == len(modules)
+    api = built.path / "functions" / "__pycache__" / "api.cpython-312.pyc"
+    header = api.read_bytes()[:16]
+    magic = subprocess.run(  # noqa: S603 - the interpreter the bundle was compiled with
+        [
+            python,
+            "-c",
+            "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert header[:4].hex() == magic
+    # Flags 0b01: hash-based and unchecked, so the zip's timestamps do not matter.
+    assert int.from_bytes(header[4:8], "little") == 1
+
+
+def test_without_a_runtime_python_the_bundle_is_built_from_source_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(bundle_module.BUNDLE_PYTHON_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no python3.12 on it
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))  # and no pyenv versions
+    bundle_module.runtime_python.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="no bytecode"):
+            assert bundle_module.runtime_python() is None
+    finally:
+        bundle_module.runtime_python.cache_clear()
+
+
+def test_a_bundle_python_of_another_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(bundle_module.BUNDLE_PYTHON_ENV, sys.executable)  # the 3.11 running tests
+    bundle_module.runtime_python.cache_clear()
+    try:
+        with pytest.raises(BundleError, match=r"is not a CPython 3\.12"):
+            bundle_module.runtime_python()
+    finally:
+        bundle_module.runtime_python.cache_clear()
 
 
 def test_second_build_reuses_the_cache_without_pip(monkeypatch: pytest.MonkeyPatch) -> None:
