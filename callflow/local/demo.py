@@ -323,7 +323,12 @@ def report(result: DemoResult, printer: Printer) -> None:
     if result.media is not None:
         printer.line("Turns (latency = end of the person's speech -> agent audio on the phone):")
         for turn in result.media.turns:
-            latency = f"{turn.latency_s * 1000:5.0f} ms" if turn.latency_s is not None else "    -"
+            if turn.latency_s is not None:
+                latency = f"{turn.latency_s * 1000:5.0f} ms"
+            elif turn.talked_over:
+                latency = "    - (the agent was already speaking)"
+            else:
+                latency = "    -"
             printer.line(f"    {turn.label:<20} {latency}")
         printer.line("")
     printer.line("Record after:")

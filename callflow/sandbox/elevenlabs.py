@@ -262,7 +262,7 @@ def _summary(state: ConversationState, items: Mapping[str, DataItem]) -> str:
     if missing:
         parts.append(f"Not collected: {', '.join(missing)}.")
     if state.termination_reason:
-        parts.append(f"Ended: {state.termination_reason}.")
+        parts.append(f"Ended: {state.termination_reason.rstrip('.')}.")
     return " ".join(parts)
 
 

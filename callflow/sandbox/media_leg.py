@@ -133,6 +133,8 @@ class TurnTiming:
     """When agent speech was next heard after this turn ended (None: never)."""
     over_agent: bool = False
     """The turn started while the agent was talking."""
+    talked_over: bool = False
+    """The turn ended while the agent was talking: it has no answer latency."""
 
     @property
     def latency_s(self) -> float | None:
@@ -325,7 +327,10 @@ class _Callee:
             self.speaking = None
             if self.current is not None:
                 self.current.ended_s = now_s + FRAME_MS / 1000
-                self.awaiting_answer = self.current
+                # Ending while the agent still talks (say, "Hello?" over its greeting), the turn
+                # gets no answer of its own: the agent's audio then is not a reply to it.
+                self.current.talked_over = self.agent_started_s is not None
+                self.awaiting_answer = None if self.current.talked_over else self.current
                 self.emit("turn_ended", turn=self.current.label, at_s=round(now_s, 3))
                 self.current = None
             self.heard_since_turn = False

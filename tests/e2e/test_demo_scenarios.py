@@ -76,6 +76,10 @@ def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Pat
     assert session.variables["first_name"] == "Maria"
     assert result.conversation.dynamic_variables["first_name"] == "Maria"
     assert result.wav is not None and result.wav.stat().st_size > 44
+    # Every turn the agent answered has a latency: the end of the speech to the agent heard.
+    answered = [turn for turn in result.media.turns if not turn.talked_over]
+    assert len(answered) >= 2
+    assert all(t.latency_s is not None and 0 < t.latency_s < 2.0 for t in answered), answered
 
 
 def test_each_side_hears_what_the_other_sent(stack: LocalStack, tmp_path: Path) -> None:

@@ -324,3 +324,15 @@ async def test_unknown_clip_is_refused_before_connecting() -> None:
 def test_clip_names_cannot_leave_the_clips_folder() -> None:
     with pytest.raises(ClipError, match="invalid clip name"):
         load_clip("../clips/person_hello")
+
+
+async def test_a_turn_ending_while_the_agent_talks_has_no_answer_latency() -> None:
+    async def greet_long(ws: ServerConnection, seen: Seen) -> None:
+        await ws.send(tone(16000, 900))
+
+    script = quiet_script(turns=(CalleeTurn(clip="person_hello", immediately=True, max_ms=300),))
+    async with bridge(greet_long) as (url, _):
+        result = await run_for(url, 1.4, script)
+    (turn,) = result.turns
+    assert turn.talked_over
+    assert turn.latency_s is None
