@@ -239,8 +239,15 @@ class SessionStore:
         """
         now = int(time.time())
         key = {"pk": f"record#{module}#{record_id}"}
-        for _ in range(3):
-            item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        claim = {
+            **key,
+            "session_id": session_id,
+            "until": now + window_seconds,
+            "expires_at": now + max(window_seconds, 86400) + self.ttl_days * 86400,
+        }
+        # Most records have never been claimed: try that first, one write and no read.
+        item: dict[str, Any] | None = None
+        for _ in range(4):
             if item:
                 holder = str(item["session_id"])
                 held = self.get(holder)
@@ -250,12 +257,7 @@ class SessionStore:
                 condition = "attribute_not_exists(pk)" if not item else "session_id = :previous"
                 values = {":previous": item["session_id"]} if item else None
                 self.table.put_item(
-                    Item={
-                        **key,
-                        "session_id": session_id,
-                        "until": now + window_seconds,
-                        "expires_at": now + max(window_seconds, 86400) + self.ttl_days * 86400,
-                    },
+                    Item=claim,
                     ConditionExpression=condition,
                     **({"ExpressionAttributeValues": values} if values else {}),
                 )
@@ -263,9 +265,9 @@ class SessionStore:
             except Exception as error:
                 if _error_code(error) != "ConditionalCheckFailedException":
                     raise
-        # Lost three races in a row: someone else is claiming it right now.
-        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
-        return str(item.get("session_id", "unknown"))
+            item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        # Lost the race every time: someone else is claiming it right now.
+        return str((item or {}).get("session_id", "unknown"))
 
     # --- internals ------------------------------------------------------------------------
 

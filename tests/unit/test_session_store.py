@@ -129,6 +129,23 @@ def test_record_claim_blocks_while_the_session_is_active_even_after_the_window(
     assert store.claim_record("Leads", "42", "s2", 0) is None
 
 
+def test_first_claim_of_a_record_is_a_single_conditional_write(store: SessionStore) -> None:
+    calls: list[str] = []
+    store.table.meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    assert store.claim_record("Leads", "42", "s1", 3600) is None
+    assert calls == ["PutItem"]
+
+
+def test_a_claim_that_lapsed_passes_to_the_next_session(store: SessionStore) -> None:
+    new(store)
+    store.advance("s1", SessionStatus.COMPLETED)
+    assert store.claim_record("Leads", "42", "s1", 0) is None
+    assert store.claim_record("Leads", "42", "s2", 3600) is None
+    assert store.claim_record("Leads", "42", "s3", 3600) == "s2"
+
+
 def test_failed_writeback_can_be_reopened_for_replay_only_once(store: SessionStore) -> None:
     new(store)
     store.advance("s1", SessionStatus.WRITEBACK_FAILED)
