@@ -93,9 +93,3 @@ def ringing(session_id: str, attempt: int = 1) -> dict[str, Any]:
             }
         },
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, round(q * (len(ordered) - 1)))
-    return ordered[index]

@@ -33,9 +33,9 @@ from bench._lambda import (
     http_event,
     infobip_basic_auth,
     lambda_context,
-    percentile,
     ringing,
 )
+from bench._stats import percentile
 
 REQUESTS = 200
 REGION = "us-east-1"

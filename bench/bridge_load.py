@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from bench._stats import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 PATH_SECRET = "bench-media"
 TABLE = "bench-bridge"
@@ -150,11 +152,6 @@ def bridge_process(agent_port: int, legs: int) -> None:
 
 
 # --- the harness -----------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # A minimal RFC 6455 implementation for the harness. The legs and the echo agent exchange as many

@@ -27,6 +27,8 @@ import sys
 import tomllib
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -145,41 +147,31 @@ def dependencies_dir(repo_root: Path, cache_root: Path) -> Path:
     if target.is_dir():
         return target
     cache_root.mkdir(parents=True, exist_ok=True)
-    partial = cache_root / f".partial-{uuid.uuid4().hex}"
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-        "--platform",
-        PLATFORM,
-        "--implementation",
-        "cp",
-        "--python-version",
-        PYTHON_VERSION,
-        "--only-binary=:all:",
-        "--target",
-        str(partial),
-        *runtime_requirements(pyproject),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    if result.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise BundleError(f"pip could not install the Lambda dependencies:\n{result.stderr}")
-    if python:
-        try:
+    with _building(target) as partial:
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--platform",
+            PLATFORM,
+            "--implementation",
+            "cp",
+            "--python-version",
+            PYTHON_VERSION,
+            "--only-binary=:all:",
+            "--target",
+            str(partial),
+            *runtime_requirements(pyproject),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise BundleError(f"pip could not install the Lambda dependencies:\n{result.stderr}")
+        if python:
             compile_bytecode(partial, python)
-        except BundleError:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-    try:
-        partial.rename(target)
-    except OSError:
-        # Another synth finished the same build first; its copy is identical.
-        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
@@ -197,25 +189,36 @@ def build_lambda_bundle(repo_root: Path, cache_root: Path) -> LambdaBundle:
     bundle = cache_root / f"lambda-{asset_hash[:16]}"
     if bundle.is_dir():
         return LambdaBundle(bundle, asset_hash)
-    partial = cache_root / f".partial-{uuid.uuid4().hex}"
-    shutil.copytree(deps, partial, copy_function=_link_or_copy)
-    for package in CODE_PACKAGES:
-        if not (repo_root / package).is_dir():
-            continue
-        shutil.copytree(repo_root / package, partial / package, ignore=_IGNORED)
-        python = runtime_python()
-        if python:
-            try:
+    python = runtime_python()
+    with _building(bundle) as partial:
+        shutil.copytree(deps, partial, copy_function=_link_or_copy)
+        for package in CODE_PACKAGES:
+            if not (repo_root / package).is_dir():
+                continue
+            shutil.copytree(repo_root / package, partial / package, ignore=_IGNORED)
+            if python:
                 compile_bytecode(partial / package, python, f"{LAMBDA_TASK_ROOT}/{package}")
-            except BundleError:
-                shutil.rmtree(partial, ignore_errors=True)
-                raise
-    try:
-        partial.rename(bundle)
-    except OSError:
-        shutil.rmtree(partial, ignore_errors=True)
     _prune(cache_root, keep=bundle.name)
     return LambdaBundle(bundle, asset_hash)
+
+
+@contextmanager
+def _building(target: Path) -> Iterator[Path]:
+    """A scratch directory beside ``target``, renamed to it when the block succeeds.
+
+    A failed build leaves nothing behind, and a half-built directory is never taken for a
+    finished one. When another synth finished the same build first, its identical copy stays.
+    """
+    partial = target.parent / f".partial-{uuid.uuid4().hex}"
+    try:
+        yield partial
+        partial.rename(target)
+    except OSError:
+        if not target.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _code_files(package: Path) -> list[Path]:
