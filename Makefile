@@ -1,23 +1,36 @@
 # One entry point per job. Every target sets up what it needs on a fresh machine.
+#
+# Every dependency is pinned, with hashes, in uv.lock. The only thing installed before the lock
+# can be read is uv itself, from requirements/uv.txt (the lock's own export, hashes checked).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+UV      := $(BIN)/uv
+LOCK_INPUTS := uv.lock pyproject.toml tools/pyproject.toml
+STAMP   := $(VENV)/.installed-$(shell cat $(LOCK_INPUTS) | sha1sum | cut -c1-12)
 STAGE   ?= dev
 SCENARIO ?= answered
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: all setup test lint typecheck demo bench synth deploy destroy clean
+.PHONY: all setup lock test lint typecheck demo bench synth deploy destroy clean
 
 all: test
 
-$(STAMP): pyproject.toml
+$(UV): requirements/uv.txt
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[bridge,local,infra,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
+	touch $(UV)
+
+$(STAMP): $(UV) $(LOCK_INPUTS)
+	$(UV) sync --quiet --frozen --all-packages --all-extras --all-groups --python $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv with every pinned dependency
+setup: $(STAMP) ## create .venv with every locked dependency (runtime, tools, infra, dev)
+
+lock: $(UV) ## re-resolve uv.lock after editing a pyproject.toml, and refresh its exports
+	$(UV) lock
+	$(BIN)/python -m callflow_dev.lockfiles --write
 
 test: $(STAMP) ## the whole test suite
 	$(BIN)/pytest -q
@@ -47,4 +60,4 @@ destroy: $(STAMP) infra/cdk/node_modules/.installed
 	cd infra/cdk && PATH="$(CURDIR)/$(BIN):$$PATH" npx cdk destroy -c stage=$(STAGE)
 
 clean:
-	rm -rf $(VENV) infra/cdk/cdk.out infra/cdk/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) infra/cdk/cdk.out infra/cdk/node_modules infra/cdk/.bundle .pytest_cache .mypy_cache .ruff_cache

@@ -31,7 +31,7 @@ RUNS = 7
 FIRST_REQUEST = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from functions.api import handler
+from callflow_functions.api import handler
 t1 = time.perf_counter()
 from bench._lambda import LambdaContext
 response = handler(json.loads(sys.argv[1]), LambdaContext())

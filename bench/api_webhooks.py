@@ -85,7 +85,7 @@ def measure(
     waits: Waits,
     check: Callable[[dict[str, Any]], bool] = lambda _: True,
 ) -> dict[str, Any]:
-    from functions.api import handler
+    from callflow_functions.api import handler
 
     handled: list[float] = []
     own: list[float] = []
@@ -125,8 +125,8 @@ def infobip_events(session_ids: list[str]) -> list[dict[str, Any]]:
 
 
 def post_call_events(conversation_ids: list[str]) -> list[dict[str, Any]]:
-    from callflow.providers.elevenlabs import SIGNATURE_HEADER, sign_webhook
-    from callflow.sandbox.elevenlabs import (
+    from callflow.providers.elevenlabs.client import SIGNATURE_HEADER, sign_webhook
+    from callflow_dev.sandbox.elevenlabs import (
         DEFAULT_DATA_COLLECTION,
         ConversationState,
         conversation_body,
@@ -174,10 +174,10 @@ def state_machine() -> str:
 def main() -> None:
     from bench._moto import moto_process
     from callflow.config import reset_settings
-    from callflow.local.demo import PERSON
-    from callflow.local.servers import AsgiServer
+    from callflow_dev.local.demo import PERSON
+    from callflow_dev.local.servers import AsgiServer
     from callflow.models import Session, SessionStatus
-    from callflow.sandbox.zoho import ZohoSandbox
+    from callflow_dev.sandbox.zoho import ZohoSandbox
     from callflow.services import get_services, reset_services
     from callflow.store import create_table
 
@@ -212,7 +212,7 @@ def main() -> None:
         for session_id in talked_ids:
             services.store.set_fields(session_id, {"conversation_id": f"conv_{session_id}"})
 
-        from functions.api import handler
+        from callflow_functions.api import handler
 
         handler(http_event("GET", "/health"), lambda_context())  # the container is warm
         results = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 
-from callflow.local.demo import Printer, _scenarios, run_scenario
-from callflow.local.stack import LocalStack, StackOptions
+from callflow_dev.local.demo import Printer, _scenarios, run_scenario
+from callflow_dev.local.stack import LocalStack, StackOptions
 
 
 def main() -> None:

@@ -87,9 +87,9 @@ def bridge_process(agent_port: int, legs: int) -> None:
     from pydantic import SecretStr
 
     from bench._moto import moto_process
-    from bridge.deps import BridgeDeps
-    from bridge.metrics import BridgeMetrics
-    from bridge.server import BridgeServer
+    from callflow_bridge.deps import BridgeDeps
+    from callflow_bridge.metrics import BridgeMetrics
+    from callflow_bridge.server import BridgeServer
     from callflow.config import Settings
     from callflow.models import Session, SessionStatus, hash_token
     from callflow.store import SessionStore, create_table

@@ -13,9 +13,9 @@ import pytest
 from moto import mock_aws
 from pydantic import SecretStr
 
-from bridge.deps import BridgeDeps, ToolHandler
-from bridge.metrics import BridgeMetrics
-from bridge.server import BridgeServer
+from callflow_bridge.deps import BridgeDeps, ToolHandler
+from callflow_bridge.metrics import BridgeMetrics
+from callflow_bridge.server import BridgeServer
 from callflow.config import Settings
 from callflow.models import Session, SessionStatus, hash_token, new_session_id
 from callflow.store import SessionStore, create_table

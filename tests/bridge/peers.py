@@ -1,10 +1,10 @@
 """Minimal, precisely controllable peers for the bridge tests, speaking the real wire formats.
 
 ``AgentPeer`` is an ElevenLabs agent endpoint: it validates every client message against the
-official AsyncAPI contract (``callflow.sandbox.asyncapi``), answers the initiation with
+official AsyncAPI contract (``callflow_dev.sandbox.asyncapi``), answers the initiation with
 ``conversation_initiation_metadata`` and then runs a per-test script. ``PhoneLeg`` is Infobip's
 side: the ``websocket:connected`` frame with customData flattened in, then binary PCM frames at
-a chosen pace. The full scripted stand-ins live in ``callflow.sandbox``; these exist so a test can
+a chosen pace. The full scripted stand-ins live in ``callflow_dev.sandbox``; these exist so a test can
 place an interruption or a close at an exact moment.
 """
 
@@ -26,7 +26,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from callflow.sandbox.asyncapi import validate_client_message
+from callflow_dev.sandbox.asyncapi import validate_client_message
 
 
 def tone(rate: int, ms: int, value: int) -> bytes:

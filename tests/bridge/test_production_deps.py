@@ -10,14 +10,14 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from bridge.deps import BridgeDeps
-from bridge.metrics import BridgeMetrics
-from bridge.server import BridgeServer
+from callflow_bridge.deps import BridgeDeps
+from callflow_bridge.metrics import BridgeMetrics
+from callflow_bridge.server import BridgeServer
 from callflow.config import Settings
-from callflow.local.servers import AsgiServer
-from callflow.sandbox.elevenlabs import ElevenLabsSandbox
-from callflow.sandbox.infobip import InfobipSandbox
-from callflow.sandbox.media_leg import run_media_leg
+from callflow_dev.local.servers import AsgiServer
+from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox
+from callflow_dev.sandbox.infobip import InfobipSandbox
+from callflow_dev.sandbox.media_leg import run_media_leg
 from callflow.store import SessionStore
 
 from .conftest import PATH_SECRET, TABLE, MakeSession

@@ -1,11 +1,11 @@
 """A whole conversation through the bridge with the project's full stand-ins: the simulated callee
-(``callflow.sandbox.media_leg``) speaking recorded clips at real time, and the scripted agent
-(``callflow.sandbox.agent``) taking turns from the energy of the audio it actually receives."""
+(``callflow_dev.sandbox.media_leg``) speaking recorded clips at real time, and the scripted agent
+(``callflow_dev.sandbox.agent``) taking turns from the energy of the audio it actually receives."""
 
 from __future__ import annotations
 
-from callflow.sandbox.agent import AgentConfig, AgentLine, DialogueStep, serve_agent
-from callflow.sandbox.media_leg import CalleeScript, CalleeTurn, run_media_leg
+from callflow_dev.sandbox.agent import AgentConfig, AgentLine, DialogueStep, serve_agent
+from callflow_dev.sandbox.media_leg import CalleeScript, CalleeTurn, run_media_leg
 
 from .conftest import MakeSession, StartBridge
 

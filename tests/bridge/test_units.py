@@ -10,12 +10,12 @@ import httpx
 import numpy as np
 import pytest
 
-from bridge import protocol
-from bridge.formats import CallFormats, StreamConverter, phone_rate
-from bridge.metrics import BridgeMetrics, CallMetrics, emf_document
-from bridge.pacing import OutboundPacer
-from bridge.protection import TaskProtection
-from bridge.relay import SPEECH_DBFS, is_speech
+from callflow_bridge import protocol
+from callflow_bridge.formats import CallFormats, StreamConverter, phone_rate
+from callflow_bridge.metrics import BridgeMetrics, CallMetrics, emf_document
+from callflow_bridge.pacing import OutboundPacer
+from callflow_bridge.protection import TaskProtection
+from callflow_bridge.relay import SPEECH_DBFS, is_speech
 from callflow.audio import AudioFormat, UnsupportedFormat, rms_dbfs
 
 FRAME = 640

@@ -22,32 +22,24 @@ from referencing.jsonschema import DRAFT202012
 from starlette.testclient import TestClient
 
 from callflow.config import Settings
-from callflow.providers.elevenlabs import ElevenLabsClient
-from callflow.sandbox.agent import AgentConfig
-from callflow.sandbox.asyncapi import validate_server_message
-from callflow.sandbox.elevenlabs import (
+from callflow.providers.elevenlabs.client import ElevenLabsClient
+from callflow_dev.sandbox.agent import AgentConfig
+from callflow_dev.sandbox.asyncapi import validate_server_message
+from callflow_dev.sandbox.elevenlabs import (
     ConversationState,
     ElevenLabsSandbox,
     TranscriptLine,
     WorkspaceWebhook,
 )
-from tests.specs import SPECS_DIR as SPECS_ROOT
+from callflow_dev import schemas
 from tests.unit.elevenlabs_fixtures import CONVERSATION_DONE
 
-SPEC_PATH = SPECS_ROOT / "elevenlabs" / "openapi.json"
 SPEC_URI = "urn:elevenlabs:openapi"
 API_KEY = "xi_contract_key"
 
 
-@cache
 def spec() -> dict[str, Any]:
-    if not SPEC_PATH.is_file():
-        raise FileNotFoundError(
-            f"{SPEC_PATH} is missing: set CALLFLOW_SPECS_DIR to the directory holding "
-            "elevenlabs/openapi.json"
-        )
-    document: dict[str, Any] = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
-    return document
+    return schemas.load("elevenlabs", "openapi.json")
 
 
 @cache

@@ -12,11 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from callflow.config import Settings
-from callflow.local.servers import AsgiServer
-from callflow.providers.infobip import InfobipClient
-from callflow.providers.infobip_events import parse_event
-from callflow.sandbox import phone_network as net
-from callflow.sandbox.infobip import InfobipSandbox
+from callflow_dev.local.servers import AsgiServer
+from callflow.providers.infobip.calls import InfobipClient
+from callflow.providers.infobip.events import parse_event
+from callflow_dev.sandbox import phone_network as net
+from callflow_dev.sandbox.infobip import InfobipSandbox
 from tests.unit.infobip_fixtures import (
     API_KEY,
     CALLS_CONFIGURATION_ID,
@@ -230,7 +230,7 @@ def _subscriptions_prefix() -> str:
 
 
 def test_the_event_types_the_parser_knows_are_event_types_of_the_spec() -> None:
-    from callflow.providers.infobip_events import CALL_EVENTS
+    from callflow.providers.infobip.events import CALL_EVENTS
 
     enum = voice_spec().schema(f"#/components/schemas/{VOICE_PREFIX}EventType")["enum"]
 

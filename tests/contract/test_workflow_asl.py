@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from callflow.local.aws import ASL_PATH, TASK_FUNCTIONS
+from callflow_dev.local.aws import TASK_FUNCTIONS
+from callflow_functions.definition import definition_text
 
-ASL: dict[str, Any] = json.loads(ASL_PATH.read_text())
+ASL: dict[str, Any] = json.loads(definition_text())
 STATES: dict[str, dict[str, Any]] = ASL["States"]
 LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.TooManyRequestsException"}
 
@@ -35,7 +36,7 @@ def test_every_transition_names_an_existing_state() -> None:
 
 
 def test_substitutions_are_exactly_the_task_functions() -> None:
-    used = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text()))
+    used = set(re.findall(r"\$\{(\w+)\}", definition_text()))
     assert used == set(TASK_FUNCTIONS)
 
 
@@ -94,7 +95,7 @@ def test_writeback_failing_for_good_fails_the_execution_after_marking_it() -> No
 
 
 def test_step_functions_accepts_the_definition() -> None:
-    definition = ASL_PATH.read_text()
+    definition = definition_text()
     for name in TASK_FUNCTIONS:
         definition = definition.replace(
             "${" + name + "}", f"arn:aws:lambda:us-east-1:123456789012:function:{name}"

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from callflow.providers.zoho import ZohoClient
-from callflow.providers.zoho_token import ZohoTokenProvider
-from callflow.sandbox.zoho import ZohoSandbox
+from callflow.providers.zoho.client import ZohoClient
+from callflow.providers.zoho.token import ZohoTokenProvider
+from callflow_dev.sandbox.zoho import ZohoSandbox
 from tests.contract.zoho_specs import find_operation, load, request_validator, response_errors
 from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
     ZohoEnv,

@@ -1,6 +1,6 @@
 """Zoho's official OpenAPI files (``specs/zoho``) as JSON Schema validators.
 
-The files come unchanged from ``zoho/crm-oas`` v8.0. Three things about them shape how they are
+The files are extracted from ``zoho/crm-oas`` v8.0 (``callflow_dev/schemas/zoho``). Three things about them shape how they are
 used here, each kept as narrow as possible:
 
 - They point at sibling files that are not in ``specs/`` (``users.json``, ``modules.json``,
@@ -25,9 +25,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.specs import SPECS_DIR as SPECS_ROOT
+from callflow_dev import schemas
 
-SPECS_DIR = SPECS_ROOT / "zoho"
 SPEC_FILES = ("record.json", "notes.json", "common.json")
 SERVER_FILLED = frozenset(
     {"id", "Created_Time", "Created_By", "Modified_Time", "Modified_By", "Owner"}
@@ -38,15 +37,9 @@ class SpecNotFound(LookupError):
     """No operation in the Zoho specs matches a request."""
 
 
-@cache
 def load(name: str) -> dict[str, Any]:
-    path = SPECS_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: set CALLFLOW_SPECS_DIR to the directory holding zoho/{name}"
-        )
-    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return document
+    """One of the extracted Zoho files (``callflow_dev.schemas``)."""
+    return schemas.load("zoho", name)
 
 
 def _external_refs(node: Any, found: dict[str, set[str]]) -> dict[str, set[str]]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from callflow.local.demo import Printer, _scenarios, run_scenario
-from callflow.local.stack import LocalStack, StackOptions
+from callflow_dev.local.demo import Printer, _scenarios, run_scenario
+from callflow_dev.local.stack import LocalStack, StackOptions
 from callflow.models import Outcome, SessionStatus
-from callflow.sandbox.clips import load_clip
+from callflow_dev.sandbox.clips import load_clip
 from tests.e2e.audio_match import best_match, loudest_window
 
 pytestmark = pytest.mark.slow

@@ -84,10 +84,10 @@ def test_bridge_image_is_an_asset_from_the_bridge_dockerfile(dev: Synthesized) -
     manifest = dev.asset_manifest()
     (image,) = manifest["dockerImages"].values()
     source = image["source"]
-    assert source["dockerFile"] == "bridge/Dockerfile"
+    assert source["dockerFile"] == "infra/bridge.Dockerfile"
     assert source["platform"] == "linux/arm64"
-    assert (Path(source["directory"]) / "bridge" / "Dockerfile").is_file() or (
-        Path(dev.artifact.assembly.directory) / source["directory"] / "bridge" / "Dockerfile"
+    assert (Path(source["directory"]) / "infra" / "bridge.Dockerfile").is_file() or (
+        Path(dev.artifact.assembly.directory) / source["directory"] / "infra" / "bridge.Dockerfile"
     ).is_file()
 
 

@@ -41,7 +41,7 @@ def test_one_secret_holds_every_secret_setting(dev: Synthesized) -> None:
 def test_every_function_is_python312_on_arm64_with_tracing(dev: Synthesized) -> None:
     functions = dev.of_type("AWS::Lambda::Function")
     handlers = sorted(f["Properties"]["Handler"] for f in functions.values())
-    assert handlers == sorted(f"functions.{m}.handler" for m in ALL_MODULES)
+    assert handlers == sorted(f"callflow_functions.{m}.handler" for m in ALL_MODULES)
     for function in functions.values():
         props = function["Properties"]
         assert props["Runtime"] == "python3.12"
@@ -67,7 +67,7 @@ def test_only_the_api_knows_the_state_machine(dev: Synthesized) -> None:
     machine = dev.logical_id(dev.stack.workflow.state_machine)
     for logical_id, function in dev.of_type("AWS::Lambda::Function").items():
         env = function["Properties"]["Environment"]["Variables"]
-        is_api = function["Properties"]["Handler"] == "functions.api.handler"
+        is_api = function["Properties"]["Handler"] == "callflow_functions.api.handler"
         assert ("CALLFLOW_STATE_MACHINE_ARN" in env) == is_api, logical_id
         if is_api:
             assert env["CALLFLOW_STATE_MACHINE_ARN"] == {"Ref": machine}
@@ -120,7 +120,7 @@ def test_task_roles_may_resume_tasks_but_not_start_executions(dev: Synthesized) 
 
 
 def test_http_api_routes_exactly_what_the_app_serves(dev: Synthesized) -> None:
-    from functions.api import app
+    from callflow_functions.api import app
 
     served = {
         (method, route.path)

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callflow import writeback
-from callflow.local.demo import DemoResult, Printer, Scenario, run_scenario
-from callflow.local.stack import LocalStack, StackOptions
+from callflow.lifecycle import writeback
+from callflow_dev.local.demo import DemoResult, Printer, Scenario, run_scenario
+from callflow_dev.local.stack import LocalStack, StackOptions
 from callflow.models import Outcome, SessionStatus
-from callflow.sandbox import phone_network as net
+from callflow_dev.sandbox import phone_network as net
 from callflow.services import get_services
 
 pytestmark = pytest.mark.slow

@@ -27,11 +27,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from callflow.models import Outcome
-from tests.specs import SPECS_DIR as SPECS_ROOT
+from callflow_dev import schemas
 
-SPECS_DIR = SPECS_ROOT
-VOICE_SPEC = SPECS_DIR / "infobip" / "voice-openapi.json"
-SUBSCRIPTIONS_SPEC = SPECS_DIR / "infobip" / "subscriptions-openapi.json"
+VOICE_SPEC = ("infobip", "voice.json")
+SUBSCRIPTIONS_SPEC = ("infobip", "subscriptions.json")
 VOICE_PREFIX = "4527871876f1b326359cd9e5dcf777f0ecc3c5fde89b1e88f0c154b298b67611."
 
 API_KEY = "test-infobip-key-0123456789"
@@ -211,7 +210,7 @@ def example(name: str) -> dict[str, Any]:
     raise KeyError(name)
 
 
-# --- the receiver (tests serve it with callflow.local.servers.AsgiServer) --------------------
+# --- the receiver (tests serve it with callflow_dev.local.servers.AsgiServer) --------------------
 
 
 @dataclass
@@ -305,10 +304,8 @@ class SpecChecker:
 
     URI = "urn:openapi"
 
-    def __init__(self, path: Path) -> None:
-        if not path.exists():
-            pytest.skip(f"spec file {path} is not available")
-        self.spec = json.loads(path.read_text())
+    def __init__(self, spec: tuple[str, str]) -> None:
+        self.spec = schemas.load(*spec)
         resource = Resource.from_contents(self.spec, default_specification=DRAFT202012)
         self.registry: Registry[Any] = Registry().with_resource(self.URI, resource)
 

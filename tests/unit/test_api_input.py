@@ -35,7 +35,7 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     reset_services()
     with mock_aws():
         create_table("api-tests", "us-east-1")
-        from functions.api import app
+        from callflow_functions.api import app
 
         yield TestClient(app, raise_server_exceptions=False)
     reset_settings()

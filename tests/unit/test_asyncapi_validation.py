@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from callflow.sandbox.asyncapi import (
-    CONTRACT_PATH,
+from callflow_dev import schemas
+from callflow_dev.sandbox.asyncapi import (
+    CONTRACT,
     ContractError,
     contract,
     load_contract,
@@ -119,14 +118,12 @@ def test_nullable_is_honoured_next_to_a_ref() -> None:
     assert validate_client_message({"type": "multimodal_message", "text": 5})
 
 
-def test_a_file_without_the_agent_channel_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "other.yaml"
-    path.write_text(yaml.safe_dump({"asyncapi": "2.6.0", "channels": {}}))
+def test_a_document_without_the_agent_channel_is_refused() -> None:
     with pytest.raises(ContractError):
-        load_contract(path)
+        load_contract({"asyncapi": "2.6.0", "channels": {}})
 
 
-def test_committed_contract_is_the_elevenlabs_agent_asyncapi_file() -> None:
-    text = CONTRACT_PATH.read_text(encoding="utf-8")
-    assert text.startswith('asyncapi: "2.6.0"')
-    assert "ElevenLabs Agents Contract" in text
+def test_committed_contract_is_extracted_from_the_elevenlabs_agent_asyncapi_file() -> None:
+    document = schemas.load(*CONTRACT)
+    assert document["asyncapi"] == "2.6.0"
+    assert document["x-callflow-extract"]["source"].startswith("github.com/elevenlabs/packages")

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from callflow.call_events import handle
+from callflow.lifecycle.call_events import handle
 from callflow.config import Settings
 from callflow.models import Session, SessionStatus
-from callflow.providers.infobip_events import parse_event
+from callflow.providers.infobip.events import parse_event
 from callflow.services import Services
 from callflow.store import create_table
 

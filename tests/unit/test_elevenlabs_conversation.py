@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from callflow.providers.elevenlabs import (
+from callflow.providers.elevenlabs.client import (
     TRANSCRIPT_MESSAGE_CHARS,
     AgentSummary,
     Conversation,

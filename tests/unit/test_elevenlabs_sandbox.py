@@ -22,8 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from callflow.config import Settings
-from callflow.local.servers import AsgiServer
-from callflow.providers.elevenlabs import (
+from callflow_dev.local.servers import AsgiServer
+from callflow.providers.elevenlabs.client import (
     AgentSummary,
     AsyncElevenLabsClient,
     Conversation,
@@ -33,8 +33,8 @@ from callflow.providers.elevenlabs import (
     verify_webhook,
 )
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RetryableProviderError
-from callflow.sandbox.agent import AgentConfig, AgentLine, DialogueStep
-from callflow.sandbox.elevenlabs import ConversationState, ElevenLabsSandbox, SignatureBook
+from callflow_dev.sandbox.agent import AgentConfig, AgentLine, DialogueStep
+from callflow_dev.sandbox.elevenlabs import ConversationState, ElevenLabsSandbox, SignatureBook
 
 API_KEY = "xi_test_key_123"
 WEBHOOK_SECRET = "wsec_sandbox_secret"

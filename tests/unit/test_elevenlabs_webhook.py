@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from callflow.providers.elevenlabs import (
+from callflow.providers.elevenlabs.client import (
     WebhookPayloadError,
     WebhookSignatureError,
     parse_post_call,

@@ -15,11 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from callflow.config import Settings
-from callflow.local.servers import AsgiServer
+from callflow_dev.local.servers import AsgiServer
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RetryableProviderError
-from callflow.providers.infobip import InfobipClient, InvalidInfobipRequest
-from callflow.sandbox import phone_network as net
-from callflow.sandbox.infobip import InfobipSandbox
+from callflow.providers.infobip.calls import InfobipClient, InvalidInfobipRequest
+from callflow_dev.sandbox import phone_network as net
+from callflow_dev.sandbox.infobip import InfobipSandbox
 from tests.unit.infobip_fixtures import (
     API_KEY,
     CALLS_CONFIGURATION_ID,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from callflow.models import Outcome
-from callflow.providers.infobip_events import InvalidEvent, parse_event
+from callflow.providers.infobip.events import InvalidEvent, parse_event
 from tests.unit.infobip_fixtures import EXAMPLE_EVENTS, ExampleEvent, example
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from callflow.sandbox import phone_network as net
+from callflow_dev.sandbox import phone_network as net
 
 
 def test_a_number_without_behaviours_gets_the_network_default() -> None:

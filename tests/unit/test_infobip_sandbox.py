@@ -13,12 +13,12 @@ import pytest
 from pydantic import SecretStr
 
 from callflow.config import Settings
-from callflow.local.servers import AsgiServer
+from callflow_dev.local.servers import AsgiServer
 from callflow.models import Outcome
-from callflow.providers.infobip import InfobipClient
-from callflow.providers.infobip_events import parse_event
-from callflow.sandbox import phone_network as net
-from callflow.sandbox.infobip import InfobipSandbox
+from callflow.providers.infobip.calls import InfobipClient
+from callflow.providers.infobip.events import parse_event
+from callflow_dev.sandbox import phone_network as net
+from callflow_dev.sandbox.infobip import InfobipSandbox
 from tests.unit.infobip_fixtures import (
     API_KEY,
     CALLS_CONFIGURATION_ID,

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from callflow.config import DEFAULT_MAPPING_PATH
 from callflow.mapping import FieldMapping, MappingError
 
 ALL_TYPES = """
@@ -53,7 +52,7 @@ def one(mapping: FieldMapping, item: str, value: Any, timezone: str = "UTC") -> 
 
 
 def test_shipped_mapping_covers_the_demo_agent_items() -> None:
-    mapping = FieldMapping.load(DEFAULT_MAPPING_PATH)
+    mapping = FieldMapping.load()
 
     assert set(mapping.items()) == {"interested", "monthly_bill", "visit_date", "lead_status"}
     result = mapping.apply(

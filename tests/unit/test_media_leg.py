@@ -18,8 +18,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from callflow.audio import UnsupportedFormat, rms_dbfs
-from callflow.sandbox.clips import ClipError, load_clip
-from callflow.sandbox.media_leg import (
+from callflow_dev.sandbox.clips import ClipError, load_clip
+from callflow_dev.sandbox.media_leg import (
     CalleeScript,
     CalleeScriptError,
     CalleeTurn,

@@ -19,13 +19,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from callflow.config import Settings
-from callflow.local.servers import AsgiServer
-from callflow.providers.infobip import InfobipClient
-from callflow.provisioning import MASK, main, override_paths
-from callflow.sandbox.agent import AgentConfig
-from callflow.sandbox.elevenlabs import ElevenLabsSandbox, WorkspaceWebhook
-from callflow.sandbox.infobip import InfobipSandbox
-from callflow.sandbox.phone_network import busy
+from callflow_dev.local.servers import AsgiServer
+from callflow.providers.infobip.calls import InfobipClient
+from callflow_dev.provisioning import MASK, main, override_paths
+from callflow_dev.sandbox.agent import AgentConfig
+from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox, WorkspaceWebhook
+from callflow_dev.sandbox.infobip import InfobipSandbox
+from callflow_dev.sandbox.phone_network import busy
 
 INFOBIP_KEY = "infobip-test-key"
 ELEVENLABS_KEY = "xi-test-key"

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from callflow.audio import AudioFormat, Converter, ulaw_decode
-from callflow.sandbox.agent import (
+from callflow_dev.sandbox.agent import (
     AgentConfig,
     AgentServer,
     ClientTool,
@@ -30,8 +30,8 @@ from callflow.sandbox.agent import (
     next_tuesday,
     serve_agent,
 )
-from callflow.sandbox.asyncapi import validate_server_message
-from callflow.sandbox.clips import CLIP_RATE, load_clip, truncate_pcm
+from callflow_dev.sandbox.asyncapi import validate_server_message
+from callflow_dev.sandbox.clips import CLIP_RATE, load_clip, truncate_pcm
 
 FAST = AgentConfig(
     clip_max_ms=400,

@@ -13,7 +13,7 @@ from callflow.providers.errors import (
     RecordNotFound,
     RetryableProviderError,
 )
-from callflow.providers.zoho import ZohoClient, ZohoRequestError, format_duration
+from callflow.providers.zoho.client import ZohoClient, ZohoRequestError, format_duration
 from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
     ZohoEnv,
     zoho_env_fixture,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from callflow.providers.errors import ProviderAuthError, RetryableProviderError
-from callflow.providers.zoho_token import LOCK_KEY, TOKEN_KEY, ZohoToken, ZohoTokenProvider
+from callflow.providers.zoho.token import LOCK_KEY, TOKEN_KEY, ZohoToken, ZohoTokenProvider
 from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
     ZohoEnv,
     zoho_env_fixture,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import CfnElement, CfnParameter, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnElement, CfnParameter, Duration, IgnoreMode, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -38,6 +38,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from callflow_infra.packaging import BRIDGE_DOCKERFILE, bridge_build_context
 from callflow_infra.stage import StageConfig
 
 CONTAINER_PORT = 8080
@@ -47,24 +48,6 @@ DRAIN_MARGIN_SECONDS = 10
 ALB_MAX_IDLE_TIMEOUT = 4000
 METRICS_NAMESPACE = "Callflow"
 BRIDGE_SERVICE = "callflow-bridge"
-# What the Docker build needs from the repository; everything else stays out of the build context
-# (and out of the asset's fingerprint, so unrelated edits do not rebuild the image).
-DOCKER_EXCLUDES = [
-    ".git",
-    ".venv",
-    "infra",
-    "tests",
-    "bench",
-    "docs",
-    "**/__pycache__",
-    "**/*.pyc",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    "*.egg-info",
-    "node_modules",
-    "cdk.out",
-]
 
 
 @dataclass(frozen=True)
@@ -104,7 +87,7 @@ class Bridge(Construct):
         removal: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        dockerfile = repo_root / "bridge" / "Dockerfile"
+        dockerfile = repo_root / BRIDGE_DOCKERFILE
         if not dockerfile.is_file():
             raise FileNotFoundError(f"the bridge image is built from {dockerfile}; it is missing")
         self.timeouts = BridgeTimeouts.for_calls_up_to(stage.max_call_seconds)
@@ -174,9 +157,10 @@ class Bridge(Construct):
             "bridge",
             image=ecs.ContainerImage.from_asset(
                 str(repo_root),
-                file="bridge/Dockerfile",
+                file=BRIDGE_DOCKERFILE,
                 platform=ecr_assets.Platform.LINUX_ARM64,
-                exclude=DOCKER_EXCLUDES,
+                exclude=bridge_build_context(),
+                ignore_mode=IgnoreMode.DOCKER,
             ),
             environment=container_env,
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],

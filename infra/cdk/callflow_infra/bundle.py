@@ -1,12 +1,14 @@
 """The Lambda code asset, built without Docker.
 
-The runtime dependencies (``[project].dependencies`` of ``pyproject.toml``) are installed as
-manylinux aarch64 wheels for CPython 3.12 with ``pip install --platform ... --only-binary=:all:``,
-which gives the same files a Docker build would, on any machine with network access to PyPI. The
-result is cached under ``infra/cdk/.bundle/`` keyed by a hash of ``pyproject.toml``, so only a
-change of the pins downloads anything; the project's own code (``callflow/``, ``functions/``,
-``config/``) is laid over a hard-linked copy of the cached dependencies at every synth, which takes
-well under a second.
+The dependencies are the Lambda's export of ``uv.lock`` (``requirements/lambda.txt``: exact
+versions, every file's hash), installed as manylinux aarch64 wheels for CPython 3.12 by
+``uv pip install --python-platform ... --only-binary :all: --require-hashes``, which gives the same
+files a Docker build would, on any machine with network access to PyPI, and evaluates environment
+markers for the target rather than for this machine. The result is cached under
+``infra/cdk/.bundle/``, keyed by a hash of that export, so only a change of the lock downloads
+anything. The code is an allow-list: the packages :data:`callflow_infra.packaging.LAMBDA` names,
+copied from ``src/`` over a hard-linked copy of the cached dependencies at every synth (well under
+a second). The development tools live outside ``src/`` and cannot get in.
 
 Lambda's code directory is read-only, so CPython cannot write the ``__pycache__`` it would
 otherwise keep: a bundle without bytecode compiles every imported module from source on every cold
@@ -23,8 +25,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
-import tomllib
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-PLATFORM = "manylinux2014_aarch64"
+from callflow_infra.packaging import LAMBDA, SOURCE_ROOT, Deployable
+
+PLATFORM = "aarch64-manylinux2014"
+"""uv's name of the Lambda arm64 platform (glibc 2.17 or newer)."""
 PYTHON_VERSION = "3.12"
-CODE_PACKAGES = ("callflow", "functions", "config")
-"""Laid out as in the repository: settings find ``config/mapping.yaml`` next to ``callflow/``."""
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "*.wav", "sandbox", "local")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
 BUNDLE_PYTHON_ENV = "CALLFLOW_BUNDLE_PYTHON"
@@ -56,13 +57,24 @@ class LambdaBundle:
     asset_hash: str
 
 
-def runtime_requirements(pyproject: Path) -> list[str]:
-    """The Lambda runtime's pinned requirements, exactly as ``pyproject.toml`` lists them."""
-    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    deps = data.get("project", {}).get("dependencies")
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise BundleError(f"{pyproject}: [project].dependencies must be a list of strings")
-    return list(deps)
+def requirements_file(repo_root: Path, deployable: Deployable = LAMBDA) -> Path:
+    """The locked requirements the deployable installs (an export of ``uv.lock``)."""
+    path = repo_root / deployable.requirements
+    if not path.is_file():
+        raise BundleError(f"{path} is missing: run `make lock`")
+    return path
+
+
+def uv_binary() -> str:
+    """The uv executable of this environment (the ``uv`` package of the dev group)."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:
+        found = shutil.which("uv")
+        if found is None:
+            raise BundleError("uv is not installed: run `make setup`") from None
+        return found
+    return str(find_uv_bin())
 
 
 @cache
@@ -139,8 +151,8 @@ def compile_bytecode(directory: Path, python: str, runtime_path: str = LAMBDA_TA
 
 def dependencies_dir(repo_root: Path, cache_root: Path) -> Path:
     """The installed dependencies for the current pins, built once and then reused."""
-    pyproject = repo_root / "pyproject.toml"
-    key = hashlib.sha256(pyproject.read_bytes()).hexdigest()[:16]
+    requirements = requirements_file(repo_root)
+    key = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
     python = runtime_python()
     flavour = "pyc" if python else "src"
     target = cache_root / f"deps-{PLATFORM}-cp{PYTHON_VERSION.replace('.', '')}-{key}-{flavour}"
@@ -149,27 +161,28 @@ def dependencies_dir(repo_root: Path, cache_root: Path) -> Path:
     cache_root.mkdir(parents=True, exist_ok=True)
     with _building(target) as partial:
         command = [
-            sys.executable,
-            "-m",
+            uv_binary(),
             "pip",
             "install",
             "--quiet",
-            "--disable-pip-version-check",
+            "--no-config",
+            "--no-deps",
+            "--require-hashes",
             "--no-compile",
-            "--platform",
+            "--python-platform",
             PLATFORM,
-            "--implementation",
-            "cp",
             "--python-version",
             PYTHON_VERSION,
-            "--only-binary=:all:",
+            "--only-binary",
+            ":all:",
             "--target",
             str(partial),
-            *runtime_requirements(pyproject),
+            "-r",
+            str(requirements),
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
-            raise BundleError(f"pip could not install the Lambda dependencies:\n{result.stderr}")
+            raise BundleError(f"uv could not install the Lambda dependencies:\n{result.stderr}")
         if python:
             compile_bytecode(partial, python)
     return target
@@ -179,11 +192,10 @@ def build_lambda_bundle(repo_root: Path, cache_root: Path) -> LambdaBundle:
     """Dependencies plus the project's code, in one directory Lambda can run from."""
     deps = dependencies_dir(repo_root, cache_root)
     digest = hashlib.sha256(deps.name.encode())
-    for package in CODE_PACKAGES:
-        if not (repo_root / package).is_dir():
-            continue
-        for path in sorted(_code_files(repo_root / package)):
-            digest.update(str(path.relative_to(repo_root)).encode())
+    source = repo_root / SOURCE_ROOT
+    for package in LAMBDA.packages:
+        for path in sorted(_code_files(source / package)):
+            digest.update(str(path.relative_to(source)).encode())
             digest.update(path.read_bytes())
     asset_hash = digest.hexdigest()
     bundle = cache_root / f"lambda-{asset_hash[:16]}"
@@ -192,10 +204,8 @@ def build_lambda_bundle(repo_root: Path, cache_root: Path) -> LambdaBundle:
     python = runtime_python()
     with _building(bundle) as partial:
         shutil.copytree(deps, partial, copy_function=_link_or_copy)
-        for package in CODE_PACKAGES:
-            if not (repo_root / package).is_dir():
-                continue
-            shutil.copytree(repo_root / package, partial / package, ignore=_IGNORED)
+        for package in LAMBDA.packages:
+            shutil.copytree(source / package, partial / package, ignore=_IGNORED)
             if python:
                 compile_bytecode(partial / package, python, f"{LAMBDA_TASK_ROOT}/{package}")
     _prune(cache_root, keep=bundle.name)
@@ -222,10 +232,12 @@ def _building(target: Path) -> Iterator[Path]:
 
 
 def _code_files(package: Path) -> list[Path]:
+    if not package.is_dir():
+        raise BundleError(f"{package} is missing: the Lambda bundle carries it")
     files: list[Path] = []
     for root, dirs, names in os.walk(package):
-        dirs[:] = [d for d in dirs if d not in ("__pycache__", "sandbox", "local")]
-        files.extend(Path(root) / n for n in names if not n.endswith((".pyc", ".pyo", ".wav")))
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        files.extend(Path(root) / n for n in names if not n.endswith((".pyc", ".pyo")))
     return files
 
 

@@ -75,7 +75,7 @@ class Functions(Construct):
                 name,
                 runtime=lambda_.Runtime.PYTHON_3_12,
                 architecture=lambda_.Architecture.ARM_64,
-                handler=f"functions.{spec.module}.handler",
+                handler=f"callflow_functions.{spec.module}.handler",
                 code=code,
                 timeout=Duration.seconds(spec.timeout_seconds),
                 memory_size=spec.memory_mib,

@@ -20,6 +20,7 @@ from callflow_infra.functions import Functions
 from callflow_infra.http_api import HttpApi
 from callflow_infra.monitoring import Monitoring
 from callflow_infra.nag import acknowledge
+from callflow_infra.packaging import WORKFLOW_DEFINITION
 from callflow_infra.stage import StageConfig
 from callflow_infra.state import State
 from callflow_infra.workflow import Workflow
@@ -72,7 +73,7 @@ class CallflowStack(Stack):
         self.workflow = Workflow(
             self,
             "Workflow",
-            definition_file=repo_root / "functions" / "workflow.asl.json",
+            definition_file=repo_root / WORKFLOW_DEFINITION,
             tasks=self.functions.tasks,
             substitutions=self.functions.substitutions(),
             log_retention=retention,

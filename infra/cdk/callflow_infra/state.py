@@ -52,7 +52,7 @@ class State(Construct):
             deletion_protection=retain,
             removal_policy=removal,
         )
-        # Empty values fail closed: callflow.webauth refuses every request while a webhook's
+        # Empty values fail closed: callflow_functions.auth refuses every request while a webhook's
         # secret is empty, so a half-configured deployment answers 401, never "open".
         template = {k: "" for k in SECRET_KEYS if k != GENERATED_KEY}
         self.secret = secretsmanager.Secret(

@@ -1,0 +1,181 @@
+"""One typed settings object, read from the environment (prefix ``CALLFLOW_``).
+
+On AWS the secret values are not in the environment: ``CALLFLOW_SECRETS_ID`` names a Secrets
+Manager secret holding a JSON object whose keys are field names of :class:`Settings` (for example
+``{"zoho_client_secret": "...", "infobip_api_key": "..."}``). It is read once per container through
+Powertools parameters (cached), so a cold start costs one Secrets Manager call and a warm one none.
+
+Every secret is a :class:`pydantic.SecretStr`: its ``repr`` and ``str`` print ``**********``, so a
+settings object that ends up in a log line leaks nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MachinePolicy = Literal["hangup", "continue"]
+OutsideHoursPolicy = Literal["wait", "skip"]
+DtmfMode = Literal["contextual_update", "user_message", "ignore"]
+
+
+class Settings(BaseSettings):
+    """Everything the API, the workflow tasks and the bridge need to know."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLFLOW_", extra="ignore", frozen=True)
+
+    # --- AWS ------------------------------------------------------------------------------
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    table_name: str = "callflow"
+    state_machine_arn: str = ""
+    secrets_id: str = ""
+    """Secrets Manager secret (name or ARN) with the secret fields as a JSON object."""
+    metrics_namespace: str = "Callflow"
+    service_name: str = "callflow"
+    session_ttl_days: int = 30
+
+    # --- Zoho CRM -------------------------------------------------------------------------
+    zoho_accounts_url: str = "https://accounts.zoho.com"
+    """Accounts server of the data centre: .com, .eu, .in, .com.au, .jp, .ca, .sa, .com.cn."""
+    zoho_api_domain: str = ""
+    """Override of the ``api_domain`` the token endpoint returns (stand-ins, proxies)."""
+    zoho_client_id: str = ""
+    zoho_client_secret: SecretStr = SecretStr("")
+    zoho_refresh_token: SecretStr = SecretStr("")
+    zoho_trigger_secret: SecretStr = SecretStr("")
+    """Shared secret the Zoho workflow webhook sends in the ``X-Callflow-Secret`` header."""
+    zoho_phone_field: str = "Phone"
+    zoho_timezone_field: str = ""
+    """Record field holding an IANA time zone for the person, if the org keeps one."""
+    zoho_variable_fields: str = "First_Name,Last_Name,Company"
+    """Comma-separated record fields passed to the agent as dynamic variables."""
+    zoho_call_status_field: str = ""
+    """Optional record field that receives the call outcome (picklist or text)."""
+    zoho_log_calls: bool = True
+    zoho_add_notes: bool = True
+
+    # --- Infobip --------------------------------------------------------------------------
+    infobip_base_url: str = "https://api.infobip.com"
+    infobip_api_key: SecretStr = SecretStr("")
+    infobip_calls_configuration_id: str = ""
+    infobip_from_number: str = ""
+    infobip_media_stream_config_id: str = ""
+    infobip_sample_rate: int = 16000
+    infobip_connect_timeout: int = 40
+    infobip_max_duration: int = 900
+    infobip_machine_detection: bool = False
+    infobip_recording: bool = False
+    infobip_webhook_username: str = "infobip"
+    infobip_webhook_password: SecretStr = SecretStr("")
+    infobip_webhook_path_secret: SecretStr = SecretStr("")
+    machine_policy: MachinePolicy = "hangup"
+
+    # --- ElevenLabs -----------------------------------------------------------------------
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_api_key: SecretStr = SecretStr("")
+    elevenlabs_agent_id: str = ""
+    elevenlabs_webhook_secret: SecretStr = SecretStr("")
+    elevenlabs_webhook_max_age_seconds: int = 1800
+    elevenlabs_overrides: str = ""
+    """JSON ``conversation_config_override`` sent at initiation; empty sends none."""
+
+    # --- Bridge ---------------------------------------------------------------------------
+    bridge_public_url: str = ""
+    """wss:// URL Infobip's media-stream config points at (including the secret path)."""
+    bridge_path_secret: SecretStr = SecretStr("")
+    bridge_host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
+    bridge_port: int = 8080
+    bridge_drain_seconds: float = 600.0
+    bridge_max_early_audio_ms: int = 5000
+    bridge_transcript_limit: int = 200
+    bridge_dtmf_mode: DtmfMode = "contextual_update"
+    bridge_agent_connect_timeout: float = 10.0
+
+    # --- API ------------------------------------------------------------------------------
+    status_api_token: SecretStr = SecretStr("")
+    """Bearer token for the session status route."""
+    max_body_bytes: int = 256 * 1024
+
+    # --- Calling policy -------------------------------------------------------------------
+    default_phone_region: str = "US"
+    default_timezone: str = "America/New_York"
+    calling_hours_start: str = "09:00"
+    calling_hours_end: str = "20:00"
+    calling_days: str = "0,1,2,3,4,5"
+    """Weekdays on which calls are placed, Monday = 0."""
+    outside_hours_policy: OutsideHoursPolicy = "wait"
+    max_attempts: int = 3
+    retry_delay_seconds: int = 1800
+    trigger_window_seconds: int = 3600
+    """A second trigger for the same record inside this window (or while a session is active)
+    is refused."""
+    call_outcome_timeout_seconds: int = 0
+    """How long the workflow waits for the call's outcome; 0 derives it from the Infobip
+    connect timeout and max duration."""
+    analysis_wait_seconds: int = 120
+    """How long the workflow waits for the post-call webhook before polling the conversation."""
+    field_mapping_path: str = ""
+    """A mapping file of your own; empty uses the default shipped in the package
+    (``callflow/defaults/mapping.yaml``)."""
+
+    @field_validator("calling_hours_start", "calling_hours_end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        hours, _, minutes = value.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and 0 <= int(hours) <= 24):
+            raise ValueError(f"expected HH:MM, got {value!r}")
+        return value
+
+    @property
+    def variable_fields(self) -> list[str]:
+        return [f.strip() for f in self.zoho_variable_fields.split(",") if f.strip()]
+
+    @property
+    def weekday_set(self) -> frozenset[int]:
+        return frozenset(int(d) for d in self.calling_days.split(",") if d.strip())
+
+    @property
+    def outcome_timeout_seconds(self) -> int:
+        if self.call_outcome_timeout_seconds:
+            return self.call_outcome_timeout_seconds
+        return self.infobip_connect_timeout + self.infobip_max_duration + 120
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return dict(json.loads(self.elevenlabs_overrides)) if self.elevenlabs_overrides else {}
+
+
+def _secret_values(secrets_id: str) -> dict[str, Any]:
+    """The JSON secret, through Powertools' cached parameter provider."""
+    from aws_lambda_powertools.utilities import parameters
+
+    raw = parameters.get_secret(secrets_id, max_age=300)
+    value = json.loads(raw) if isinstance(raw, str) else json.loads(bytes(raw).decode())
+    if not isinstance(value, dict):
+        raise ValueError("the Secrets Manager secret must hold a JSON object")
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; secrets come from Secrets Manager when configured."""
+    settings = Settings()
+    if settings.secrets_id:
+        secret = _secret_values(settings.secrets_id)
+        known = {k: v for k, v in secret.items() if k in Settings.model_fields}
+        settings = settings.model_copy(update={k: _coerce(k, v) for k, v in known.items()})
+    return settings
+
+
+def _coerce(name: str, value: Any) -> Any:
+    annotation = Settings.model_fields[name].annotation
+    return SecretStr(str(value)) if annotation is SecretStr else value
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the local stack change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,74 @@
+"""Collecting what the agent gathered: the post-call webhook, with polling as the fallback.
+
+ElevenLabs does not retry its post-call webhook by default, so the workflow waits for it only for a
+while (``analysis_wait_seconds``) and then polls the conversation until the analysis is done. The
+webhook and the waiting task can arrive in either order; whichever comes second resumes the
+workflow, and a second resume is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callflow.lifecycle import workflow
+from callflow.models import SessionStatus
+from callflow.observability import logger
+from callflow.services import Services
+
+FINAL_STATUSES = frozenset({"done", "failed"})
+
+
+class AnalysisPending(Exception):
+    """The conversation is still being analysed; the state machine retries with backoff."""
+
+
+def await_analysis(services: Services, state: dict[str, Any], task_token: str) -> dict[str, Any]:
+    session_id = state["session_id"]
+    store = services.store
+    session = store.require(session_id)
+    if not session.conversation_id:
+        # The agent never picked up (refused, or the bridge never connected): nothing to collect.
+        workflow.resume(services.sfn, task_token, {"status": "no_conversation"})
+        return {"waiting": False}
+    moved = store.advance(
+        session_id, SessionStatus.COLLECTING, fields={"analysis_task_token": task_token}
+    ) or store.set_fields(session_id, {"analysis_task_token": task_token})
+    results = moved.results if moved else {}
+    if results.get("status") in FINAL_STATUSES:
+        workflow.resume(services.sfn, task_token, {"status": results["status"]})
+    return {"waiting": True}
+
+
+def fetch_analysis(services: Services, state: dict[str, Any]) -> dict[str, Any]:
+    session = services.store.require(state["session_id"])
+    if not session.conversation_id:
+        return {"status": "no_conversation"}
+    if session.results.get("status") in FINAL_STATUSES:
+        return {"status": session.results["status"]}
+    conversation = services.elevenlabs.get_conversation(session.conversation_id)
+    if not conversation.is_final:
+        raise AnalysisPending(f"conversation is {conversation.status}")
+    store_results(services, session.session_id, conversation.results(), source="poll")
+    return {"status": conversation.status}
+
+
+def store_results(
+    services: Services, session_id: str, results: dict[str, Any], *, source: str
+) -> bool:
+    """Keep the results on the session before anything is written to the CRM; the first copy
+    wins (the webhook and the poll carry the same analysis). Resumes a waiting task."""
+    stored = services.store.set_fields(
+        session_id,
+        {"results": results},
+        only_if_absent="results",
+        event="results collected",
+        detail={"source": source, "status": results.get("status")},
+    )
+    if stored is None:
+        return False
+    if stored.analysis_task_token:
+        workflow.resume(
+            services.sfn, stored.analysis_task_token, {"status": results.get("status", "done")}
+        )
+    logger.info("results stored", extra={"source": source})
+    return True

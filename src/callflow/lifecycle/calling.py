@@ -1,0 +1,192 @@
+"""The workflow's calling tasks: prepare, place a call, plan the next attempt.
+
+Each task returns the workflow's next *state*: ``session_id``, the ``action`` the Choice state
+routes on (``call``, ``wait`` or ``write_back``), the ``wait_until`` timestamp the Wait state uses,
+and the timeouts of the waiting tasks. Decisions live here, in code that is easy to test; the
+waiting, retrying and branching live in the state machine.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from callflow.lifecycle import workflow
+from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
+from callflow.observability import Metric, count, logger
+from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
+from callflow.services import Services
+
+CALL = "call"
+WAIT = "wait"
+WRITE_BACK = "write_back"
+
+
+def next_state(
+    services: Services, session_id: str, action: str, wait_until: datetime | None = None
+) -> dict[str, Any]:
+    settings = services.settings
+    return {
+        "session_id": session_id,
+        "action": action,
+        "wait_until": iso(wait_until or utcnow()),
+        "outcome_timeout": settings.outcome_timeout_seconds,
+        "analysis_wait": settings.analysis_wait_seconds,
+    }
+
+
+def calling_hours(services: Services) -> CallingHours:
+    s = services.settings
+    return CallingHours.parse(s.calling_hours_start, s.calling_hours_end, s.weekday_set)
+
+
+def finish_without_call(
+    services: Services, session: Session, outcome: Outcome, detail: str
+) -> dict[str, Any]:
+    services.store.set_fields(
+        session.session_id,
+        {"outcome": outcome.value, "outcome_detail": detail},
+        event=f"not called: {outcome.value}",
+        detail={"reason": detail},
+    )
+    return next_state(services, session.session_id, WRITE_BACK)
+
+
+def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
+    """Normalise the phone, find the person's time zone, check calling hours."""
+    settings = services.settings
+    session = services.store.require(state["session_id"])
+    try:
+        phone = normalise(session.phone_raw, settings.default_phone_region)
+    except InvalidPhone as error:
+        return finish_without_call(services, session, Outcome.INVALID_PHONE, str(error))
+    zone = timezone_for(phone, session.timezone or None, settings.default_timezone)
+    services.store.set_fields(
+        session.session_id, {"phone": phone.e164, "timezone": zone}, event="prepared"
+    )
+    now = utcnow()
+    opening = calling_hours(services).next_opening(now, zone)
+    if opening <= now:
+        return next_state(services, session.session_id, CALL)
+    if settings.outside_hours_policy == "skip":
+        return finish_without_call(
+            services, session, Outcome.OUTSIDE_HOURS, f"outside calling hours in {zone}"
+        )
+    services.store.advance(
+        session.session_id,
+        SessionStatus.SCHEDULED,
+        attempt=1,
+        fields={"next_attempt_at": iso(opening)},
+        event="scheduled",
+        detail={"at": iso(opening), "timezone": zone},
+    )
+    return next_state(services, session.session_id, WAIT, opening)
+
+
+def attempt_to_place(session: Session) -> int:
+    """The attempt number this invocation dials.
+
+    A scheduled session dials the attempt it was scheduled for; a session whose last placement
+    failed before Infobip accepted it (no call id) dials the same attempt again; otherwise the
+    next one. So a provider error retried by the state machine does not use up an attempt.
+    """
+    if session.status is SessionStatus.SCHEDULED:
+        return session.attempt
+    if session.status is SessionStatus.DIALING and not session.call_id:
+        return session.attempt
+    return session.attempt + 1
+
+
+def place_call(services: Services, state: dict[str, Any], task_token: str) -> dict[str, Any]:
+    """Store the task token, then dial: the outcome event resumes the token, so the token must be
+    on the session before Infobip can answer."""
+    session = services.store.require(state["session_id"])
+    attempt = attempt_to_place(session)
+    fields = {
+        "task_token": task_token,
+        "call_id": "",
+        "dialog_id": "",
+        "dialog_requested": False,
+        "call_state": "",
+        "outcome": None,
+        "outcome_detail": "",
+    }
+    if attempt == session.attempt and session.status is SessionStatus.DIALING:
+        moved = services.store.set_fields(
+            session.session_id, fields, only_if_equal={"attempt": attempt, "call_id": ""}
+        )
+    else:
+        moved = services.store.advance(
+            session.session_id,
+            SessionStatus.DIALING,
+            attempt=attempt,
+            fields=fields,
+            event="dialing",
+            detail={"attempt": attempt},
+        )
+    if moved is None:
+        logger.warning("session moved on before the call was placed; not dialling")
+        return {"placed": False}
+    call = services.infobip.place_call(
+        moved.phone.lstrip("+"),
+        custom_data={"session_id": session.session_id, "attempt": str(attempt)},
+        external_id=f"{session.session_id}-{attempt}",
+    )
+    services.store.set_fields(
+        session.session_id,
+        {"call_id": call.id},
+        only_if_equal={"attempt": attempt},
+        event="call placed",
+        detail={"attempt": attempt, "call_id": call.id},
+    )
+    count(Metric.CALLS_PLACED)
+    return {"placed": True, "call_id": call.id, "attempt": attempt}
+
+
+def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
+    """After an unanswered call, or a task that failed: another attempt, or the writeback."""
+    settings = services.settings
+    session = services.store.require(state["session_id"])
+    error = state.get("error")
+    if error:
+        return _after_error(services, session, error)
+    outcome = Outcome(state.get("call", {}).get("outcome", session.outcome or "failed"))
+    if outcome not in RETRYABLE_OUTCOMES or session.attempt >= session.max_attempts:
+        if outcome in RETRYABLE_OUTCOMES:
+            services.store.set_fields(
+                session.session_id,
+                {"outcome_detail": f"{outcome.value} on all {session.attempt} attempts"},
+                event="giving up",
+            )
+        return next_state(services, session.session_id, WRITE_BACK)
+    earliest = utcnow() + timedelta(seconds=settings.retry_delay_seconds)
+    zone = session.timezone or settings.default_timezone
+    when = calling_hours(services).next_opening(earliest, zone)
+    services.store.advance(
+        session.session_id,
+        SessionStatus.SCHEDULED,
+        attempt=session.attempt + 1,
+        fields={"next_attempt_at": iso(when)},
+        event="retry scheduled",
+        detail={"attempt": session.attempt + 1, "at": iso(when), "after": outcome.value},
+    )
+    return next_state(services, session.session_id, WAIT, when)
+
+
+def _after_error(services: Services, session: Session, error: dict[str, Any]) -> dict[str, Any]:
+    name = str(error.get("Error", "Error"))
+    cause = workflow.error_cause(error.get("Cause"))
+    if name == "States.Timeout":
+        outcome, detail = Outcome.TIMEOUT, "no call outcome arrived in time"
+        if session.call_id:
+            services.infobip.hangup_call(session.call_id)
+    else:
+        outcome, detail = Outcome.FAILED, f"{name}: {cause}" if cause else name
+    services.store.set_fields(
+        session.session_id,
+        {"outcome": outcome.value, "outcome_detail": detail[:500]},
+        event="call failed",
+        detail={"error": name},
+    )
+    count(Metric.CALLS_FAILED)
+    return next_state(services, session.session_id, WRITE_BACK)

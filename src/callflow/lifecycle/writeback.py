@@ -1,0 +1,182 @@
+"""Writing the call's result back to the CRM record: mapped fields, a note, the logged call.
+
+The results are on the session before this runs, so nothing is lost when Zoho fails: the state
+machine retries throttling and server errors, and a writeback that fails for good can be replayed
+(`callflow replay SESSION`). Each step records its receipt on the session as soon as it succeeds,
+so a retry or a replay never writes a second note or logs the call twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from callflow.lifecycle import workflow
+from callflow.models import Outcome, Session, SessionStatus
+from callflow.observability import Metric, count, logger
+from callflow.providers.errors import ProviderAuthError, ProviderRejected, RecordNotFound
+from callflow.services import Services
+
+OUTCOME_LABELS = {
+    Outcome.ANSWERED: "Reached",
+    Outcome.NO_ANSWER: "No answer",
+    Outcome.BUSY: "Busy",
+    Outcome.REJECTED: "Call rejected",
+    Outcome.FAILED: "Call failed",
+    Outcome.MACHINE: "Reached voicemail",
+    Outcome.INVALID_PHONE: "Invalid phone number",
+    Outcome.OUTSIDE_HOURS: "Outside calling hours",
+    Outcome.TIMEOUT: "No call outcome",
+}
+
+
+def label(outcome: Outcome | None) -> str:
+    return OUTCOME_LABELS.get(outcome, "Unknown") if outcome else "Unknown"
+
+
+def write_back(services: Services, session_id: str) -> dict[str, Any]:
+    store = services.store
+    session = store.require(session_id)
+    if session.status is SessionStatus.COMPLETED:
+        return {"status": "completed", "receipt": session.writeback}
+    moved = store.advance(session_id, SessionStatus.WRITING_BACK, event="writing back")
+    session = moved or session
+    receipt: dict[str, Any] = dict(session.writeback)
+    receipt.pop("error", None)
+
+    if "fields" not in receipt:
+        receipt.update(_write_fields(services, session))
+        store.set_fields(session_id, {"writeback": receipt}, event="fields written")
+    if services.settings.zoho_add_notes and not receipt.get("note_id"):
+        receipt["note_id"] = _add_note(services, session, receipt)
+        store.set_fields(session_id, {"writeback": receipt}, event="note added")
+    if _should_log_call(services, session) and not receipt.get("call_log_id"):
+        receipt["call_log_id"] = _log_call(services, session)
+        store.set_fields(session_id, {"writeback": receipt}, event="call logged")
+
+    store.advance(
+        session_id,
+        SessionStatus.COMPLETED,
+        fields={"writeback": receipt},
+        event="written back",
+        detail={"fields": sorted(receipt.get("fields", {})), "problems": receipt.get("problems")},
+    )
+    count(Metric.WRITEBACKS_SUCCEEDED)
+    return {"status": "completed", "receipt": receipt}
+
+
+def mark_failed(services: Services, session_id: str, error: dict[str, Any]) -> dict[str, Any]:
+    """Retries are exhausted: flag the session (the results stay on it) and raise the alarm."""
+    session = services.store.require(session_id)
+    receipt = {**session.writeback, "error": _error_text(error)}
+    services.store.advance(
+        session_id,
+        SessionStatus.WRITEBACK_FAILED,
+        fields={"writeback": receipt},
+        event="writeback failed",
+        detail={"error": receipt["error"]},
+    )
+    count(Metric.WRITEBACKS_FAILED)
+    logger.error("writeback failed for good; results kept for replay", extra={"error": receipt})
+    return {"status": "writeback_failed"}
+
+
+def replay(services: Services, session_id: str) -> dict[str, Any]:
+    """Run a failed writeback again (operator action)."""
+    if services.store.reopen_writeback(session_id) is None:
+        session = services.store.require(session_id)
+        if session.status is not SessionStatus.WRITING_BACK:
+            raise ValueError(f"session is {session.status.value}, not writeback_failed")
+    return write_back(services, session_id)
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def collected(session: Session) -> dict[str, Any]:
+    value = session.results.get("data_collection", {})
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _write_fields(services: Services, session: Session) -> dict[str, Any]:
+    settings = services.settings
+    mapped = services.mapping.apply(
+        collected(session),
+        timezone=session.timezone or settings.default_timezone,
+        module=session.module,
+    )
+    data = dict(mapped.fields)
+    if settings.zoho_call_status_field:
+        data[settings.zoho_call_status_field] = label(session.outcome)
+    problems = list(mapped.problems)
+    if data:
+        try:
+            result = services.zoho.update_record_dropping_invalid(
+                session.module, session.record_id, data
+            )
+        except (RecordNotFound, ProviderAuthError):
+            raise
+        except ProviderRejected as error:
+            # The record refused the whole update (e.g. a validation rule): keep going so the
+            # note still carries the results, and report it.
+            problems.append(f"fields not written: {error.message}")
+            return {"fields": {}, "problems": problems}
+        for problem in result.problems:
+            problems.append(str(problem))
+        written = {k: v for k, v in data.items() if k not in result.refused_fields}
+        return {"fields": written, "problems": problems}
+    return {"fields": {}, "problems": problems}
+
+
+def _note_text(session: Session, receipt: dict[str, Any]) -> tuple[str, str]:
+    results = session.results
+    title = f"AI call: {label(session.outcome)}"
+    lines = [f"Outcome: {label(session.outcome)}"]
+    if session.outcome_detail:
+        lines.append(f"Detail: {session.outcome_detail}")
+    lines.append(f"Attempts: {session.attempt}")
+    if session.call_duration:
+        lines.append(f"Duration: {session.call_duration} s")
+    if results.get("summary"):
+        lines += ["", "Summary:", str(results["summary"])]
+    elif session.outcome is Outcome.ANSWERED:
+        lines += ["", f"Summary: not available (analysis {results.get('status', 'missing')})"]
+    values = collected(session)
+    if values:
+        lines += ["", "Collected:"] + [f"- {k}: {v}" for k, v in sorted(values.items())]
+    if receipt.get("problems"):
+        lines += ["", "Not written to fields:"] + [f"- {p}" for p in receipt["problems"]]
+    if session.conversation_id:
+        lines += ["", f"Conversation: {session.conversation_id}"]
+    lines.append(f"Session: {session.session_id}")
+    return title, "\n".join(lines)
+
+
+def _add_note(services: Services, session: Session, receipt: dict[str, Any]) -> str:
+    title, content = _note_text(session, receipt)
+    return services.zoho.add_note(session.module, session.record_id, title, content)
+
+
+def _should_log_call(services: Services, session: Session) -> bool:
+    """Zoho refuses an Outbound call of zero duration: log only calls that connected."""
+    return services.settings.zoho_log_calls and session.call_duration > 0
+
+
+def _log_call(services: Services, session: Session) -> str:
+    started = session.call_answered_at or session.created_at
+    start = datetime.fromisoformat(started.replace("Z", "+00:00"))
+    summary = str(session.results.get("summary") or label(session.outcome))
+    return services.zoho.log_call(
+        session.module,
+        session.record_id,
+        subject=f"AI call: {label(session.outcome)}",
+        start=start,
+        duration_seconds=session.call_duration,
+        description=summary[:2000],
+    )
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    name = str(error.get("Error", "Error"))
+    cause = workflow.error_cause(error.get("Cause"))
+    return f"{name}: {cause}"[:1000] if cause else name

@@ -1,0 +1,182 @@
+"""The Infobip Calls API client: place a call, bridge it to the audio bridge, hang up.
+
+Field names follow Infobip's own OpenAPI description (``specs/infobip/voice-openapi.json``); the
+contract tests check every body this client sends against that file. The client does no retrying
+of its own: the Step Functions workflow owns retries (it matches on the error class names in
+:mod:`callflow.providers.errors`), and a retry loop here would multiply with it. Every request has
+a timeout, so a hung Infobip cannot hold a Lambda until its own timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from callflow.observability import logger
+from callflow.phone import mask
+from callflow.providers.errors import ProviderRejected
+from callflow.providers.infobip.http import PROVIDER, InfobipHttp, InvalidInfobipRequest
+
+__all__ = ["CallInfo", "DialogInfo", "InfobipClient", "InvalidInfobipRequest"]
+
+#: Values Infobip accepts for a WEBSOCKET_ENDPOINT config's ``sampleRate`` (sent as strings).
+SAMPLE_RATES = frozenset({8000, 16000, 24000, 32000})
+#: ``connectTimeout`` has ``maximum: 60`` in the spec.
+MAX_CONNECT_TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class DialogInfo:
+    id: str
+    state: str
+    parent_call_id: str = ""
+    child_call_id: str = ""
+
+
+class InfobipClient(InfobipHttp):
+    """A thin, typed wrapper over the Calls API endpoints the project uses."""
+
+    # --- calls ------------------------------------------------------------------------------
+
+    def place_call(
+        self, phone_number: str, *, custom_data: dict[str, str], external_id: str
+    ) -> CallInfo:
+        """Dial ``phone_number`` (E.164, with or without the plus) and return at once: the outcome
+        arrives later as events, carrying ``custom_data`` back."""
+        settings = self._settings
+        digits = phone_number.strip().removeprefix("+")
+        if not digits.isdigit() or not 6 <= len(digits) <= 15:
+            raise InvalidInfobipRequest(f"'{mask(phone_number)}' is not an international number")
+        if not settings.infobip_calls_configuration_id:
+            raise InvalidInfobipRequest("CALLFLOW_INFOBIP_CALLS_CONFIGURATION_ID is not set")
+        if not 1 <= settings.infobip_connect_timeout <= MAX_CONNECT_TIMEOUT:
+            raise InvalidInfobipRequest(
+                f"CALLFLOW_INFOBIP_CONNECT_TIMEOUT must be 1..{MAX_CONNECT_TIMEOUT} seconds"
+            )
+        if settings.infobip_max_duration < 1:
+            raise InvalidInfobipRequest("CALLFLOW_INFOBIP_MAX_DURATION must be positive")
+        body: dict[str, Any] = {
+            "endpoint": {"type": "PHONE", "phoneNumber": digits},
+            "callsConfigurationId": settings.infobip_calls_configuration_id,
+            "connectTimeout": settings.infobip_connect_timeout,
+            "maxDuration": settings.infobip_max_duration,
+            "customData": _string_map(custom_data),
+            "externalId": external_id,
+        }
+        if settings.infobip_from_number:
+            body["from"] = settings.infobip_from_number.strip().removeprefix("+")
+        if settings.infobip_machine_detection:
+            body["machineDetection"] = {"enabled": True}
+        if settings.infobip_recording:
+            body["recording"] = {"recordingType": "AUDIO"}
+        logger.info("placing call", extra={"to": mask(digits), "external_id": external_id})
+        data = self._json(self._request("POST", "/calls/1/calls", body))
+        return CallInfo(id=_required_str(data, "id"), state=str(data.get("state", "")))
+
+    def get_call(self, call_id: str) -> dict[str, Any]:
+        return self._json(self._request("GET", f"/calls/1/calls/{_path_id(call_id)}"))
+
+    def hangup_call(self, call_id: str) -> bool:
+        """End the call; False when Infobip no longer knows it (already over), which is what the
+        caller wanted anyway."""
+        return self._hangup(f"/calls/1/calls/{_path_id(call_id)}/hangup", {})
+
+    # --- dialogs ----------------------------------------------------------------------------
+
+    def create_dialog(self, parent_call_id: str, *, custom_data: dict[str, str]) -> DialogInfo:
+        """Connect the answered call to the bridge's WebSocket (the media-stream config).
+
+        ``custom_data`` goes on the child (WebSocket) call: Infobip flattens it into the
+        ``websocket:connected`` frame, which is how the bridge learns the session and its token.
+        """
+        config_id = self._settings.infobip_media_stream_config_id
+        if not config_id:
+            raise InvalidInfobipRequest("CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID is not set")
+        body = {
+            "parentCallId": parent_call_id,
+            "childCallRequest": {
+                "endpoint": {"type": "WEBSOCKET", "websocketEndpointConfigId": config_id},
+                "customData": _string_map(custom_data),
+            },
+        }
+        data = self._json(self._request("POST", "/calls/1/dialogs", body))
+        parent = data.get("parentCall")
+        child = data.get("childCall")
+        return DialogInfo(
+            id=_required_str(data, "id"),
+            state=str(data.get("state", "")),
+            parent_call_id=str(parent.get("id", "")) if isinstance(parent, dict) else "",
+            child_call_id=str(child.get("id", "")) if isinstance(child, dict) else "",
+        )
+
+    def hangup_dialog(self, dialog_id: str) -> bool:
+        """End every call of the dialog; False when the dialog is already gone. The spec gives
+        this operation no request body, so none is sent."""
+        return self._hangup(f"/calls/1/dialogs/{_path_id(dialog_id)}/hangup", None)
+
+    # --- media-stream configs ---------------------------------------------------------------
+
+    def create_media_stream_config(self, name: str, url: str, sample_rate: int) -> str:
+        """Create the WEBSOCKET_ENDPOINT config once per deployment; returns its id.
+
+        ``sampleRate`` must travel as a string: Infobip refuses a number with an error that names
+        no field, so the conversion is done here rather than trusted to callers.
+        """
+        if sample_rate not in SAMPLE_RATES:
+            raise InvalidInfobipRequest(
+                f"sample rate {sample_rate} is not one of {sorted(SAMPLE_RATES)}"
+            )
+        if not url.startswith(("wss://", "ws://")):
+            raise InvalidInfobipRequest("the media-stream URL must be a ws:// or wss:// URL")
+        body = {
+            "type": "WEBSOCKET_ENDPOINT",
+            "name": name,
+            "url": url,
+            "sampleRate": str(sample_rate),
+        }
+        data = self._json(self._request("POST", "/calls/1/media-stream-configs", body))
+        return _required_str(data, "id")
+
+    def list_media_stream_configs(self) -> list[dict[str, Any]]:
+        """Every config of the account, across pages."""
+        return self._all_pages("/calls/1/media-stream-configs", "media-stream config")
+
+    # --- transport --------------------------------------------------------------------------
+
+    def _hangup(self, path: str, body: dict[str, Any] | None) -> bool:
+        try:
+            self._request("POST", path, body)
+        except ProviderRejected as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+
+def _string_map(values: dict[str, str]) -> dict[str, str]:
+    """customData is a string-to-string map on Infobip's side: refuse anything else here, where
+    the mistake is still ours and clear, instead of as a 400 from Infobip."""
+    for key, value in values.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInfobipRequest(f"customData values must be strings (key {key!r})")
+    return dict(values)
+
+
+def _path_id(value: str) -> str:
+    allowed = all(c.isalnum() or c in "-_." for c in value)
+    if not allowed or not any(c.isalnum() for c in value):
+        raise InvalidInfobipRequest(f"{value!r} is not an Infobip id")
+    return value
+
+
+def _required_str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProviderRejected(PROVIDER, f"the response has no {key!r}")
+    return value

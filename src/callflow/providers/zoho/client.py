@@ -1,0 +1,361 @@
+"""Zoho CRM API v8 client: read a record, write results back, add a note, log the call.
+
+Plain synchronous httpx with timeouts. It does not loop on throttling: 429 and 5xx become
+:class:`RetryableProviderError` and the state machine's Retry backs off (Zoho sends no
+Retry-After). The one retry inside is after ``INVALID_TOKEN``: the shared token is marked stale
+and the request is sent once more with a fresh one, because an expired token is not the caller's
+problem.
+
+Writes answer per record (``data[0].code``), with HTTP 200, 201, 202, 207 or 400, so every write
+checks the element rather than the status. Every request is counted in :attr:`ZohoClient.calls_made`
+(each one spends API credits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from callflow.config import Settings
+from callflow.observability import logger
+from callflow.providers.errors import (
+    ProviderAuthError,
+    ProviderRejected,
+    RecordNotFound,
+    RetryableProviderError,
+    error_for_status,
+)
+from callflow.providers.zoho.token import ZohoTokenProvider
+
+PROVIDER = "zoho"
+API_PREFIX = "/crm/v8"
+MAX_READ_FIELDS = 50
+"""Zoho reads at most 50 fields per request."""
+
+_WHO_MODULES = frozenset({"Contacts"})
+"""Modules a call links to with ``Who_Id``; every other module uses ``What_Id`` + ``$se_module``."""
+
+_ELEMENT_STATUSES = frozenset({200, 201, 202, 207, 400})
+"""Statuses whose body may carry per-record results in ``data``."""
+
+
+class ZohoRequestError(ValueError):
+    """The caller asked for something Zoho cannot be asked (too many fields, naive time...)."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One field Zoho refused, as ``details.api_name`` and the element's code and message."""
+
+    api_name: str
+    code: str
+    message: str
+    expected_type: str = ""
+
+    def __str__(self) -> str:
+        detail = f", expected {self.expected_type}" if self.expected_type else ""
+        return f"{self.api_name or 'record'}: {self.message} ({self.code}{detail})"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one record write.
+
+    ``refused_fields`` lists the fields that were *not* written: the dropped ones after a
+    successful retry, or every field when the record refused the write.
+    """
+
+    ok: bool
+    record_id: str
+    code: str
+    message: str = ""
+    problems: tuple[FieldProblem, ...] = ()
+    refused_fields: tuple[str, ...] = field(default=())
+
+
+class ZohoClient:
+    def __init__(
+        self, settings: Settings, tokens: ZohoTokenProvider, http: httpx.Client | None = None
+    ) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.http = http or httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0))
+        self.calls_made = 0
+        """API requests sent (each costs at least one Zoho credit)."""
+
+    # --- records --------------------------------------------------------------------------
+
+    def get_record(self, module: str, record_id: str, fields: list[str]) -> dict[str, Any]:
+        """The record's ``fields`` (plus ``id``); :class:`RecordNotFound` when there is none."""
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        if len(fields) > MAX_READ_FIELDS:
+            raise ZohoRequestError(
+                f"Zoho reads at most {MAX_READ_FIELDS} fields per request, {len(fields)} asked"
+            )
+        params = {"fields": ",".join(fields)} if fields else None
+        try:
+            response = self._send("GET", f"/{module}/{record_id}", params=params)
+        except ProviderRejected as error:
+            if error.status == 404 or error.code in {"INVALID_DATA", "NO_CONTENT", "NOT_FOUND"}:
+                raise _not_found(module, record_id) from error
+            raise
+        if response.status_code == 204:
+            raise _not_found(module, record_id)
+        data = _body(response).get("data")
+        if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+            raise _not_found(module, record_id)
+        return dict(data[0])
+
+    def update_record(self, module: str, record_id: str, data: dict[str, Any]) -> WriteResult:
+        """Write ``data`` to the record without firing workflow rules (``"trigger": []``)."""
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        body = {"data": [dict(data)], "trigger": []}
+        response = self._send("PUT", f"/{module}/{record_id}", json=body)
+        element = _element(response)
+        if element.get("code") == "SUCCESS":
+            details = _details(element)
+            return WriteResult(True, str(details.get("id") or record_id), "SUCCESS")
+        problem = _problem(element)
+        if problem.code == "INVALID_DATA" and not problem.api_name and "id" in _details(element):
+            raise _not_found(module, record_id)
+        return WriteResult(
+            ok=False,
+            record_id=record_id,
+            code=problem.code,
+            message=problem.message,
+            problems=(problem,),
+            refused_fields=tuple(data),
+        )
+
+    def update_record_dropping_invalid(
+        self, module: str, record_id: str, data: dict[str, Any]
+    ) -> WriteResult:
+        """Write ``data``; when Zoho refuses fields as ``INVALID_DATA``, write the rest once more.
+
+        Zoho reports the first bad field of a record, so the retry drops every field named in the
+        first answer and reports them. A second refusal is reported as is (nothing written).
+        """
+        first = self.update_record(module, record_id, data)
+        refused = {
+            p.api_name for p in first.problems if p.code == "INVALID_DATA" and p.api_name in data
+        }
+        if first.ok or not refused:
+            return first
+        rest = {k: v for k, v in data.items() if k not in refused}
+        if not rest:
+            return first
+        logger.warning(
+            "zoho refused fields; writing the others",
+            extra={"crm_module": module, "refused": sorted(refused)},
+        )
+        second = self.update_record(module, record_id, rest)
+        if not second.ok:
+            return WriteResult(
+                ok=False,
+                record_id=record_id,
+                code=second.code,
+                message=second.message,
+                problems=first.problems + second.problems,
+                refused_fields=tuple(data),
+            )
+        return WriteResult(
+            ok=True,
+            record_id=second.record_id,
+            code="SUCCESS",
+            problems=first.problems,
+            refused_fields=tuple(k for k in data if k in refused),
+        )
+
+    # --- activities -----------------------------------------------------------------------
+
+    def add_note(self, module: str, record_id: str, title: str, content: str) -> str:
+        """Attach a note to the record; returns the note id."""
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        if not content:
+            raise ZohoRequestError("a Zoho note needs content")
+        note = {
+            "Note_Title": title,
+            "Note_Content": content,
+            "Parent_Id": {"module": {"api_name": module}, "id": record_id},
+        }
+        response = self._send("POST", "/Notes", json={"data": [note]})
+        return _created_id(response, "note")
+
+    def log_call(
+        self,
+        module: str,
+        record_id: str,
+        *,
+        subject: str,
+        start: datetime,
+        duration_seconds: int,
+        description: str,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
+        """Log an outbound call on the record; returns the call activity id.
+
+        ``Call_Duration`` is ``mm:ss`` and Zoho refuses zero for an Outbound call, so a call that
+        connected for under a second is logged as one second.
+        """
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        if start.tzinfo is None or start.utcoffset() is None:
+            raise ZohoRequestError("the call's start time must carry a time zone")
+        if duration_seconds < 0:
+            raise ZohoRequestError(f"negative call duration {duration_seconds}")
+        call: dict[str, Any] = {
+            "Subject": subject,
+            "Call_Type": "Outbound",
+            "Call_Start_Time": format_datetime(start),
+            "Call_Duration": format_duration(duration_seconds),
+            "Description": description,
+        }
+        if module in _WHO_MODULES:
+            call["Who_Id"] = {"id": record_id}
+        else:
+            call["What_Id"] = {"id": record_id}
+            call["$se_module"] = module
+        clash = sorted(set(extra or {}) & set(call))
+        if clash:
+            raise ZohoRequestError(f"extra call fields may not replace {', '.join(clash)}")
+        call.update(extra or {})
+        response = self._send("POST", "/Calls", json={"data": [call], "trigger": []})
+        return _created_id(response, "call")
+
+    # --- transport ------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Send with the shared token; refresh once on ``INVALID_TOKEN``; type every failure."""
+        for attempt in (1, 2):
+            token = self.tokens.access_token()
+            response = self._exchange(
+                method, token.api_domain + API_PREFIX + path, params, json, token.access_token
+            )
+            if response.status_code == 401 and _body(response).get("code") == "INVALID_TOKEN":
+                if attempt == 1:
+                    logger.info("zoho token refused; refreshing once", extra={"path": path})
+                    self.tokens.invalidate(token.access_token)
+                    continue
+                raise ProviderAuthError(
+                    PROVIDER,
+                    "a freshly refreshed token was refused",
+                    status=401,
+                    code="INVALID_TOKEN",
+                )
+            return self._checked(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+        access_token: str,
+    ) -> httpx.Response:
+        self.calls_made += 1
+        headers = {"Authorization": f"Zoho-oauthtoken {access_token}"}
+        try:
+            return self.http.request(method, url, params=params, json=json, headers=headers)
+        except httpx.TimeoutException as error:
+            raise RetryableProviderError(PROVIDER, f"{method} {url} timed out") from error
+        except httpx.TransportError as error:
+            raise RetryableProviderError(PROVIDER, f"{method} failed: {error}") from error
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> httpx.Response:
+        status = response.status_code
+        body = _body(response)
+        if status in _ELEMENT_STATUSES and isinstance(body.get("data"), list):
+            return response
+        if status < 400:
+            return response
+        code = str(body.get("code") or "")
+        message = str(body.get("message") or f"HTTP {status}")
+        if status != 429 and status < 500 and code == "TOO_MANY_REQUESTS":
+            status = 429
+        raise error_for_status(PROVIDER, status, f"{code or status}: {message}", code)
+
+
+def format_datetime(moment: datetime) -> str:
+    """Zoho's datetime: ``yyyy-MM-ddTHH:mm:ss±HH:mm``."""
+    return moment.replace(microsecond=0).isoformat()
+
+
+def format_duration(seconds: int) -> str:
+    """Zoho's call duration: ``mm:ss`` (minutes may pass 59), at least one second."""
+    seconds = max(1, int(seconds))
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def _check_segment(what: str, value: str) -> None:
+    if not value or "/" in value or "?" in value or "#" in value:
+        raise ZohoRequestError(f"invalid {what}: {value!r}")
+
+
+def _not_found(module: str, record_id: str) -> RecordNotFound:
+    return RecordNotFound(PROVIDER, f"no {module} record {record_id}", status=404, code="NOT_FOUND")
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _element(response: httpx.Response) -> dict[str, Any]:
+    data = _body(response).get("data")
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        raise ProviderRejected(
+            PROVIDER,
+            f"unexpected write answer (HTTP {response.status_code})",
+            status=response.status_code,
+        )
+    return dict(data[0])
+
+
+def _details(element: dict[str, Any]) -> dict[str, Any]:
+    details = element.get("details")
+    return dict(details) if isinstance(details, dict) else {}
+
+
+def _problem(element: dict[str, Any]) -> FieldProblem:
+    details = _details(element)
+    return FieldProblem(
+        api_name=str(details.get("api_name") or ""),
+        code=str(element.get("code") or "UNKNOWN"),
+        message=str(element.get("message") or ""),
+        expected_type=str(details.get("expected_data_type") or ""),
+    )
+
+
+def _created_id(response: httpx.Response, what: str) -> str:
+    element = _element(response)
+    if element.get("code") == "SUCCESS":
+        created = _details(element).get("id")
+        if created:
+            return str(created)
+    problem = _problem(element)
+    raise ProviderRejected(
+        PROVIDER,
+        f"{what} not created: {problem}",
+        status=response.status_code,
+        code=problem.code,
+    )

@@ -1,0 +1,78 @@
+"""The process's provider clients and store, built lazily from the settings.
+
+Lambda containers and the local stack build each client once and reuse it (warm invocations pay
+nothing). Construction is lazy so a function imports and builds only what it uses: the API's cold
+start stays small.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from callflow.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from callflow.mapping import FieldMapping
+    from callflow.providers.elevenlabs.client import ElevenLabsClient
+    from callflow.providers.infobip.calls import InfobipClient
+    from callflow.providers.zoho.client import ZohoClient
+    from callflow.store import SessionStore
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def store(self) -> SessionStore:
+        from callflow.store import SessionStore
+
+        return SessionStore.from_settings(self.settings)
+
+    @cached_property
+    def zoho(self) -> ZohoClient:
+        from callflow.providers.zoho.client import ZohoClient
+        from callflow.providers.zoho.token import ZohoTokenProvider
+
+        return ZohoClient(self.settings, ZohoTokenProvider(self.settings, self.store.table))
+
+    @cached_property
+    def infobip(self) -> InfobipClient:
+        from callflow.providers.infobip.calls import InfobipClient
+
+        return InfobipClient(self.settings)
+
+    @cached_property
+    def elevenlabs(self) -> ElevenLabsClient:
+        from callflow.providers.elevenlabs.client import ElevenLabsClient
+
+        return ElevenLabsClient(self.settings)
+
+    @cached_property
+    def mapping(self) -> FieldMapping:
+        from callflow.mapping import FieldMapping
+
+        return FieldMapping.load(self.settings.field_mapping_path)
+
+    @cached_property
+    def sfn(self) -> Any:
+        import boto3
+
+        return boto3.client("stepfunctions", region_name=self.settings.aws_region)
+
+
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    global _services
+    if _services is None:
+        _services = Services(get_settings())
+    return _services
+
+
+def reset_services() -> None:
+    """Forget the clients (tests and the local stack change the settings)."""
+    global _services
+    _services = None

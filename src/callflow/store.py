@@ -1,0 +1,361 @@
+"""Session state on one DynamoDB table.
+
+The table has a single string partition key ``pk`` and a TTL attribute ``expires_at``. It holds:
+
+- ``session#<id>``: the call session (:class:`callflow.models.Session`);
+- ``record#<module>#<id>``: which session last claimed a CRM record (trigger de-duplication);
+- ``conversation#<id>``: which session an ElevenLabs conversation belongs to;
+- ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
+- Powertools idempotency records (their own ``pk`` values).
+
+Every status change is a conditional update on ``progress`` so that a duplicate or late event can
+never move a session backwards or act twice; the caller learns from the ``None`` return value that
+its event was stale and does nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from callflow.config import Settings
+from callflow.models import (
+    Session,
+    SessionStatus,
+    TimelineEntry,
+    iso,
+    progress_of,
+    utcnow,
+)
+
+
+class SessionNotFound(LookupError):
+    """No session with that id."""
+
+
+def to_dynamo(value: Any) -> Any:
+    """DynamoDB takes no floats: numbers become Decimal, recursively."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {str(k): to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """Decimals back to int or float, recursively."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    return value
+
+
+def session_key(session_id: str) -> dict[str, str]:
+    return {"pk": f"session#{session_id}"}
+
+
+class SessionStore:
+    """Reads and conditionally advances sessions."""
+
+    def __init__(self, table_name: str, region: str | None = None, ttl_days: int = 30) -> None:
+        import boto3  # here, not at import: the API's health route and cold start skip it
+
+        self.table_name = table_name
+        self.ttl_days = ttl_days
+        self.table = boto3.resource("dynamodb", region_name=region).Table(table_name)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionStore:
+        return cls(settings.table_name, settings.aws_region, settings.session_ttl_days)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def get(self, session_id: str) -> Session | None:
+        item = self.table.get_item(Key=session_key(session_id), ConsistentRead=True).get("Item")
+        return _session(item) if item else None
+
+    def require(self, session_id: str) -> Session:
+        session = self.get(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        return session
+
+    # --- writing --------------------------------------------------------------------------
+
+    def create(self, session: Session) -> Session:
+        now = utcnow()
+        session = session.model_copy(
+            update={
+                "created_at": iso(now),
+                "updated_at": iso(now),
+                "expires_at": int(now.timestamp()) + self.ttl_days * 86400,
+                "progress": progress_of(session.status, session.attempt),
+                "timeline": [*session.timeline, _entry("session created")],
+            }
+        )
+        item = {**session_key(session.session_id), **to_dynamo(session.model_dump(mode="json"))}
+        self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        return session
+
+    def advance(
+        self,
+        session_id: str,
+        status: SessionStatus,
+        *,
+        attempt: int | None = None,
+        fields: dict[str, Any] | None = None,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+        same_attempt: bool = False,
+    ) -> Session | None:
+        """Move the session forward to ``status``; ``None`` when it is already there or past it.
+
+        ``attempt`` places call phases on the right attempt; omitted, the session's current
+        attempt is not checked, so give it for every provider event. ``same_attempt`` also
+        requires the session to be on that attempt already (and to exist): a provider event can
+        then move it with this one write, no read first.
+        """
+        updates: dict[str, Any] = dict(fields or {})
+        updates["status"] = status.value
+        if attempt is not None and status in _CALL_PHASES:
+            updates["attempt"] = attempt
+            new_progress = progress_of(status, attempt)
+        elif status in _CALL_PHASES:
+            current = self.require(session_id)
+            new_progress = progress_of(status, current.attempt)
+        else:
+            new_progress = progress_of(status)
+        updates["progress"] = new_progress
+        condition = "attribute_exists(pk) AND progress < :new_progress"
+        values: dict[str, Any] = {":new_progress": new_progress}
+        if same_attempt and attempt is not None:
+            condition += " AND attempt = :attempt"
+            values[":attempt"] = attempt
+        return self._update(
+            session_id,
+            updates,
+            condition=condition,
+            values=values,
+            event=event or status.value,
+            detail=detail,
+        )
+
+    def set_fields(
+        self,
+        session_id: str,
+        fields: dict[str, Any],
+        *,
+        only_if_absent: str | None = None,
+        only_if_equal: dict[str, Any] | None = None,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Session | None:
+        """Set fields without moving the status.
+
+        ``only_if_absent`` names a field that must be empty (missing, "" or false) for the write
+        to happen: the way to act exactly once ("create the dialog", "store the results").
+        ``only_if_equal`` requires fields to hold given values. ``None`` when a condition failed.
+        """
+        condition = "attribute_exists(pk)"
+        values: dict[str, Any] = {}
+        names: dict[str, str] = {}
+        if only_if_absent:
+            names["#absent"] = only_if_absent
+            values[":empty_s"] = ""
+            values[":false"] = False
+            values[":empty_m"] = {}
+            condition += (
+                " AND (attribute_not_exists(#absent) OR #absent = :empty_s"
+                " OR #absent = :false OR #absent = :empty_m)"
+            )
+        for i, (key, value) in enumerate((only_if_equal or {}).items()):
+            names[f"#eq{i}"] = key
+            values[f":eq{i}"] = to_dynamo(value)
+            condition += f" AND #eq{i} = :eq{i}"
+        updated = self._update(
+            session_id,
+            fields,
+            condition=condition,
+            values=values,
+            names=names,
+            event=event,
+            detail=detail,
+        )
+        if updated is not None and fields.get("conversation_id"):
+            self._index_conversation(str(fields["conversation_id"]), session_id)
+        return updated
+
+    def session_for_conversation(self, conversation_id: str) -> str | None:
+        """The session an ElevenLabs conversation belongs to (the post-call webhook names only
+        the conversation, and is sent for every agent of the workspace)."""
+        key = {"pk": f"conversation#{conversation_id}"}
+        item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        return str(item["session_id"]) if item else None
+
+    def _index_conversation(self, conversation_id: str, session_id: str) -> None:
+        self.table.put_item(
+            Item={
+                "pk": f"conversation#{conversation_id}",
+                "session_id": session_id,
+                "expires_at": int(time.time()) + self.ttl_days * 86400,
+            }
+        )
+
+    def reopen_writeback(self, session_id: str) -> Session | None:
+        """Let an operator replay a failed writeback: WRITEBACK_FAILED back to WRITING_BACK."""
+        return self._update(
+            session_id,
+            {
+                "status": SessionStatus.WRITING_BACK.value,
+                "progress": progress_of(SessionStatus.WRITING_BACK),
+            },
+            condition="#status = :failed",
+            values={":failed": SessionStatus.WRITEBACK_FAILED.value},
+            names={"#status": "status"},
+            event="writeback replay",
+        )
+
+    def log(self, session_id: str, event: str, detail: dict[str, Any] | None = None) -> None:
+        """Add a timeline entry (what the demo and the status route show)."""
+        self._update(session_id, {}, condition="attribute_exists(pk)", event=event, detail=detail)
+
+    # --- record claims (trigger de-duplication) -------------------------------------------
+
+    def claim_record(
+        self, module: str, record_id: str, session_id: str, window_seconds: int
+    ) -> str | None:
+        """Claim the record for a new session; the blocking session's id when refused.
+
+        A record is blocked while its last session is active, and for ``window_seconds`` after
+        that session was triggered, whichever is longer.
+        """
+        now = int(time.time())
+        key = {"pk": f"record#{module}#{record_id}"}
+        claim = {
+            **key,
+            "session_id": session_id,
+            "until": now + window_seconds,
+            "expires_at": now + max(window_seconds, 86400) + self.ttl_days * 86400,
+        }
+        # Most records have never been claimed: try that first, one write and no read.
+        item: dict[str, Any] | None = None
+        for _ in range(4):
+            if item:
+                holder = str(item["session_id"])
+                held = self.get(holder)
+                if int(item["until"]) > now or (held is not None and held.active):
+                    return holder
+            try:
+                condition = "attribute_not_exists(pk)" if not item else "session_id = :previous"
+                values = {":previous": item["session_id"]} if item else None
+                self.table.put_item(
+                    Item=claim,
+                    ConditionExpression=condition,
+                    **({"ExpressionAttributeValues": values} if values else {}),
+                )
+                return None
+            except Exception as error:
+                if _error_code(error) != "ConditionalCheckFailedException":
+                    raise
+            item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
+        # Lost the race every time: someone else is claiming it right now.
+        return str((item or {}).get("session_id", "unknown"))
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _update(
+        self,
+        session_id: str,
+        fields: dict[str, Any],
+        *,
+        condition: str,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Session | None:
+        names = dict(names or {})
+        values = dict(values or {})
+        now = utcnow()
+        fields = {**fields, "updated_at": iso(now)}
+        sets = []
+        for i, (key, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = key
+            values[f":f{i}"] = to_dynamo(value)
+            sets.append(f"#f{i} = :f{i}")
+        if event:
+            names["#timeline"] = "timeline"
+            values[":entry"] = [to_dynamo(_entry(event, detail).model_dump())]
+            values[":nil"] = []
+            sets.append("#timeline = list_append(if_not_exists(#timeline, :nil), :entry)")
+        try:
+            response = self.table.update_item(
+                Key=session_key(session_id),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except Exception as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _session(response["Attributes"])
+
+
+_CALL_PHASES = frozenset(
+    {
+        SessionStatus.SCHEDULED,
+        SessionStatus.DIALING,
+        SessionStatus.RINGING,
+        SessionStatus.IN_CALL,
+        SessionStatus.CALL_ENDED,
+    }
+)
+
+
+def _entry(event: str, detail: dict[str, Any] | None = None) -> TimelineEntry:
+    return TimelineEntry(at=iso(utcnow()), event=event, detail=detail or {})
+
+
+def _session(item: dict[str, Any]) -> Session:
+    data = from_dynamo({k: v for k, v in item.items() if k != "pk"})
+    return Session.model_validate(data)
+
+
+def _error_code(error: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` ("" for anything else)."""
+    response = getattr(error, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def create_table(table_name: str, region: str | None = None) -> None:
+    """Create the table as the CDK stack defines it (local stack and tests)."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name=region)
+    try:
+        client.create_table(
+            TableName=table_name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except Exception as error:
+        if _error_code(error) != "ResourceInUseException":
+            raise
+        return
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )

@@ -1,0 +1,65 @@
+"""What the bridge needs from the outside world, as small injectable pieces.
+
+The relay never imports a provider client: it is given async callables. Production builds them
+from :class:`callflow.config.Settings` (:meth:`BridgeDeps.from_settings`); tests and the local
+stack hand in their own, pointed at stand-ins, so a relay runs without network access to anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from callflow.config import Settings
+from callflow.models import Session
+
+SignedUrl = Callable[[], Awaitable[str]]
+Hangup = Callable[[str], Awaitable[bool]]
+ToolHandler = Callable[[str, dict[str, Any]], Awaitable[str]]
+
+
+class SessionAccess(Protocol):
+    """The two :class:`callflow.store.SessionStore` methods the bridge uses (blocking)."""
+
+    def get(self, session_id: str) -> Session | None: ...
+
+    def set_fields(
+        self,
+        session_id: str,
+        fields: dict[str, Any],
+        *,
+        only_if_absent: str | None = None,
+        only_if_equal: dict[str, Any] | None = None,
+        event: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Session | None: ...
+
+
+@dataclass(frozen=True)
+class BridgeDeps:
+    """``signed_url()`` opens a conversation with the configured agent; ``hangup(call_id)`` ends
+    the phone call through Infobip; ``tool_handler(name, parameters)`` answers the agent's client
+    tool calls (``None``: every call is answered with a clear error)."""
+
+    signed_url: SignedUrl
+    hangup: Hangup
+    tool_handler: ToolHandler | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BridgeDeps:
+        from callflow.providers.elevenlabs.client import AsyncElevenLabsClient
+        from callflow.providers.infobip.calls import InfobipClient
+
+        elevenlabs = AsyncElevenLabsClient(settings)
+        infobip = InfobipClient(settings)
+
+        async def signed_url() -> str:
+            return await elevenlabs.get_signed_url(settings.elevenlabs_agent_id or None)
+
+        async def hangup(call_id: str) -> bool:
+            # The Infobip client is blocking httpx: keep it off the event loop.
+            return await asyncio.to_thread(infobip.hangup_call, call_id)
+
+        return cls(signed_url=signed_url, hangup=hangup)

@@ -1,0 +1,296 @@
+"""The HTTP API: the three provider webhooks, session status and health.
+
+One FastAPI app, served by Mangum on Lambda (behind an HTTP API) and by uvicorn locally. Routes stay
+thin: authenticate first, parse and validate, call the library, shape the answer. Anything long is
+the workflow's job, so every webhook answers well inside its provider's timeout. A client's mistake
+is a 4xx with a reason, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from mangum import Mangum
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callflow.config import get_settings
+from callflow.observability import bind_session, logger
+from callflow.phone import mask
+from callflow.providers.errors import ProviderError, RecordNotFound, RetryableProviderError
+from callflow.services import get_services
+from callflow_functions.auth import (
+    AuthError,
+    check_basic,
+    check_bearer,
+    check_path_secret,
+    check_shared_secret,
+)
+
+app = FastAPI(
+    title="callflow",
+    version="0.1.0",
+    description="Webhooks that connect Zoho CRM, Infobip and ElevenLabs to the call workflow.",
+)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse bodies over ``max_body_bytes`` (413) without reading them whole into memory."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        limit = get_settings().max_body_bytes
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(scope, receive, send, limit)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.inner(scope, limited, send)
+        except BodyTooLarge:
+            await _too_large(scope, receive, send, limit)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response = JSONResponse({"detail": f"body larger than {limit} bytes"}, status_code=413)
+    await response(scope, receive, send)
+
+
+app.add_middleware(BodyLimit)
+
+
+@app.exception_handler(AuthError)
+async def _auth_error(request: Request, error: AuthError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Basic realm="callflow"'} if error.basic else None
+    return JSONResponse({"detail": error.reason}, status_code=error.status_code, headers=headers)
+
+
+class BadRequest(Exception):
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status_code = status_code
+        self.reason = reason
+
+
+@app.exception_handler(BadRequest)
+async def _bad_request(request: Request, error: BadRequest) -> JSONResponse:
+    return JSONResponse({"detail": error.reason}, status_code=error.status_code)
+
+
+@app.exception_handler(ProviderError)
+async def _provider_error(request: Request, error: ProviderError) -> JSONResponse:
+    """A provider we depend on failed: tell the caller to try again later (503) when it might
+    help, else that the upstream refused (502). Never the client's fault, never a bare 500."""
+    logger.warning("provider error", extra={"provider": error.provider, "status": error.status})
+    status = 503 if isinstance(error, RetryableProviderError) else 502
+    return JSONResponse({"detail": f"{error.provider} is unavailable: {error.message}"}, status)
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(400, "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "body must be a JSON object")
+    return body
+
+
+# --- Zoho trigger ---------------------------------------------------------------------------
+
+
+@app.post("/webhooks/zoho", status_code=202, tags=["webhooks"])
+async def zoho_trigger(request: Request) -> JSONResponse:
+    """Called by a Zoho CRM workflow rule: call the person on this record.
+
+    Accepts a JSON body or form parameters with ``module`` and ``record_id`` (``id`` also works).
+    """
+    settings = get_settings()
+    check_shared_secret(request.headers.get("x-callflow-secret"), settings.zoho_trigger_secret)
+    fields = _trigger_fields(request.headers.get("content-type", ""), await request.body())
+    module, record_id = _validated_trigger(fields)
+
+    from callflow.lifecycle.trigger import TriggerRefused, start_session
+
+    try:
+        session = await _in_thread(start_session, get_services(), module, record_id)
+    except RecordNotFound:
+        raise BadRequest(404, f"no {module} record with id {record_id}") from None
+    except TriggerRefused as refused:
+        return JSONResponse(
+            {"detail": refused.reason, "session_id": refused.session_id},
+            status_code=refused.status_code,
+        )
+    return JSONResponse(
+        {"session_id": session.session_id, "status_url": f"/sessions/{session.session_id}"},
+        status_code=202,
+    )
+
+
+def _trigger_fields(content_type: str, raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise BadRequest(400, "empty body: send module and record_id")
+    if "application/x-www-form-urlencoded" in content_type:
+        try:
+            parsed = parse_qs(raw.decode(), strict_parsing=True)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest(400, "malformed form body") from None
+        return {key: values[-1] for key, values in parsed.items()}
+    return _json_object(raw)
+
+
+def _validated_trigger(fields: dict[str, Any]) -> tuple[str, str]:
+    from callflow.lifecycle.trigger import MODULE_PATTERN, RECORD_ID_PATTERN
+
+    module = fields.get("module")
+    record_id = fields.get("record_id", fields.get("id"))
+    if isinstance(record_id, int) and not isinstance(record_id, bool):
+        record_id = str(record_id)
+    if not isinstance(module, str) or not MODULE_PATTERN.match(module):
+        raise BadRequest(422, "module must be a Zoho module API name such as Leads")
+    if not isinstance(record_id, str) or not RECORD_ID_PATTERN.match(record_id):
+        raise BadRequest(422, "record_id must be a Zoho record id (digits)")
+    return module, record_id
+
+
+# --- Infobip events -------------------------------------------------------------------------
+
+
+@app.post("/webhooks/infobip/{secret}", tags=["webhooks"])
+async def infobip_events(secret: str, request: Request) -> dict[str, str]:
+    """Call events from the Infobip subscription (Basic auth + secret path segment)."""
+    settings = get_settings()
+    check_basic(
+        request.headers.get("authorization"),
+        settings.infobip_webhook_username,
+        settings.infobip_webhook_password,
+    )
+    check_path_secret(secret, settings.infobip_webhook_path_secret)
+    body = _json_object(await request.body())
+
+    from callflow.lifecycle.call_events import handle
+    from callflow.providers.infobip.events import InvalidEvent, parse_event
+
+    try:
+        event = parse_event(body)
+    except InvalidEvent as error:
+        raise BadRequest(400, f"not an Infobip call event: {error}") from None
+    if event.session_id:
+        bind_session(event.session_id)
+    result = await _in_thread(handle, get_services(), event)
+    logger.info("infobip event", extra={"type": event.type, "result": result})
+    return {"result": result}
+
+
+# --- ElevenLabs post-call webhook -----------------------------------------------------------
+
+
+@app.post("/webhooks/elevenlabs", tags=["webhooks"])
+async def elevenlabs_post_call(request: Request) -> dict[str, str]:
+    """The post-call webhook (HMAC-signed). Unknown conversations are other agents' calls in the
+    same workspace: acknowledged and ignored."""
+    settings = get_settings()
+    raw = await request.body()
+
+    from callflow.providers.elevenlabs.client import (
+        WebhookPayloadError,
+        WebhookSignatureError,
+        parse_post_call,
+        verify_webhook,
+    )
+
+    if not settings.elevenlabs_webhook_secret.get_secret_value():
+        raise AuthError(503, "the ElevenLabs webhook secret is not configured on this server")
+    try:
+        payload = verify_webhook(
+            raw,
+            request.headers.get("elevenlabs-signature"),
+            settings.elevenlabs_webhook_secret.get_secret_value(),
+            max_age_s=settings.elevenlabs_webhook_max_age_seconds,
+        )
+    except WebhookSignatureError as error:
+        raise AuthError(401, f"signature rejected: {error}") from None
+    except WebhookPayloadError as error:
+        raise BadRequest(400, f"signed body is not a JSON object: {error}") from None
+    try:
+        event = parse_post_call(payload)
+    except ValueError as error:
+        raise BadRequest(400, f"not an ElevenLabs post-call event: {error}") from None
+    if event.type != "post_call_transcription":
+        return {"result": f"ignored: {event.type}"}
+
+    from callflow.lifecycle.analysis import store_results
+
+    services = get_services()
+    conversation = event.conversation
+    session_id = await _in_thread(
+        services.store.session_for_conversation, conversation.conversation_id
+    )
+    if session_id is None:
+        return {"result": "ignored: unknown conversation"}
+    bind_session(session_id)
+    stored = await _in_thread(
+        store_results, services, session_id, conversation.results(), source="webhook"
+    )
+    return {"result": "stored" if stored else "duplicate"}
+
+
+# --- status and health ----------------------------------------------------------------------
+
+_PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash"}
+
+
+@app.get("/sessions/{session_id}", tags=["sessions"])
+async def session_status(session_id: str, request: Request) -> dict[str, Any]:
+    """A call session's state, timeline and results (bearer token)."""
+    check_bearer(request.headers.get("authorization"), get_settings().status_api_token)
+    if not session_id.isalnum() or len(session_id) > 64:
+        raise BadRequest(422, "malformed session id")
+    session = await _in_thread(get_services().store.get, session_id)
+    if session is None:
+        raise BadRequest(404, "no such session")
+    view: dict[str, Any] = session.model_dump(mode="json", exclude=_PRIVATE_FIELDS)
+    view["phone"] = mask(session.phone)
+    view["phone_raw"] = mask(session.phone_raw)
+    phone_field = get_settings().zoho_phone_field
+    if view["record"].get(phone_field):
+        view["record"][phone_field] = mask(str(view["record"][phone_field]))
+    return view
+
+
+@app.get("/health", tags=["health"])
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Blocking provider and DynamoDB calls leave the event loop free (uvicorn); on Lambda one
+    request runs at a time, so the thread costs nothing that matters."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args, **kwargs)
+
+
+handler = Mangum(app, lifespan="off")

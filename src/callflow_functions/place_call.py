@@ -1,0 +1,30 @@
+"""Workflow task (``.waitForTaskToken``): dial the person; the Infobip events webhook resumes.
+
+Idempotent on the task token: if Step Functions re-invokes this function after a Lambda service
+error, the call that was already placed is not placed again.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from callflow.lifecycle import calling
+from callflow.config import get_settings
+from callflow.observability import bind_session, logger, metrics
+from callflow.services import get_services
+
+_persistence = DynamoDBPersistenceLayer(table_name=get_settings().table_name, key_attr="pk")
+_config = IdempotencyConfig(event_key_jmespath="task_token", expires_after_seconds=24 * 3600)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+@idempotent(persistence_store=_persistence, config=_config)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    bind_session(event["state"]["session_id"])
+    return calling.place_call(get_services(), event["state"], event["task_token"])

@@ -1,0 +1,131 @@
+"""The ``callflow`` command.
+
+- ``demo``: a whole call on the embedded default (moto + provider stand-ins), printed as it happens.
+- ``serve``: the same local stack, talking to the real providers configured in the environment.
+- ``call MODULE/ID``: trigger a call through a running API.
+- ``status SESSION``: a session's state through the API.
+- ``replay SESSION``: run a failed writeback again (against the AWS account in the environment).
+- ``setup infobip|elevenlabs|zoho``: connect the providers to a deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["setup"]:  # its own parser: `callflow setup infobip --help` works
+        from callflow_dev import provisioning
+
+        return provisioning.main(args_list[1:])
+    parser = argparse.ArgumentParser(
+        prog="callflow", description="AI phone agents from your CRM (Zoho, Infobip, ElevenLabs)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run a whole call on the embedded default")
+    demo.add_argument(
+        "--scenario",
+        default="answered",
+        choices=["answered", "retry", "busy", "voicemail", "invalid", "interrupt"],
+    )
+    demo.add_argument("--out", default="demo-output", help="where the call's WAV is saved")
+    demo.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+    serve = commands.add_parser("serve", help="the local stack against the real providers")
+    serve.add_argument("--api-port", type=int, default=8000)
+    serve.add_argument("--bridge-port", type=int, default=8080)
+    serve.add_argument(
+        "--public-api-url", required=True, help="https URL that reaches --api-port (a tunnel)"
+    )
+    serve.add_argument(
+        "--public-bridge-url", required=True, help="wss URL that reaches --bridge-port"
+    )
+
+    call = commands.add_parser(
+        "call", help="trigger a call: MODULE/ID, e.g. Leads/4150868000000224005"
+    )
+    call.add_argument("record")
+    call.add_argument("--api", default=os.environ.get("CALLFLOW_API_URL", "http://127.0.0.1:8000"))
+
+    status = commands.add_parser("status", help="show a session")
+    status.add_argument("session_id")
+    status.add_argument(
+        "--api", default=os.environ.get("CALLFLOW_API_URL", "http://127.0.0.1:8000")
+    )
+
+    replay = commands.add_parser("replay", help="replay a failed CRM writeback")
+    replay.add_argument("session_id")
+
+    commands.add_parser("setup", help="connect the providers to a deployment (see setup --help)")
+
+    args = parser.parse_args(args_list)
+    if args.command == "demo":
+        from callflow_dev.local.demo import run_demo
+
+        return run_demo(args.scenario, out_dir=args.out, quiet=args.quiet)
+    if args.command == "serve":
+        from callflow_dev.local.serve import serve_forever
+
+        return serve_forever(
+            api_port=args.api_port,
+            bridge_port=args.bridge_port,
+            public_api_url=args.public_api_url,
+            public_bridge_url=args.public_bridge_url,
+        )
+    if args.command == "call":
+        return _call(args.api, args.record)
+    if args.command == "status":
+        return _status(args.api, args.session_id)
+    if args.command == "replay":
+        from callflow.lifecycle import writeback
+        from callflow.services import get_services
+
+        print(json.dumps(writeback.replay(get_services(), args.session_id), indent=2))
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _call(api: str, record: str) -> int:
+    import httpx
+
+    from callflow.config import get_settings
+
+    module, _, record_id = record.partition("/")
+    if not module or not record_id:
+        print("give the record as MODULE/ID, e.g. Leads/4150868000000224005", file=sys.stderr)
+        return 2
+    secret = get_settings().zoho_trigger_secret.get_secret_value()
+    response = httpx.post(
+        f"{api.rstrip('/')}/webhooks/zoho",
+        json={"module": module, "record_id": record_id},
+        headers={"X-Callflow-Secret": secret},
+        timeout=30,
+    )
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.status_code == 202 else 1
+
+
+def _status(api: str, session_id: str) -> int:
+    import httpx
+
+    from callflow.config import get_settings
+
+    token = get_settings().status_api_token.get_secret_value()
+    response = httpx.get(
+        f"{api.rstrip('/')}/sessions/{session_id}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.status_code == 200 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

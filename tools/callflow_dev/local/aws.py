@@ -1,0 +1,248 @@
+"""The embedded AWS: a moto server in this process, with the project's resources in it.
+
+moto stands in for DynamoDB, Secrets Manager, Lambda and Step Functions. Its Step Functions
+interpreter executes the project's own ASL file (Retry, Wait, Choice, ``.waitForTaskToken``), and
+each Lambda invocation it makes is routed to the real task handler in this process, so the flow
+that runs locally is the one that runs on AWS: no second copy of it in Python.
+
+Every client (the API, the tasks, the bridge) reaches moto over a real socket: ``AWS_ENDPOINT_URL``
+points boto3 at it, exactly as it would point at any other endpoint.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callflow_functions.definition import definition_text
+
+
+#: Substitution name in the ASL file -> (Lambda function suffix, handler module).
+TASK_FUNCTIONS = {
+    "PrepareFunctionArn": ("prepare", "callflow_functions.prepare"),
+    "PlaceCallFunctionArn": ("place-call", "callflow_functions.place_call"),
+    "PlanRetryFunctionArn": ("plan-retry", "callflow_functions.plan_retry"),
+    "AwaitAnalysisFunctionArn": ("await-analysis", "callflow_functions.await_analysis"),
+    "FetchAnalysisFunctionArn": ("fetch-analysis", "callflow_functions.fetch_analysis"),
+    "WriteBackFunctionArn": ("write-back", "callflow_functions.write_back"),
+    "MarkFailedFunctionArn": ("mark-failed", "callflow_functions.mark_failed"),
+}
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LocalLambdaContext:
+    """What Powertools reads from a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    function_version: str = "$LATEST"
+    _deadline: float = field(default_factory=lambda: time.monotonic() + 900)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LambdaRouter:
+    """Routes moto's Lambda invocations to handlers in this process."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+        self.invocations: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def register(self, function_name: str, handler: Handler) -> None:
+        self.handlers[function_name] = handler
+
+    def invoke(self, function_name: str, body: str | bytes | None) -> tuple[bytes, bool]:
+        """The handler's JSON answer, and whether it is a function error."""
+        name = function_name.split(":function:")[-1].split(":")[0]
+        handler = self.handlers.get(name)
+        if handler is None:
+            return _error("ResourceNotFoundException", f"no local handler for {name}"), True
+        event = json.loads(body) if body else {}
+        with self._lock:
+            self.invocations.append((name, event))
+        try:
+            result = handler(event, LocalLambdaContext(function_name=name))
+        except Exception as error:
+            return _error(type(error).__name__, str(error), traceback.format_exc()), True
+        return json.dumps(result).encode(), False
+
+
+def _one_second_retries(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "ErrorEquals" in node and "MaxAttempts" in node:
+            node = {**node, "IntervalSeconds": 1, "BackoffRate": 1.0}
+            node.pop("MaxDelaySeconds", None)
+            node.pop("JitterStrategy", None)
+        return {key: _one_second_retries(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_one_second_retries(value) for value in node]
+    return node
+
+
+def _error(error_type: str, message: str, trace: str = "") -> bytes:
+    return json.dumps(
+        {"errorType": error_type, "errorMessage": message, "stackTrace": trace.splitlines()}
+    ).encode()
+
+
+_active_router: LambdaRouter | None = None
+
+
+def _install_router(router: LambdaRouter) -> None:
+    """Point moto's Docker-less Lambda backend at the router (once per process)."""
+    global _active_router
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core.config import default_user_config
+
+    default_user_config["lambda"] = {"use_docker": False}
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    _active_router = router
+
+    def invoke(
+        self: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes:
+        assert _active_router is not None
+        payload, failed = _active_router.invoke(function_name, body)
+        if failed:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return payload
+
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+
+
+class EmbeddedAws:
+    """A moto server on a free loopback port, with the table, secret, functions and workflow.
+
+    One per process (:meth:`shared`): clients built at import time (Powertools' idempotency
+    store) keep pointing at the same endpoint however many local stacks a test run starts.
+    """
+
+    _shared: EmbeddedAws | None = None
+
+    @classmethod
+    def shared(cls) -> EmbeddedAws:
+        if cls._shared is None:
+            cls._shared = cls().start()
+        else:
+            cls._shared._export_env()
+        return cls._shared
+
+    def __init__(self, region: str = "us-east-1") -> None:
+        self.region = region
+        self.router = LambdaRouter()
+        self.endpoint = ""
+        self.port = 0
+        self.state_machine_arn = ""
+        self._server: Any = None
+
+    def start(self) -> EmbeddedAws:
+        from moto.server import ThreadedMotoServer
+
+        for name in ("moto", "werkzeug", "moto.stepfunctions"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        _install_router(self.router)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        self.port = self._server._server.server_port
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._export_env()
+        return self
+
+    def _export_env(self) -> None:
+        # The ASL interpreter calls Lambda at localhost:MOTO_PORT; every boto3 client at us.
+        os.environ["MOTO_PORT"] = str(self.port)
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = self.region
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint)
+
+    def create_table(self, name: str) -> None:
+        from callflow.store import create_table
+
+        create_table(name, self.region)
+
+    def put_secret(self, name: str, values: dict[str, str]) -> str:
+        client = self.client("secretsmanager")
+        arn = client.create_secret(Name=name, SecretString=json.dumps(values))["ARN"]
+        return str(arn)
+
+    def deploy_workflow(self, prefix: str = "callflow", *, fast_retries: bool = False) -> str:
+        """Create the task functions and the state machine from the project's ASL file.
+
+        Names get a unique suffix so several stacks can share one embedded AWS. ``fast_retries``
+        (tests only) keeps every Retry policy but waits one second between attempts, so that
+        "retries exhausted" takes seconds instead of minutes.
+        """
+        prefix = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        lam = self.client("lambda")
+        role = self.client("iam").create_role(
+            RoleName=f"{prefix}-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        package = io.BytesIO()
+        with zipfile.ZipFile(package, "w") as archive:
+            archive.writestr("README.txt", "Invocations are routed to the in-process handlers.")
+        definition = definition_text()
+        if fast_retries:
+            definition = json.dumps(_one_second_retries(json.loads(definition)))
+        for substitution, (suffix, module) in TASK_FUNCTIONS.items():
+            name = f"{prefix}-{suffix}"
+            arn = lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler=f"{module}.handler",
+                Code={"ZipFile": package.getvalue()},
+            )["FunctionArn"]
+            self.router.register(name, importlib.import_module(module).handler)
+            definition = definition.replace("${" + substitution + "}", arn)
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=f"{prefix}-calls", definition=definition, roleArn=role
+        )["stateMachineArn"]
+        return self.state_machine_arn
+
+    def execution(self, session_id: str) -> dict[str, Any]:
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{session_id}"
+        return dict(self.client("stepfunctions").describe_execution(executionArn=arn))
+
+    def execution_history(self, session_id: str) -> list[dict[str, Any]]:
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{session_id}"
+        events = self.client("stepfunctions").get_execution_history(
+            executionArn=arn, maxResults=1000
+        )["events"]
+        return list(events)

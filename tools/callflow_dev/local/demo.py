@@ -1,0 +1,374 @@
+"""``callflow demo``: one whole call on the embedded default, shown as it happens.
+
+A CRM record is seeded in the Zoho stand-in; the Zoho workflow's webhook call is made to the API;
+the workflow runs in moto; the Infobip stand-in rings the simulated person, who answers and
+speaks recorded clips in real time; the bridge relays the audio to the scripted ElevenLabs agent;
+the analysis is collected and written back. The timeline is printed live, then the record
+before and after; the call's audio is saved as a stereo WAV (caller left, agent right).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from callflow_dev.local.stack import LocalStack, StackOptions
+from callflow.models import Session, SessionStatus
+
+PERSON = {
+    "First_Name": "Maria",
+    "Last_Name": "Garcia",
+    "Company": "Garcia Bakery",
+    "Phone": "(415) 555-2671",
+    "Email": "maria@garcia-bakery.example",
+    "Lead_Status": "Not Contacted",
+}
+SHOWN_FIELDS = [
+    "First_Name",
+    "Last_Name",
+    "Phone",
+    "Lead_Status",
+    "Interested",
+    "Monthly_Bill",
+    "Site_Visit_Date",
+]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    behaviours: Callable[[], list[Any]]
+    options: StackOptions = field(default_factory=StackOptions)
+    phone: str = PERSON["Phone"]
+    interrupting: bool = False
+
+
+def _scenarios() -> dict[str, Scenario]:
+    from callflow_dev.sandbox import phone_network as net
+
+    return {
+        "answered": Scenario(
+            "answered",
+            "Maria answers, talks to the agent, and books a site visit.",
+            lambda: [net.answer(after_s=2)],
+        ),
+        "retry": Scenario(
+            "retry",
+            "No answer on the first attempt; the workflow retries and Maria picks up.",
+            lambda: [net.no_answer(after_s=3), net.answer(after_s=2)],
+        ),
+        "busy": Scenario(
+            "busy",
+            "The line is busy on every attempt; 'could not reach' is written back.",
+            lambda: [net.busy()],
+            StackOptions(max_attempts=3),
+        ),
+        "voicemail": Scenario(
+            "voicemail",
+            "Voicemail answers; machine detection hangs up and the outcome is written back.",
+            lambda: [net.voicemail(after_s=2)],
+            StackOptions(machine_detection=True),
+        ),
+        "invalid": Scenario(
+            "invalid",
+            "The record's phone number does not validate; the reason is written back.",
+            lambda: [net.answer(after_s=2)],
+            phone="555-01",
+        ),
+        "interrupt": Scenario(
+            "interrupt",
+            "Maria talks over the agent's question; the agent stops, then asks again.",
+            lambda: [net.answer(after_s=2)],
+            interrupting=True,
+        ),
+    }
+
+
+SCENARIOS = ("answered", "retry", "busy", "voicemail", "invalid", "interrupt")
+
+
+class Printer:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.start = time.monotonic()
+
+    def line(self, text: str = "") -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    def event(self, text: str) -> None:
+        self.line(f"  [{time.monotonic() - self.start:6.2f}s] {text}")
+
+
+@dataclass
+class DemoResult:
+    session: Session
+    record_before: dict[str, Any]
+    record_after: dict[str, Any]
+    notes: list[dict[str, Any]]
+    calls: list[dict[str, Any]]
+    media: Any
+    conversation: Any
+    execution_status: str
+    wav: Path | None
+
+
+def run_scenario(
+    stack: LocalStack,
+    scenario: Scenario,
+    out_dir: str | Path | None,
+    printer: Printer,
+    phone: str | None = None,
+) -> DemoResult:
+    """Seed, trigger, follow and report one scenario on a running stack.
+
+    ``phone`` replaces the scenario's number: the simulated network counts attempts per number,
+    so runs sharing a stack use a number each.
+    """
+    if phone is not None:
+        scenario = replace(scenario, phone=phone)
+    from callflow.phone import normalise
+    from callflow_dev.sandbox.media_leg import stereo_wav
+
+    record_id = stack.zoho.seed_record("Leads", {**PERSON, "Phone": scenario.phone})
+    try:
+        number = normalise(scenario.phone, "US").infobip
+        stack.infobip.set_behaviour(number, scenario.behaviours())
+        stack.infobip.set_script(number, callee_script(scenario, stack.options.brief_clips_ms))
+    except ValueError:
+        pass  # an invalid number never reaches the phone network
+    before = dict(stack.zoho.records["Leads"][record_id])
+    printer.line(f"Scenario '{scenario.name}': {scenario.description}")
+    printer.line("")
+    printer.line("Record before (Zoho CRM, Leads):")
+    _print_record(printer, before)
+    printer.line("")
+    printer.line("Timeline:")
+    printer.event(f"Zoho workflow rule fires: POST /webhooks/zoho (Leads/{record_id})")
+    response = stack.trigger("Leads", record_id)
+    if response.status_code != 202:
+        raise RuntimeError(f"trigger refused: {response.status_code} {response.text}")
+    session_id = response.json()["session_id"]
+    printer.event(f"API accepted the trigger: session {session_id}")
+
+    _follow(stack, session_id, printer)
+    execution = stack.wait_for_execution(session_id, timeout=180)
+    session = stack.session(session_id)
+    after = dict(stack.zoho.records["Leads"][record_id])
+    media, conversation = _call_artifacts(stack, session)
+    wav = None
+    if media is not None and out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        wav = stereo_wav(media, Path(out_dir) / f"call-{scenario.name}-{session_id[:8]}.wav")
+    return DemoResult(
+        session=session,
+        record_before=before,
+        record_after=after,
+        notes=[n for n in stack.zoho.notes if _parent_id(n) == record_id],
+        calls=[c for c in stack.zoho.calls if _call_parent(c) == record_id],
+        media=media,
+        conversation=conversation,
+        execution_status=str(execution["status"]),
+        wav=wav,
+    )
+
+
+def callee_script(scenario: Scenario, brief_clips_ms: int | None) -> Any:
+    """The person's side of the dialogue; shortened clips for fast tests."""
+    from callflow_dev.sandbox.media_leg import CalleeScript
+
+    if scenario.interrupting:
+        script = CalleeScript.interrupting(barge_in_after_ms=400 if brief_clips_ms else 1200)
+    else:
+        script = CalleeScript.default()
+    if not brief_clips_ms:
+        return script
+    return replace(
+        script,
+        turns=tuple(replace(turn, max_ms=brief_clips_ms) for turn in script.turns),
+        end_of_agent_turn_ms=400,
+        hangup_after_s=4.0,
+    )
+
+
+def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
+    """Print the session's timeline, the phone network's and the agent's lines as they come."""
+    seen_timeline = 1  # "session created" is the trigger line already printed
+    seen_log = 0
+    seen_turns: dict[str, int] = {}
+    terminal = {SessionStatus.COMPLETED, SessionStatus.WRITEBACK_FAILED}
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        session = stack.session(session_id)
+        for entry in session.timeline[seen_timeline:]:
+            printer.event(_describe(entry.event, entry.detail))
+        seen_timeline = len(session.timeline)
+        calls = {c for c in list(stack.infobip.calls) if _is_session_call(stack, c, session_id)}
+        log = [e for e in stack.infobip.call_log if e.call_id in calls]
+        for phone_event in log[seen_log:]:
+            text = _describe_phone(phone_event.what, phone_event.detail)
+            if text:
+                printer.event(text)
+        seen_log = len(log)
+        _print_transcript(stack, session, seen_turns, printer)
+        if session.status in terminal:
+            return
+        time.sleep(0.1)
+
+
+def _is_session_call(stack: LocalStack, call_id: str, session_id: str) -> bool:
+    call = stack.infobip.calls[call_id]
+    return bool(getattr(call, "custom_data", {}).get("session_id") == session_id)
+
+
+def _print_transcript(
+    stack: LocalStack, session: Session, seen: dict[str, int], printer: Printer
+) -> None:
+    if not session.conversation_id:
+        return
+    state = stack.elevenlabs.conversations.get(session.conversation_id)
+    live = state.live if state is not None else None
+    lines = list(live.transcript if live is not None else [])
+    for line in lines[seen.get(session.conversation_id, 0) :]:
+        role = "agent " if line.role == "agent" else "person"
+        printer.event(f"    {role}: {line.message}")
+    seen[session.conversation_id] = len(lines)
+
+
+_TIMELINE_WORDS = {
+    "prepared": "Prepared: phone normalised, calling hours checked",
+    "dialing": "Dialling",
+    "call placed": "Infobip accepted the call",
+    "ringing": "Ringing",
+    "answered": "Answered",
+    "connecting agent": "Connecting the call to the bridge (Infobip dialog)",
+    "dialog created": "Dialog created: Infobip connects the media stream to the bridge",
+    "agent connected": "Bridge connected: ElevenLabs conversation started",
+    "bridge ended": "Bridge ended",
+    "call ended": "Call ended",
+    "retry scheduled": "Retry scheduled",
+    "collecting": "Waiting for the agent's analysis (post-call webhook, polling as fallback)",
+    "results collected": "Analysis collected",
+    "writing back": "Writing back to Zoho CRM",
+    "fields written": "Record fields updated",
+    "note added": "Note added to the record",
+    "call logged": "Call logged on the record",
+    "written back": "Writeback complete",
+    "writeback failed": "Writeback FAILED (results kept for replay)",
+}
+
+
+def _describe(event: str, detail: dict[str, Any]) -> str:
+    text = _TIMELINE_WORDS.get(event, event[:1].upper() + event[1:])
+    shown = {k: v for k, v in detail.items() if k not in ("call_id",) and v not in ("", None)}
+    if shown:
+        text += "  " + ", ".join(f"{k}={v}" for k, v in shown.items())
+    return text
+
+
+def _describe_phone(what: str, detail: dict[str, Any]) -> str:
+    if what == "media turn_started":
+        return f"  person starts speaking ({detail.get('turn', '')})"
+    if what == "media agent_audio_started":
+        return "  agent audio reaches the phone"
+    if what == "media clear":
+        return f"  barge-in: Infobip playback cleared ({detail.get('dropped_ms', 0)} ms dropped)"
+    if what == "media connected":
+        return f"  media stream connected to the bridge ({detail.get('rate')} Hz)"
+    return ""
+
+
+def _call_artifacts(stack: LocalStack, session: Session) -> tuple[Any, Any]:
+    media = None
+    for dialog in stack.infobip.dialogs.values():
+        if dialog.custom_data.get("session_id") == session.session_id and dialog.media_result:
+            media = dialog.media_result
+    state = stack.elevenlabs.conversations.get(session.conversation_id)
+    return media, state
+
+
+def _parent_id(note: dict[str, Any]) -> str:
+    parent = note.get("Parent_Id") or {}
+    return str(parent.get("id", "")) if isinstance(parent, dict) else ""
+
+
+def _call_parent(call: dict[str, Any]) -> str:
+    for key in ("What_Id", "Who_Id"):
+        value = call.get(key)
+        if isinstance(value, dict):
+            return str(value.get("id", ""))
+        if value:
+            return str(value)
+    return ""
+
+
+def _print_record(printer: Printer, record: dict[str, Any]) -> None:
+    for name in SHOWN_FIELDS:
+        value = record.get(name)
+        if name == "Phone" and value:
+            from callflow.phone import mask
+
+            value = mask(str(value))
+        printer.line(f"    {name:<16} {value if value not in (None, '') else '-'}")
+
+
+def report(result: DemoResult, printer: Printer) -> None:
+    session = result.session
+    printer.line("")
+    if result.media is not None:
+        printer.line("Turns (latency = end of the person's speech -> agent audio on the phone):")
+        for turn in result.media.turns:
+            if turn.latency_s is not None:
+                latency = f"{turn.latency_s * 1000:5.0f} ms"
+            elif turn.talked_over:
+                latency = "    - (the agent was already speaking)"
+            else:
+                latency = "    -"
+            printer.line(f"    {turn.label:<20} {latency}")
+        printer.line("")
+    printer.line("Record after:")
+    _print_record(printer, result.record_after)
+    for note in result.notes:
+        printer.line("")
+        printer.line(f"  Note '{note.get('Note_Title')}':")
+        for text in str(note.get("Note_Content", "")).splitlines():
+            printer.line(f"    {text}")
+    for call in result.calls:
+        printer.line("")
+        printer.line(
+            f"  Call logged: {call.get('Subject')} ({call.get('Call_Type')},"
+            f" {call.get('Call_Duration')})"
+        )
+    printer.line("")
+    if result.wav:
+        printer.line(f"Call audio: {result.wav} (left: caller, right: agent)")
+    print(
+        f"Session {session.session_id}: status={session.status.value}"
+        f" outcome={session.outcome.value if session.outcome else '-'}"
+        f" attempts={session.attempt} workflow={result.execution_status}",
+        flush=True,
+    )
+
+
+def run_demo(scenario_name: str, *, out_dir: str = "demo-output", quiet: bool = False) -> int:
+    scenario = _scenarios()[scenario_name]
+    printer = Printer(quiet)
+    printer.line("Starting the embedded stack: moto (DynamoDB, Secrets Manager, Lambda, Step")
+    printer.line(
+        "Functions), the API, the bridge, and the Zoho, Infobip and ElevenLabs stand-ins..."
+    )
+    with LocalStack(scenario.options) as stack:
+        printer.line(f"  API {stack.api_url}   bridge {stack.bridge_url.rsplit('/', 1)[0]}/…")
+        printer.line("")
+        printer.start = time.monotonic()
+        result = run_scenario(stack, scenario, out_dir, printer)
+        report(result, printer)
+    landed = result.session.status is SessionStatus.COMPLETED
+    if not landed:
+        print("The writeback did not land.", file=sys.stderr)
+    return 0 if landed else 1

@@ -1,0 +1,681 @@
+"""Connecting a deployment to the three providers: ``callflow setup infobip|elevenlabs|zoho``.
+
+Every command is safe to run again. ``infobip`` looks before it creates (the media-stream config
+with the bridge's URL and sample rate, the ``VOICE_VIDEO`` subscription by its id) and changes
+only what differs; ``--dry-run`` reads but writes nothing and says what it would do.
+``elevenlabs`` changes nothing: it compares the agent with what the bridge and the workflow need
+and says, in words an operator can act on, what to fix in the ElevenLabs dashboard. ``zoho`` prints
+the workflow rule's webhook settings (Zoho has no API for workflow rules).
+
+Settings come from the environment and the Secrets Manager secret like everywhere else
+(:func:`callflow.config.get_settings`): run it with the deployed stage's ``CALLFLOW_*`` variables
+and ``CALLFLOW_SECRETS_ID``, or with a local ``.env``-style environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+from urllib.parse import urlsplit
+
+import httpx
+
+from callflow.audio import AudioFormat, UnsupportedFormat
+from callflow.config import Settings, get_settings
+from callflow.providers.elevenlabs.client import AgentSummary, ElevenLabsClient, override_paths
+from callflow.providers.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRejected,
+    error_for_status,
+)
+from callflow.providers.infobip.subscriptions import (
+    BasicAuth,
+    InfobipSubscriptionsClient,
+    SubscriptionPlan,
+)
+
+MASK = "********"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+DEFAULT_NAME = "callflow"
+ELEVENLABS_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+
+#: Zoho's merge field for each module's record id ("Insert merge field" in the webhook editor);
+#: Deals keep their historical name, Potentials.
+ZOHO_ID_MERGE_FIELDS = {
+    "Leads": "${Leads.Lead Id}",
+    "Contacts": "${Contacts.Contact Id}",
+    "Deals": "${Potentials.Potential Id}",
+}
+
+
+_CREDENTIAL_SETTING = {
+    "infobip": "infobip_api_key",
+    "elevenlabs": "elevenlabs_api_key",
+    "zoho": "zoho_refresh_token",
+}
+
+
+class SetupError(ValueError):
+    """Setup cannot start: a setting or an argument is missing or malformed (the message says
+    which, and where to set it)."""
+
+
+@dataclass
+class Report:
+    """What a setup command did or found, line by line; ``problems`` decide the exit status."""
+
+    out: TextIO
+    problems: list[str] = field(default_factory=list)
+
+    def info(self, text: str) -> None:
+        print(f"  {text}", file=self.out)
+
+    def done(self, text: str) -> None:
+        print(f"  ok: {text}", file=self.out)
+
+    def would(self, text: str) -> None:
+        print(f"  would: {text}", file=self.out)
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+        print(f"  PROBLEM: {text}", file=self.out)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+# --- shared checks -------------------------------------------------------------------------------
+
+
+def api_base_url(value: str) -> str:
+    """The deployed API's base URL (stack output ``ApiUrl``), without a trailing slash."""
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+        if parts.query or parts.fragment:
+            raise SetupError(f"--api-url must be a base URL without query or fragment: {value!r}")
+        return url
+    raise SetupError(
+        f"--api-url must be the API's https:// URL (stack output ApiUrl), got {value!r}"
+    )
+
+
+def _required_secret(settings: Settings, name: str) -> str:
+    value = getattr(settings, name).get_secret_value()
+    if not value:
+        raise SetupError(
+            f"{name} is empty: set it in the Secrets Manager secret (CALLFLOW_SECRETS_ID) or as "
+            f"CALLFLOW_{name.upper()}"
+        )
+    return str(value)
+
+
+def _shown(secret: str, show_secrets: bool) -> str:
+    return secret if show_secrets else MASK
+
+
+# --- Infobip ------------------------------------------------------------------------------------
+
+
+def bridge_websocket_url(settings: Settings, override: str = "") -> str:
+    """The media-stream URL: ``wss://<bridge domain>/<bridge_path_secret>``."""
+    url = (override or settings.bridge_public_url).strip()
+    if not url:
+        raise SetupError(
+            "the bridge URL is not set: pass --bridge-url or set CALLFLOW_BRIDGE_PUBLIC_URL to the "
+            "stack output BridgeWebSocketUrl with {bridge_path_secret} replaced by the secret"
+        )
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    local = parts.scheme == "ws" and parts.hostname in LOOPBACK_HOSTS
+    if not (secure or local):
+        raise SetupError(f"the bridge URL must start with wss:// (Infobip needs TLS), got {url!r}")
+    if parts.path.strip("/") == "" or "{" in parts.path:
+        raise SetupError(
+            "the bridge URL must end with the bridge_path_secret path (the bridge refuses "
+            "connections on any other path)"
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class InfobipOptions:
+    api_url: str
+    bridge_url: str = ""
+    name: str = DEFAULT_NAME
+    subscription_id: str = "callflow-voice-video"
+    profile_id: str = "callflow-events"
+    auth_id: str = "callflow-basic"
+    dry_run: bool = False
+    show_secrets: bool = False
+
+
+class MediaStreamConfigApi(Protocol):
+    """What setup needs from :class:`callflow.providers.infobip.InfobipClient`."""
+
+    def list_media_stream_configs(self) -> list[dict[str, Any]]: ...
+
+    def create_media_stream_config(self, name: str, url: str, sample_rate: int) -> str: ...
+
+
+class AgentApi(Protocol):
+    """What the check needs from :class:`callflow.providers.elevenlabs.ElevenLabsClient`."""
+
+    def get_agent(self, agent_id: str | None = None) -> dict[str, Any]: ...
+
+
+def ensure_media_stream_config(
+    configs: MediaStreamConfigApi,
+    *,
+    name: str,
+    url: str,
+    sample_rate: int,
+    dry_run: bool,
+    report: Report,
+    shown_url: str,
+) -> str | None:
+    """The id of a WEBSOCKET_ENDPOINT config for ``url`` at ``sample_rate``, created if none.
+
+    A config with the same URL but another rate is not reused: Infobip would stream audio at the
+    wrong rate and the bridge would hear noise.
+    """
+    wanted_rate = str(sample_rate)
+    other_rates = []
+    for config in configs.list_media_stream_configs():
+        if config.get("type") != "WEBSOCKET_ENDPOINT" or config.get("url") != url:
+            continue
+        if str(config.get("sampleRate")) == wanted_rate:
+            config_id = str(config.get("id", ""))
+            report.done(f"media-stream config {config_id} already points at {shown_url}")
+            return config_id
+        other_rates.append(str(config.get("sampleRate")))
+    if other_rates:
+        report.info(
+            f"configs for this URL exist at sample rate {', '.join(other_rates)}, "
+            f"not {wanted_rate}: a new one is needed"
+        )
+    if dry_run:
+        report.would(
+            f"create media-stream config {name!r} -> {shown_url} (sampleRate {wanted_rate!r})"
+        )
+        return None
+    config_id = configs.create_media_stream_config(name, url, sample_rate)
+    report.done(f"created media-stream config {config_id} -> {shown_url}")
+    return config_id
+
+
+def ensure_voice_subscription(
+    client: InfobipSubscriptionsClient,
+    plan: SubscriptionPlan,
+    *,
+    dry_run: bool,
+    report: Report,
+    shown_url: str,
+) -> None:
+    """The VOICE_VIDEO subscription with its profile (our events URL) and Basic auth."""
+    existing = next(
+        (s for s in client.list_subscriptions() if s.get("subscriptionId") == plan.subscription_id),
+        None,
+    )
+    if existing is None:
+        if dry_run:
+            report.would(
+                f"create VOICE_VIDEO subscription {plan.subscription_id!r} with profile "
+                f"{plan.profile_id!r} -> {shown_url} (Basic auth as {plan.auth.username!r}, "
+                f"events {', '.join(plan.events)})"
+            )
+            return
+        client.create_subscription(plan)
+        report.done(
+            f"created VOICE_VIDEO subscription {plan.subscription_id!r} -> {shown_url} (Basic auth)"
+        )
+        return
+    profile_ref = existing.get("profile")
+    profile_id = (
+        str(profile_ref.get("profileId", "")) if isinstance(profile_ref, Mapping) else ""
+    ) or plan.profile_id
+    profile = client.get_profile(profile_id)
+    webhook = profile.get("webhook") if profile else None
+    current = webhook.get("notifyUrl") if isinstance(webhook, Mapping) else None
+    if current == plan.notify_url:
+        report.done(f"subscription {plan.subscription_id!r} already sends events to {shown_url}")
+        return
+    if profile_id != plan.profile_id:
+        report.problem(
+            f"subscription {plan.subscription_id!r} uses notification profile {profile_id!r}, "
+            f"not {plan.profile_id!r}; delete the subscription in the Infobip portal (or pass "
+            "another --subscription-id) and run setup again"
+        )
+        return
+    if dry_run:
+        report.would(f"point notification profile {plan.profile_id!r} at {shown_url}")
+        return
+    client.update_profile(plan)
+    report.done(f"notification profile {plan.profile_id!r} now points at {shown_url}")
+
+
+def setup_infobip(
+    settings: Settings,
+    options: InfobipOptions,
+    *,
+    calls_client: MediaStreamConfigApi,
+    subscriptions: InfobipSubscriptionsClient,
+    out: TextIO,
+) -> Report:
+    """Media-stream config and events subscription for this deployment."""
+    report = Report(out)
+    base = api_base_url(options.api_url)
+    path_secret = _required_secret(settings, "infobip_webhook_path_secret")
+    password = _required_secret(settings, "infobip_webhook_password")
+    _required_secret(settings, "infobip_api_key")
+    bridge_url = bridge_websocket_url(settings, options.bridge_url)
+    bridge_path = urlsplit(bridge_url).path
+    shown_bridge = (
+        bridge_url
+        if options.show_secrets
+        else bridge_url[: len(bridge_url) - len(bridge_path)] + "/" + MASK
+    )
+    notify_url = f"{base}/webhooks/infobip/{path_secret}"
+    shown_notify = f"{base}/webhooks/infobip/{_shown(path_secret, options.show_secrets)}"
+    try:
+        AudioFormat.phone(settings.infobip_sample_rate)
+    except UnsupportedFormat as error:
+        raise SetupError(f"CALLFLOW_INFOBIP_SAMPLE_RATE: {error}") from None
+
+    print("Infobip media stream (the answered call's audio to the bridge)", file=out)
+    config_id = ensure_media_stream_config(
+        calls_client,
+        name=options.name,
+        url=bridge_url,
+        sample_rate=settings.infobip_sample_rate,
+        dry_run=options.dry_run,
+        report=report,
+        shown_url=shown_bridge,
+    )
+    if config_id:
+        if settings.infobip_media_stream_config_id == config_id:
+            report.done("CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID already has this id")
+        else:
+            report.info(
+                f"set infobip_media_stream_config_id = {config_id} in the stage's settings "
+                "(infra/cdk/cdk.json) and deploy, or CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID "
+                "locally"
+            )
+
+    print("Infobip call events (webhook subscription)", file=out)
+    if not settings.infobip_calls_configuration_id:
+        report.info(
+            "no infobip_calls_configuration_id is set: the subscription matches every calls "
+            "configuration of the account"
+        )
+    plan = SubscriptionPlan(
+        subscription_id=options.subscription_id,
+        name=f"{options.name} call events",
+        profile_id=options.profile_id,
+        notify_url=notify_url,
+        auth=BasicAuth(options.auth_id, settings.infobip_webhook_username, password),
+        calls_configuration_id=settings.infobip_calls_configuration_id,
+    )
+    ensure_voice_subscription(
+        subscriptions, plan, dry_run=options.dry_run, report=report, shown_url=shown_notify
+    )
+    return report
+
+
+# --- ElevenLabs ---------------------------------------------------------------------------------
+
+
+class ElevenLabsWorkspace:
+    """The two workspace reads the webhook check needs, besides the agent itself
+    (``GET /v1/convai/settings``, ``GET /v1/workspace/webhooks``)."""
+
+    def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
+        self._settings = settings
+        self._http = http if http is not None else httpx.Client(timeout=ELEVENLABS_TIMEOUT)
+        self._owns_http = http is None
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def post_call_webhook_id(self) -> str | None:
+        data = self._get("/v1/convai/settings")
+        webhooks = data.get("webhooks")
+        value = webhooks.get("post_call_webhook_id") if isinstance(webhooks, Mapping) else None
+        return str(value) if value else None
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        data = self._get("/v1/workspace/webhooks")
+        items = data.get("webhooks")
+        return [w for w in items if isinstance(w, dict)] if isinstance(items, list) else []
+
+    def _get(self, path: str) -> dict[str, Any]:
+        url = self._settings.elevenlabs_base_url.rstrip("/") + path
+        headers = {"xi-api-key": self._settings.elevenlabs_api_key.get_secret_value()}
+        try:
+            response = self._http.get(url, headers=headers, timeout=ELEVENLABS_TIMEOUT)
+        except httpx.TransportError as error:
+            raise error_for_status(
+                "elevenlabs", 503, f"GET {path} failed: {type(error).__name__}"
+            ) from error
+        if response.status_code >= 400:
+            raise error_for_status(
+                "elevenlabs", response.status_code, f"GET {path} answered {response.status_code}"
+            )
+        try:
+            data = response.json()
+        except ValueError as error:
+            raise ProviderRejected("elevenlabs", f"GET {path}: the response is not JSON") from error
+        return data if isinstance(data, dict) else {}
+
+
+def check_audio_formats(summary: AgentSummary, phone_rate: int, report: Report) -> None:
+    """Formats match the phone leg, or the bridge converts them; anything else is a problem."""
+    phone = AudioFormat.phone(phone_rate)
+    for label, name, where in (
+        ("input (caller -> agent)", summary.input_format, "ASR > user input audio format"),
+        ("output (agent -> caller)", summary.output_format, "TTS > output format"),
+    ):
+        try:
+            agent_format = AudioFormat.parse(name)
+        except UnsupportedFormat:
+            report.problem(
+                f"the agent's {label} audio format is {name!r}, which the bridge cannot convert; "
+                f"in the agent's settings ({where}) choose {phone.name} (the phone leg's format)"
+            )
+            continue
+        if agent_format == phone:
+            report.done(f"{label} audio format {name} matches the phone leg")
+        else:
+            report.info(
+                f"{label} audio format is {name}, the phone leg is {phone.name}: the bridge "
+                f"converts every frame; choose {phone.name} on the agent to save that work"
+            )
+
+
+def check_agent(
+    settings: Settings,
+    agent: Mapping[str, Any],
+    *,
+    mapped_items: Sequence[str],
+    report: Report,
+) -> None:
+    """The agent against what the bridge and the writeback rely on."""
+    summary = AgentSummary.from_agent(agent)
+    check_audio_formats(summary, settings.infobip_sample_rate, report)
+    if "interruption" in summary.client_events:
+        report.done("'interruption' is among the agent's client events (barge-in works)")
+    else:
+        report.problem(
+            "'interruption' is not among the agent's client events, so the caller cannot "
+            "interrupt the agent; enable it under the agent's Advanced > Client events"
+        )
+    missing = [item for item in mapped_items if item not in summary.data_collection]
+    if missing:
+        for item in missing:
+            report.problem(
+                f"the field mapping uses data-collection item {item!r}, which the agent does not "
+                "define; add it under the agent's Analysis > Data collection (same identifier), "
+                "or remove it from the mapping file"
+            )
+    else:
+        report.done(f"every mapped data-collection item exists ({len(mapped_items)})")
+    for path in override_paths(settings.overrides):
+        if summary.overrides.get(path) is True:
+            report.done(f"override {path} is enabled on the agent")
+        else:
+            report.problem(
+                f"CALLFLOW_ELEVENLABS_OVERRIDES sets {path}, but the agent does not allow that "
+                "override; enable it under the agent's Security > Overrides or remove it, "
+                "otherwise ElevenLabs closes every conversation (1008)"
+            )
+
+
+def check_post_call_webhook(
+    settings: Settings,
+    agent: Mapping[str, Any],
+    workspace: ElevenLabsWorkspace,
+    *,
+    expected_url: str,
+    report: Report,
+) -> None:
+    """A post-call webhook pointing at our API, enabled, with its HMAC secret in our settings."""
+    platform = agent.get("platform_settings")
+    overrides = platform.get("workspace_overrides") if isinstance(platform, Mapping) else None
+    hooks = overrides.get("webhooks") if isinstance(overrides, Mapping) else None
+    webhook_id = hooks.get("post_call_webhook_id") if isinstance(hooks, Mapping) else None
+    if not webhook_id:
+        webhook_id = workspace.post_call_webhook_id()
+    if not webhook_id:
+        report.problem(
+            f"no post-call webhook is configured; in ElevenLabs > Agents > Settings > Post-call "
+            f"webhook, create one (HMAC) for {expected_url} and put its secret into "
+            "elevenlabs_webhook_secret (without it the workflow falls back to polling)"
+        )
+        return
+    webhook = next((w for w in workspace.webhooks() if w.get("webhook_id") == webhook_id), None)
+    if webhook is None:
+        report.problem(f"the post-call webhook {webhook_id!r} does not exist in the workspace")
+        return
+    url = str(webhook.get("webhook_url", ""))
+    if url.rstrip("/") != expected_url:
+        report.problem(
+            f"the post-call webhook sends to {url!r}, not to this deployment ({expected_url}); "
+            "change its URL in ElevenLabs > Settings > Webhooks"
+        )
+    elif webhook.get("is_disabled") or webhook.get("is_auto_disabled"):
+        report.problem(
+            "the post-call webhook is disabled (by hand or after repeated failures); re-enable "
+            "it in ElevenLabs > Settings > Webhooks once the API answers"
+        )
+    else:
+        report.done(f"post-call webhook {webhook_id} sends to {expected_url}")
+    if not settings.elevenlabs_webhook_secret.get_secret_value():
+        report.problem(
+            "elevenlabs_webhook_secret is empty: copy the webhook's HMAC secret into the "
+            "Secrets Manager secret, or every post-call webhook is refused"
+        )
+
+
+def setup_elevenlabs(
+    settings: Settings,
+    *,
+    api_url: str,
+    agent_client: AgentApi,
+    workspace: ElevenLabsWorkspace,
+    mapped_items: Sequence[str],
+    out: TextIO,
+) -> Report:
+    """Read-only check of the agent and the workspace's post-call webhook."""
+    report = Report(out)
+    _required_secret(settings, "elevenlabs_api_key")
+    if not settings.elevenlabs_agent_id:
+        raise SetupError("elevenlabs_agent_id is not set (CALLFLOW_ELEVENLABS_AGENT_ID)")
+    expected_url = f"{api_base_url(api_url)}/webhooks/elevenlabs"
+    agent = dict(agent_client.get_agent(settings.elevenlabs_agent_id))
+    print(f"ElevenLabs agent {settings.elevenlabs_agent_id}", file=out)
+    check_agent(settings, agent, mapped_items=mapped_items, report=report)
+    print("ElevenLabs post-call webhook", file=out)
+    check_post_call_webhook(settings, agent, workspace, expected_url=expected_url, report=report)
+    return report
+
+
+# --- Zoho ---------------------------------------------------------------------------------------
+
+
+def zoho_webhook_settings(
+    settings: Settings, *, api_url: str, module: str = "Leads", show_secrets: bool = False
+) -> str:
+    """The workflow rule's webhook, field by field, as the Zoho webhook editor asks for it."""
+    secret = _required_secret(settings, "zoho_trigger_secret")
+    merge_field = ZOHO_ID_MERGE_FIELDS.get(module, f"${{{module}.<record id field>}}")
+    body = f'{{"module": "{module}", "record_id": "{merge_field}"}}'
+    lines = [
+        f"Zoho CRM > Setup > Automation > Actions > Webhooks > Configure Webhook ({module})",
+        f"  Name:            callflow call ({module})",
+        f"  URL to notify:   {api_base_url(api_url)}/webhooks/zoho",
+        "  Method:          POST",
+        f"  Module:          {module}",
+        "  Authorization:   General",
+        f"  Header:          X-Callflow-Secret: {_shown(secret, show_secrets)}",
+        "  Body:            Raw, type JSON:",
+        f"                   {body}",
+        f"  (insert the record id with 'Insert merge field'; it reads {merge_field})",
+        "Then: Setup > Automation > Workflow Rules > a rule on "
+        f"{module} > Instant Actions > Webhook > this webhook.",
+    ]
+    if not show_secrets:
+        lines.append("  (the header value is the secret's zoho_trigger_secret; --show-secrets)")
+    return "\n".join(lines)
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callflow setup",
+        description="Connect a deployment to Infobip, ElevenLabs and Zoho CRM (idempotent).",
+    )
+    commands = parser.add_subparsers(dest="provider", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--api-url",
+        required=True,
+        help="the deployed API's base URL (stack output ApiUrl)",
+    )
+    common.add_argument(
+        "--show-secrets", action="store_true", help="print secret values instead of masking them"
+    )
+    infobip = commands.add_parser(
+        "infobip", parents=[common], help="media-stream config and events subscription"
+    )
+    infobip.add_argument("--dry-run", action="store_true", help="read only; say what would change")
+    infobip.add_argument("--bridge-url", default="", help="wss://<bridge>/<bridge_path_secret>")
+    infobip.add_argument("--name", default=DEFAULT_NAME, help="name of the media-stream config")
+    infobip.add_argument("--subscription-id", default=InfobipOptions.subscription_id)
+    infobip.add_argument("--profile-id", default=InfobipOptions.profile_id)
+    infobip.add_argument("--auth-id", default=InfobipOptions.auth_id)
+    elevenlabs = commands.add_parser(
+        "elevenlabs", parents=[common], help="check the agent and its post-call webhook"
+    )
+    elevenlabs.add_argument(
+        "--dry-run", action="store_true", help="accepted; the check is read-only"
+    )
+    zoho = commands.add_parser("zoho", parents=[common], help="print the workflow webhook settings")
+    zoho.add_argument("--module", default="Leads", help="Zoho module API name (Leads, Contacts...)")
+    zoho.add_argument("--dry-run", action="store_true", help="accepted; this only prints")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    out: TextIO | None = None,
+    http: httpx.Client | None = None,
+) -> int:
+    """Run one setup command; 0 when all is well, 1 when something needs fixing, 2 on bad input.
+
+    ``settings``, ``out`` and ``http`` default to the process's settings, stdout and fresh
+    clients; tests pass their own to reach the provider stand-ins.
+    """
+    args = build_parser().parse_args(argv)
+    stream = out if out is not None else sys.stdout
+    try:
+        current = settings if settings is not None else get_settings()
+        return _run(args, current, stream, http)
+    except SetupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ProviderAuthError as error:
+        setting = _CREDENTIAL_SETTING.get(error.provider, "the API key")
+        print(
+            f"error: {error.provider} refused the credentials ({error.message}); check "
+            f"{setting} in the secret",
+            file=sys.stderr,
+        )
+        return 1
+    except ProviderError as error:
+        hint = " (check the id in the settings)" if error.status == 404 else ""
+        print(f"error: {error}{hint}; nothing after this step was changed", file=sys.stderr)
+        return 1
+
+
+def _run(
+    args: argparse.Namespace, settings: Settings, out: TextIO, http: httpx.Client | None
+) -> int:
+    runners: dict[str, Callable[[], int]] = {
+        "infobip": lambda: _run_infobip(args, settings, out, http),
+        "elevenlabs": lambda: _run_elevenlabs(args, settings, out, http),
+        "zoho": lambda: _run_zoho(args, settings, out),
+    }
+    return runners[args.provider]()
+
+
+def _run_infobip(
+    args: argparse.Namespace, settings: Settings, out: TextIO, http: httpx.Client | None
+) -> int:
+    from callflow.providers.infobip.calls import InfobipClient
+
+    options = InfobipOptions(
+        api_url=args.api_url,
+        bridge_url=args.bridge_url,
+        name=args.name,
+        subscription_id=args.subscription_id,
+        profile_id=args.profile_id,
+        auth_id=args.auth_id,
+        dry_run=args.dry_run,
+        show_secrets=args.show_secrets,
+    )
+    with (
+        InfobipClient(settings, http) as calls,
+        InfobipSubscriptionsClient(settings, http) as subscriptions,
+    ):
+        report = setup_infobip(
+            settings, options, calls_client=calls, subscriptions=subscriptions, out=out
+        )
+    return report.exit_code
+
+
+def _run_elevenlabs(
+    args: argparse.Namespace, settings: Settings, out: TextIO, http: httpx.Client | None
+) -> int:
+    from callflow.mapping import FieldMapping
+
+    mapped = FieldMapping.load(settings.field_mapping_path).items()
+    agent_client = ElevenLabsClient(settings, http)
+    workspace = ElevenLabsWorkspace(settings, http)
+    try:
+        report = setup_elevenlabs(
+            settings,
+            api_url=args.api_url,
+            agent_client=agent_client,
+            workspace=workspace,
+            mapped_items=mapped,
+            out=out,
+        )
+    finally:
+        if http is None:  # ElevenLabsClient closes its client even when it was handed one
+            agent_client.close()
+        workspace.close()
+    return report.exit_code
+
+
+def _run_zoho(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    print(
+        zoho_webhook_settings(
+            settings, api_url=args.api_url, module=args.module, show_secrets=args.show_secrets
+        ),
+        file=out,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
