@@ -1,8 +1,8 @@
 """The API's cold start: fresh processes import the Lambda entry point and serve a first request.
 
-Each of several fresh Python processes imports ``functions.api`` and serves its first request
-through the Mangum handler, as a Lambda cold start does (the interpreter's own start-up, which
-Lambda's runtime has already done, is not counted). Two first requests: ``GET /health`` and an
+Each of several fresh Python processes imports ``callflow_functions.api`` and serves its first
+request through the Mangum handler, as a Lambda cold start does (the interpreter's own start-up,
+which Lambda's runtime has already done, is not counted). Two first requests: ``GET /health`` and an
 Infobip event, which also builds the DynamoDB client and reads the table (a moto server in a
 process of its own, ``bench/_moto.py``). Median over the processes. Target: <= 300 ms.
 
@@ -54,10 +54,10 @@ def first_request_ms(event: dict[str, Any]) -> float:
 
 def main() -> None:
     from bench._moto import moto_process
-    from callflow.store import create_table
+    from callflow_dev.local.aws import create_table
 
-    for package in ("callflow", "functions", "bench"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    for directory in ("src/callflow", "src/callflow_functions", "bench"):
+        compileall.compile_dir(ROOT / directory, quiet=1)
     os.environ.update(SECRETS)
     health = http_event("GET", "/health")
     event = http_event(

@@ -174,12 +174,12 @@ def state_machine() -> str:
 def main() -> None:
     from bench._moto import moto_process
     from callflow.config import reset_settings
+    from callflow.models import Session, SessionStatus
+    from callflow.services import get_services, reset_services
+    from callflow_dev.local.aws import create_table
     from callflow_dev.local.demo import PERSON
     from callflow_dev.local.servers import AsgiServer
-    from callflow.models import Session, SessionStatus
     from callflow_dev.sandbox.zoho import ZohoSandbox
-    from callflow.services import get_services, reset_services
-    from callflow.store import create_table
 
     os.environ.update(SECRETS)
     zoho = ZohoSandbox(ZOHO["client_id"], ZOHO["client_secret"], ZOHO["refresh_token"])

@@ -87,12 +87,13 @@ def bridge_process(agent_port: int, legs: int) -> None:
     from pydantic import SecretStr
 
     from bench._moto import moto_process
+    from callflow.config import Settings
+    from callflow.models import Session, SessionStatus, hash_token
+    from callflow.store import SessionStore
     from callflow_bridge.deps import BridgeDeps
     from callflow_bridge.metrics import BridgeMetrics
     from callflow_bridge.server import BridgeServer
-    from callflow.config import Settings
-    from callflow.models import Session, SessionStatus, hash_token
-    from callflow.store import SessionStore, create_table
+    from callflow_dev.local.aws import create_table
 
     with moto_process():
         create_table(TABLE, "us-east-1")

@@ -4,9 +4,13 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
 
 - ``session#<id>``: the call session (:class:`callflow.models.Session`);
 - ``record#<module>#<id>``: which session last claimed a CRM record (trigger de-duplication);
-- ``conversation#<id>``: which session an ElevenLabs conversation belongs to;
+- ``conversation#<id>``: which session an ElevenLabs conversation belongs to (written by
+  :meth:`SessionStore.index_conversation`);
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
 - Powertools idempotency records (their own ``pk`` values).
+
+The table itself is created by the CDK stack (``infra/cdk/callflow_infra/state.py``) and, for the
+embedded default, by ``callflow_dev.local.aws``: the runtime only reads and writes it.
 
 Every status change is a conditional update on ``progress`` so that a duplicate or late event can
 never move a session backwards or act twice; the caller learns from the ``None`` return value that
@@ -19,6 +23,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from callflow.aws import CONDITION_FAILED, error_code
 from callflow.config import Settings
 from callflow.models import (
     Session,
@@ -180,7 +185,7 @@ class SessionStore:
             names[f"#eq{i}"] = key
             values[f":eq{i}"] = to_dynamo(value)
             condition += f" AND #eq{i} = :eq{i}"
-        updated = self._update(
+        return self._update(
             session_id,
             fields,
             condition=condition,
@@ -189,9 +194,6 @@ class SessionStore:
             event=event,
             detail=detail,
         )
-        if updated is not None and fields.get("conversation_id"):
-            self._index_conversation(str(fields["conversation_id"]), session_id)
-        return updated
 
     def session_for_conversation(self, conversation_id: str) -> str | None:
         """The session an ElevenLabs conversation belongs to (the post-call webhook names only
@@ -200,7 +202,11 @@ class SessionStore:
         item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
         return str(item["session_id"]) if item else None
 
-    def _index_conversation(self, conversation_id: str, session_id: str) -> None:
+    def index_conversation(self, conversation_id: str, session_id: str) -> None:
+        """Remember which session a conversation belongs to (for :meth:`session_for_conversation`).
+
+        Whoever learns a session's conversation id (the bridge) calls this beside storing it; the
+        write is idempotent, so calling it twice is harmless."""
         self.table.put_item(
             Item={
                 "pk": f"conversation#{conversation_id}",
@@ -263,7 +269,7 @@ class SessionStore:
                 )
                 return None
             except Exception as error:
-                if _error_code(error) != "ConditionalCheckFailedException":
+                if error_code(error) != CONDITION_FAILED:
                     raise
             item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
         # Lost the race every time: someone else is claiming it right now.
@@ -306,7 +312,7 @@ class SessionStore:
                 ReturnValues="ALL_NEW",
             )
         except Exception as error:
-            if _error_code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return None
             raise
         return _session(response["Attributes"])
@@ -330,32 +336,3 @@ def _entry(event: str, detail: dict[str, Any] | None = None) -> TimelineEntry:
 def _session(item: dict[str, Any]) -> Session:
     data = from_dynamo({k: v for k, v in item.items() if k != "pk"})
     return Session.model_validate(data)
-
-
-def _error_code(error: Exception) -> str:
-    """The AWS error code of a botocore ``ClientError`` ("" for anything else)."""
-    response = getattr(error, "response", None)
-    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
-
-
-def create_table(table_name: str, region: str | None = None) -> None:
-    """Create the table as the CDK stack defines it (local stack and tests)."""
-    import boto3
-
-    client = boto3.client("dynamodb", region_name=region)
-    try:
-        client.create_table(
-            TableName=table_name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except Exception as error:
-        if _error_code(error) != "ResourceInUseException":
-            raise
-        return
-    client.get_waiter("table_exists").wait(TableName=table_name)
-    client.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
-    )

@@ -21,7 +21,7 @@ ToolHandler = Callable[[str, dict[str, Any]], Awaitable[str]]
 
 
 class SessionAccess(Protocol):
-    """The two :class:`callflow.store.SessionStore` methods the bridge uses (blocking)."""
+    """The :class:`callflow.store.SessionStore` methods the bridge uses (blocking)."""
 
     def get(self, session_id: str) -> Session | None: ...
 
@@ -35,6 +35,8 @@ class SessionAccess(Protocol):
         event: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Session | None: ...
+
+    def index_conversation(self, conversation_id: str, session_id: str) -> None: ...
 
 
 @dataclass(frozen=True)

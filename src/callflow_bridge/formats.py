@@ -2,55 +2,16 @@
 
 The phone leg's format comes from Infobip's ``content-type`` (``audio/l16;rate=16000``); the
 agent's two formats come from ``conversation_initiation_metadata`` and cannot be changed per call.
-A converter is built only where the formats differ, so the common case (the media-stream config
-set to the agent's rate) costs nothing per frame.
-
-Why not :class:`callflow.audio.Converter`: it resamples with soxr's "HQ" recipe, whose streaming
-delay is about 96 ms for a 2:1 ratio (8 <-> 16 kHz), in each direction: a tenth of a second added
-to every turn of a live conversation. soxr's "LQ" recipe (16-bit precision, plenty for a phone
-line) delays 12-24 ms. :class:`StreamConverter` is the same streaming conversion with the recipe
-as a parameter, and it keeps a stray odd byte for the next chunk instead of failing on it.
+Where the formats are equal the converter hands frames through untouched, so the common case (the
+media-stream config set to the agent's rate) costs nothing per frame; where they differ it uses
+the live resampling recipe (:data:`callflow_bridge.audio.LIVE_QUALITY`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import soxr
-
-from callflow.audio import AudioFormat, UnsupportedFormat, ulaw_decode, ulaw_encode
-
-#: soxr recipe for live audio; see the module docstring.
-LIVE_QUALITY = "LQ"
-
-
-class StreamConverter:
-    """Streams audio from one format to another; returns its input when they are equal."""
-
-    def __init__(self, source: AudioFormat, target: AudioFormat, quality: str = LIVE_QUALITY):
-        self.source = source
-        self.target = target
-        self.identity = source == target
-        self._carry = b""
-        self._resampler = (
-            soxr.ResampleStream(source.rate, target.rate, 1, dtype="int16", quality=quality)
-            if source.rate != target.rate
-            else None
-        )
-
-    def convert(self, data: bytes, last: bool = False) -> bytes:
-        if self.source.codec == "pcm" and (self._carry or len(data) & 1):
-            data = self._carry + data
-            cut = len(data) & ~1
-            data, self._carry = data[:cut], data[cut:]
-        if self.identity:
-            return data
-        pcm = ulaw_decode(data) if self.source.codec == "ulaw" else data
-        if self._resampler is not None:
-            samples = np.frombuffer(pcm, dtype="<i2")
-            pcm = self._resampler.resample_chunk(samples, last=last).astype("<i2").tobytes()
-        return ulaw_encode(pcm) if self.target.codec == "ulaw" else pcm
+from callflow_bridge.audio import AudioFormat, Converter, UnsupportedFormat
 
 
 def phone_rate(content_type: str, default: int) -> int:
@@ -79,8 +40,8 @@ class CallFormats:
     phone: AudioFormat
     agent_input: AudioFormat
     agent_output: AudioFormat
-    to_agent: StreamConverter
-    to_phone: StreamConverter
+    to_agent: Converter
+    to_phone: Converter
 
     @classmethod
     def negotiate(cls, phone_rate_hz: int, user_input: str, agent_output: str) -> CallFormats:
@@ -92,8 +53,8 @@ class CallFormats:
             phone,
             agent_in,
             agent_out,
-            StreamConverter(phone, agent_in),
-            StreamConverter(agent_out, phone),
+            Converter(phone, agent_in),
+            Converter(agent_out, phone),
         )
 
     @property

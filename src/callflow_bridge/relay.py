@@ -48,10 +48,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from callflow.audio import AudioFormat, UnsupportedFormat
 from callflow.config import Settings
 from callflow.models import DynamicValue, SessionStatus, iso, token_matches, utcnow
 from callflow.providers.errors import ProviderError
+from callflow_bridge.audio import AudioFormat, UnsupportedFormat
 
 from . import protocol
 from .deps import BridgeDeps, SessionAccess
@@ -67,8 +67,9 @@ LIVE_STATUSES = frozenset({SessionStatus.DIALING, SessionStatus.RINGING, Session
 FIRST_FRAME_TIMEOUT_S = 5.0
 #: Caller audio louder than this counts as speech when timing the agent's turn latency (the end
 #: of caller speech is the last loud frame). The test is RMS against this level, done as mean
-#: power against the equivalent threshold: ``callflow.audio.rms_dbfs`` costs ~15 us a frame in
-#: float64 and a logarithm, a float32 dot product ~5 us, and this runs on every caller frame.
+#: power against the equivalent threshold: ``callflow_bridge.audio.rms_dbfs`` costs ~15 us a
+#: frame in float64 and a logarithm, a float32 dot product ~5 us, and this runs on every caller
+#: frame.
 SPEECH_DBFS = -45.0
 _SPEECH_POWER = (32768.0 * 10 ** (SPEECH_DBFS / 20)) ** 2
 #: Agent frames are JSON with base64 audio; a second of 48 kHz PCM is ~130 kB.
@@ -639,6 +640,12 @@ class CallRelay:
             await asyncio.to_thread(
                 self.store.set_fields, self.session_id, fields, event=event, detail=detail
             )
+            conversation_id = fields.get("conversation_id")
+            if conversation_id:
+                # The post-call webhook names only the conversation: let it find the session.
+                await asyncio.to_thread(
+                    self.store.index_conversation, conversation_id, self.session_id
+                )
         except Exception as error:  # a failed write must not end a live call
             logger.warning("session write failed: %s", error, extra={"session_id": self.session_id})
 

@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from callflow.lifecycle import calling
 from callflow.config import get_settings
+from callflow.lifecycle import calling
 from callflow.observability import bind_session, logger, metrics
 from callflow.services import get_services
 

@@ -13,12 +13,13 @@ import pytest
 from moto import mock_aws
 from pydantic import SecretStr
 
+from callflow.config import Settings
+from callflow.models import Session, SessionStatus, hash_token, new_session_id
+from callflow.store import SessionStore
 from callflow_bridge.deps import BridgeDeps, ToolHandler
 from callflow_bridge.metrics import BridgeMetrics
 from callflow_bridge.server import BridgeServer
-from callflow.config import Settings
-from callflow.models import Session, SessionStatus, hash_token, new_session_id
-from callflow.store import SessionStore, create_table
+from callflow_dev.local.aws import create_table
 
 TABLE = "callflow-bridge-tests"
 PATH_SECRET = "media-7f3a"

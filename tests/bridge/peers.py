@@ -4,8 +4,8 @@
 official AsyncAPI contract (``callflow_dev.sandbox.asyncapi``), answers the initiation with
 ``conversation_initiation_metadata`` and then runs a per-test script. ``PhoneLeg`` is Infobip's
 side: the ``websocket:connected`` frame with customData flattened in, then binary PCM frames at
-a chosen pace. The full scripted stand-ins live in ``callflow_dev.sandbox``; these exist so a test can
-place an interruption or a close at an exact moment.
+a chosen pace. The full scripted stand-ins live in ``callflow_dev.sandbox``; these exist so a test
+can place an interruption or a close at an exact moment.
 """
 
 from __future__ import annotations

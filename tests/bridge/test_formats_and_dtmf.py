@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from callflow.audio import AudioFormat, ulaw_decode, ulaw_encode
+from callflow_bridge.audio import AudioFormat, ulaw_decode, ulaw_encode
 
 from .conftest import MakeSession, StartBridge
 from .peers import AgentCall, AgentPeer, PhoneLeg, sine

@@ -10,15 +10,15 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from callflow.config import Settings
+from callflow.store import SessionStore
 from callflow_bridge.deps import BridgeDeps
 from callflow_bridge.metrics import BridgeMetrics
 from callflow_bridge.server import BridgeServer
-from callflow.config import Settings
 from callflow_dev.local.servers import AsgiServer
 from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox
 from callflow_dev.sandbox.infobip import InfobipSandbox
 from callflow_dev.sandbox.media_leg import run_media_leg
-from callflow.store import SessionStore
 
 from .conftest import PATH_SECRET, TABLE, MakeSession
 from .test_sandbox_dialogue import CALLEE, _agent_config

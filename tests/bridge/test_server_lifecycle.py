@@ -147,7 +147,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_python_m_bridge_serves_health_and_exits_cleanly_on_sigterm() -> None:
+async def test_python_m_callflow_bridge_serves_health_and_exits_cleanly_on_sigterm() -> None:
     port = _free_port()
     env = {
         **os.environ,
@@ -159,7 +159,7 @@ async def test_python_m_bridge_serves_health_and_exits_cleanly_on_sigterm() -> N
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bridge",
+        "callflow_bridge",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from callflow_bridge import protocol
-from callflow_bridge.formats import CallFormats, StreamConverter, phone_rate
+from callflow_bridge.audio import AudioFormat, Converter, UnsupportedFormat, rms_dbfs
+from callflow_bridge.formats import CallFormats, phone_rate
 from callflow_bridge.metrics import BridgeMetrics, CallMetrics, emf_document
 from callflow_bridge.pacing import OutboundPacer
 from callflow_bridge.protection import TaskProtection
 from callflow_bridge.relay import SPEECH_DBFS, is_speech
-from callflow.audio import AudioFormat, UnsupportedFormat, rms_dbfs
 
 FRAME = 640
 
@@ -153,13 +153,13 @@ def test_identity_conversion_returns_the_same_bytes() -> None:
 
 
 def test_stream_converter_keeps_an_odd_byte_for_the_next_chunk() -> None:
-    converter = StreamConverter(AudioFormat("pcm", 16000), AudioFormat("pcm", 16000))
+    converter = Converter(AudioFormat("pcm", 16000), AudioFormat("pcm", 16000))
     assert converter.convert(b"\x01\x02\x03") == b"\x01\x02"
     assert converter.convert(b"\x04\x05") == b"\x03\x04"
 
 
 def test_live_resampling_delay_stays_small() -> None:
-    converter = StreamConverter(AudioFormat("pcm", 8000), AudioFormat("pcm", 16000))
+    converter = Converter(AudioFormat("pcm", 8000), AudioFormat("pcm", 16000))
     out = sum(len(converter.convert(bytes(320))) for _ in range(25))  # 500 ms in
     assert out / 2 / 16000 >= 0.5 - 0.03
 

@@ -8,7 +8,6 @@ path, method, query parameter and header the spec declares. The spec is
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -23,6 +22,7 @@ from starlette.testclient import TestClient
 
 from callflow.config import Settings
 from callflow.providers.elevenlabs.client import ElevenLabsClient
+from callflow_dev import schemas
 from callflow_dev.sandbox.agent import AgentConfig
 from callflow_dev.sandbox.asyncapi import validate_server_message
 from callflow_dev.sandbox.elevenlabs import (
@@ -31,7 +31,6 @@ from callflow_dev.sandbox.elevenlabs import (
     TranscriptLine,
     WorkspaceWebhook,
 )
-from callflow_dev import schemas
 from tests.unit.elevenlabs_fixtures import CONVERSATION_DONE
 
 SPEC_URI = "urn:elevenlabs:openapi"

@@ -12,9 +12,9 @@ import pytest
 from pydantic import SecretStr
 
 from callflow.config import Settings
-from callflow_dev.local.servers import AsgiServer
 from callflow.providers.infobip.calls import InfobipClient
 from callflow.providers.infobip.events import parse_event
+from callflow_dev.local.servers import AsgiServer
 from callflow_dev.sandbox import phone_network as net
 from callflow_dev.sandbox.infobip import InfobipSandbox
 from tests.unit.infobip_fixtures import (

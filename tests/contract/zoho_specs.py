@@ -1,7 +1,7 @@
-"""Zoho's official OpenAPI files (``specs/zoho``) as JSON Schema validators.
+"""Zoho's OpenAPI files (``callflow_dev/schemas/zoho``) as JSON Schema validators.
 
-The files are extracted from ``zoho/crm-oas`` v8.0 (``callflow_dev/schemas/zoho``). Three things about them shape how they are
-used here, each kept as narrow as possible:
+The files are extracted from Zoho's ``zoho/crm-oas`` v8.0. Three things about them shape how they
+are used here, each kept as narrow as possible:
 
 - They point at sibling files that are not in ``specs/`` (``users.json``, ``modules.json``,
   ``tags.json``, ``attachments.json``), by https URL. Nothing is fetched: such a reference
@@ -17,7 +17,6 @@ used here, each kept as narrow as possible:
 from __future__ import annotations
 
 import copy
-import json
 from functools import cache
 from typing import Any
 

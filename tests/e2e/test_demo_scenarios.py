@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from callflow.models import Outcome, SessionStatus
 from callflow_dev.local.demo import Printer, _scenarios, run_scenario
 from callflow_dev.local.stack import LocalStack, StackOptions
-from callflow.models import Outcome, SessionStatus
 from callflow_dev.sandbox.clips import load_clip
 from tests.e2e.audio_match import best_match, loudest_window
 

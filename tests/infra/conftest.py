@@ -24,6 +24,7 @@ if str(CDK_DIR) not in sys.path:
 from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 from aws_cdk.cx_api import CloudFormationStackArtifact  # noqa: E402
+
 from callflow_infra.app import build_app  # noqa: E402
 from callflow_infra.stack import CallflowStack  # noqa: E402
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from callflow_infra import bundle as bundle_module
 from callflow_infra.bundle import BundleError, build_lambda_bundle
 from callflow_infra.packaging import LAMBDA

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_sns as sns
-from callflow_infra.app import attach_checks
-from callflow_infra.nag import REASONS, acknowledge
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
+
+from callflow_infra.app import attach_checks
+from callflow_infra.nag import REASONS, acknowledge
 
 from .conftest import Synthesized
 

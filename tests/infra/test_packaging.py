@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import IgnoreStrategy
+
+from callflow_dev import lockfiles
 from callflow_infra.packaging import (
     BRIDGE,
     BRIDGE_DOCKERFILE,
@@ -24,8 +26,6 @@ from callflow_infra.packaging import (
     SOURCE_ROOT,
     bridge_build_context,
 )
-
-from callflow_dev import lockfiles
 
 from .conftest import REPO_ROOT
 from .imports import closure
@@ -128,7 +128,8 @@ def test_every_module_the_bridge_imports_is_in_the_image() -> None:
 
 def test_the_functions_import_no_bridge_or_development_code() -> None:
     reached = closure(LAMBDA.entry_modules)
-    assert not [n for n in reached.modules if n.split(".")[0] in ("callflow_bridge", "callflow_dev")]
+    foreign = ("callflow_bridge", "callflow_dev")
+    assert not [n for n in reached.modules if n.split(".")[0] in foreign]
 
 
 def test_an_installed_runtime_wheel_finds_its_data_outside_the_checkout(tmp_path: Path) -> None:
@@ -152,8 +153,8 @@ def test_an_installed_runtime_wheel_finds_its_data_outside_the_checkout(tmp_path
     probe = (
         "import callflow, callflow_functions.definition as d;"
         "from callflow.mapping import FieldMapping;"
-        "assert callflow.__file__.startswith(%r), callflow.__file__;"
-        "print(len(FieldMapping.load().rules), len(d.definition_text()))" % str(target)
+        f"assert callflow.__file__.startswith({str(target)!r}), callflow.__file__;"
+        "print(len(FieldMapping.load().rules), len(d.definition_text()))"
     )
     result = subprocess.run(  # noqa: S603 - this interpreter with a fixed probe
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {probe}"],

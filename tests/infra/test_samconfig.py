@@ -6,6 +6,7 @@ import tomllib
 from typing import Any
 
 import pytest
+
 from callflow_infra.stage import STAGE_NAMES
 
 from .conftest import REPO_ROOT, Synthesized

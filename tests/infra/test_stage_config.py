@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from callflow_infra.stage import StageConfigError, load_stage
 
 from .conftest import CDK_DIR

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from callflow_infra.functions import TASKS
-from callflow_infra.http_api import ROUTES
-from callflow_infra.state import GENERATED_KEY, SECRET_KEYS
 from starlette.routing import Route
 
 from callflow.config import Settings
+from callflow_infra.functions import TASKS
+from callflow_infra.http_api import ROUTES
+from callflow_infra.state import GENERATED_KEY, SECRET_KEYS
 
 from .cfn import actions_of, flatten, resources_of, statements
 from .conftest import Synthesized

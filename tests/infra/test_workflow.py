@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from callflow_infra.workflow import DefinitionError, check_substitutions
 
 from .cfn import flatten, resources_of, statements

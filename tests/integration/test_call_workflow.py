@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from callflow.lifecycle import writeback
+from callflow.models import Outcome, SessionStatus
+from callflow.phone import normalise
+from callflow.services import get_services
 from callflow_dev.local.demo import DemoResult, Printer, Scenario, run_scenario
 from callflow_dev.local.stack import LocalStack, StackOptions
-from callflow.models import Outcome, SessionStatus
 from callflow_dev.sandbox import phone_network as net
-from callflow.services import get_services
 
 pytestmark = pytest.mark.slow
 _numbers = itertools.count(3000)
@@ -118,17 +119,23 @@ def test_writeback_failing_for_good_keeps_the_results_for_replay(
     assert len([n for n in stack.zoho.notes if n["Parent_Id"]["id"] == session.record_id]) == 1
 
 
+def busy_record(stack: LocalStack, name: str) -> str:
+    """A record whose phone, as dialled, answers busy at once (a quick call)."""
+    phone = f"(415) 555-{next(_numbers)}"
+    stack.infobip.set_behaviour(normalise(phone, "US").infobip, [net.busy()])
+    return stack.zoho.seed_record("Leads", {"Last_Name": name, "Phone": phone})
+
+
 def test_second_trigger_for_the_same_record_is_refused(stack: LocalStack) -> None:
-    record_id = stack.zoho.seed_record(
-        "Leads", {"Last_Name": "Twice", "Phone": f"(415) 555-{next(_numbers)}"}
-    )
-    stack.infobip.set_behaviour("1" + "4155550000", [net.busy()])
+    record_id = busy_record(stack, "Twice")
     first = stack.trigger("Leads", record_id)
     second = stack.trigger("Leads", record_id)
     assert first.status_code == 202
     assert second.status_code == 409
     assert second.json()["session_id"] == first.json()["session_id"]
     stack.wait_for_execution(first.json()["session_id"])
+    session = get_services().store.require(first.json()["session_id"])
+    assert session.outcome is Outcome.BUSY  # the number the behaviour was set for was dialled
 
 
 def test_trigger_for_an_unknown_record_is_a_404(stack: LocalStack) -> None:
@@ -140,9 +147,7 @@ def test_trigger_for_an_unknown_record_is_a_404(stack: LocalStack) -> None:
 def test_trigger_accepts_zoho_form_parameters(stack: LocalStack) -> None:
     import httpx
 
-    record_id = stack.zoho.seed_record(
-        "Leads", {"Last_Name": "Form", "Phone": f"(415) 555-{next(_numbers)}"}
-    )
+    record_id = busy_record(stack, "Form")
     response = httpx.post(
         f"{stack.api_url}/webhooks/zoho",
         content=f"module=Leads&record_id={record_id}",

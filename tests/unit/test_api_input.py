@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from moto import mock_aws
 
 from callflow.config import reset_settings
 from callflow.services import reset_services
-from callflow.store import create_table
+from callflow_dev.local.aws import create_table
 
 SECRETS = {
     "CALLFLOW_ZOHO_TRIGGER_SECRET": "trigger-secret",
@@ -90,13 +91,30 @@ def test_malformed_trigger_is_refused_with_a_reason(
     assert reason in response.json()["detail"]
 
 
-def test_oversized_body_is_refused_before_it_is_read(client: TestClient) -> None:
+def test_oversized_body_is_refused_by_its_declared_length(client: TestClient) -> None:
     response = client.post(
         "/webhooks/zoho",
         content=b"{" + b" " * 4096 + b"}",
         headers={"X-Callflow-Secret": "trigger-secret", "Content-Type": "application/json"},
     )
     assert response.status_code == 413
+
+
+def test_oversized_streamed_body_is_refused_once_it_passes_the_limit(client: TestClient) -> None:
+    """No Content-Length (chunked): the limit is counted as the body streams in."""
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(8):
+            yield b" " * 1024
+
+    response = client.post(
+        "/webhooks/zoho",
+        content=chunks(),
+        headers={"X-Callflow-Secret": "trigger-secret", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert "larger than 2048 bytes" in response.json()["detail"]
+    assert "content-length" not in {k.lower() for k in response.request.headers}
 
 
 def test_infobip_events_require_basic_auth(client: TestClient) -> None:
@@ -136,12 +154,24 @@ def test_elevenlabs_webhook_without_signature_is_refused(client: TestClient) -> 
 
 
 def test_elevenlabs_webhook_with_forged_signature_is_refused(client: TestClient) -> None:
+    """A fresh timestamp, so the refusal is the HMAC's and not the age check's."""
+    response = client.post(
+        "/webhooks/elevenlabs",
+        json={"type": "post_call_transcription"},
+        headers={"ElevenLabs-Signature": f"t={int(time.time())},v0=" + "0" * 64},
+    )
+    assert response.status_code == 401
+    assert response.json()["detail"] == "signature rejected: signature mismatch"
+
+
+def test_elevenlabs_webhook_with_an_old_signature_is_refused(client: TestClient) -> None:
     response = client.post(
         "/webhooks/elevenlabs",
         json={"type": "post_call_transcription"},
         headers={"ElevenLabs-Signature": "t=1700000000,v0=" + "0" * 64},
     )
     assert response.status_code == 401
+    assert response.json()["detail"] == "signature rejected: signature timestamp too old"
 
 
 def test_session_status_requires_the_bearer_token(client: TestClient) -> None:

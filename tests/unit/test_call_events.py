@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from callflow.lifecycle.call_events import handle
 from callflow.config import Settings
+from callflow.lifecycle.call_events import handle
 from callflow.models import Session, SessionStatus
 from callflow.providers.infobip.events import parse_event
 from callflow.services import Services
-from callflow.store import create_table
+from callflow_dev.local.aws import create_table
 
 
 @pytest.fixture

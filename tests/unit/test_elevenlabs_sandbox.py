@@ -22,7 +22,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from callflow.config import Settings
-from callflow_dev.local.servers import AsgiServer
 from callflow.providers.elevenlabs.client import (
     AgentSummary,
     AsyncElevenLabsClient,
@@ -33,6 +32,7 @@ from callflow.providers.elevenlabs.client import (
     verify_webhook,
 )
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RetryableProviderError
+from callflow_dev.local.servers import AsgiServer
 from callflow_dev.sandbox.agent import AgentConfig, AgentLine, DialogueStep
 from callflow_dev.sandbox.elevenlabs import ConversationState, ElevenLabsSandbox, SignatureBook
 

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from callflow.audio import UnsupportedFormat, rms_dbfs
+from callflow_bridge.audio import UnsupportedFormat, rms_dbfs
 from callflow_dev.sandbox.clips import ClipError, load_clip
 from callflow_dev.sandbox.media_leg import (
     CalleeScript,

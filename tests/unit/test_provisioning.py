@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from callflow.config import Settings
-from callflow_dev.local.servers import AsgiServer
 from callflow.providers.infobip.calls import InfobipClient
+from callflow_dev.local.servers import AsgiServer
 from callflow_dev.provisioning import MASK, main, override_paths
 from callflow_dev.sandbox.agent import AgentConfig
 from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox, WorkspaceWebhook

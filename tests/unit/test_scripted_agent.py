@@ -21,7 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from callflow.audio import AudioFormat, Converter, ulaw_decode
+from callflow_bridge.audio import AudioFormat, Converter, ulaw_decode
 from callflow_dev.sandbox.agent import (
     AgentConfig,
     AgentServer,
@@ -64,7 +64,9 @@ class Client:
 
     def __init__(self, ws: ClientConnection, config: AgentConfig, auto_pong: bool = True) -> None:
         self.ws = ws
-        self.to_input = Converter(PCM_16K, AudioFormat.parse(config.user_input_audio_format))
+        self.to_input = Converter(
+            PCM_16K, AudioFormat.parse(config.user_input_audio_format), quality="HQ"
+        )
         output = AudioFormat.parse(config.agent_output_audio_format)
         self.output_bytes_per_s = output.rate * output.bytes_per_sample
         self.auto_pong = auto_pong
@@ -388,7 +390,7 @@ async def test_ulaw_8000_output_decodes_to_the_clip() -> None:
         base64.b64decode(m["audio_event"]["audio_base_64"]) for m in client.of_type("audio")
     )
     decoded = np.frombuffer(ulaw_decode(audio), dtype="<i2").astype(np.float64)
-    reference_pcm = Converter(PCM_16K, AudioFormat("pcm", 8000)).convert(
+    reference_pcm = Converter(PCM_16K, AudioFormat("pcm", 8000), quality="HQ").convert(
         speech("agent_greeting", 600), last=True
     )
     reference = np.frombuffer(reference_pcm, dtype="<i2").astype(np.float64)

@@ -8,7 +8,8 @@ import pytest
 from moto import mock_aws
 
 from callflow.models import Session, SessionStatus, progress_of
-from callflow.store import SessionNotFound, SessionStore, create_table
+from callflow.store import SessionNotFound, SessionStore
+from callflow_dev.local.aws import create_table
 
 
 @pytest.fixture
@@ -106,9 +107,15 @@ def test_floats_survive_the_round_trip(store: SessionStore) -> None:
     assert store.require("s1").results["data_collection"] == {"bill": 149.5, "n": 3}
 
 
-def test_conversation_id_is_indexed_for_the_post_call_webhook(store: SessionStore) -> None:
-    new(store)
+def test_setting_a_conversation_id_does_not_index_it_on_its_own(store: SessionStore) -> None:
+    store.create(Session(session_id="s1", module="Leads", record_id="1"))
     store.set_fields("s1", {"conversation_id": "conv_1"})
+    assert store.session_for_conversation("conv_1") is None
+
+
+def test_an_indexed_conversation_leads_to_its_session(store: SessionStore) -> None:
+    new(store)
+    store.index_conversation("conv_1", "s1")
     assert store.session_for_conversation("conv_1") == "s1"
     assert store.session_for_conversation("conv_2") is None
 

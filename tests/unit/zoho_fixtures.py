@@ -18,11 +18,11 @@ import pytest
 from moto import mock_aws
 
 from callflow.config import Settings
-from callflow_dev.local.servers import AsgiServer
 from callflow.providers.zoho.client import ZohoClient
 from callflow.providers.zoho.token import ZohoTokenProvider
+from callflow_dev.local.aws import create_table
+from callflow_dev.local.servers import AsgiServer
 from callflow_dev.sandbox.zoho import ZohoSandbox
-from callflow.store import create_table
 
 CLIENT_ID = "1000.SANDBOXCLIENT"
 CLIENT_SECRET = "sandbox-client-secret"

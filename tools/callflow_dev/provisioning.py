@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from callflow.audio import AudioFormat, UnsupportedFormat
 from callflow.config import Settings, get_settings
 from callflow.providers.elevenlabs.client import AgentSummary, ElevenLabsClient, override_paths
 from callflow.providers.errors import (
@@ -37,6 +36,7 @@ from callflow.providers.infobip.subscriptions import (
     InfobipSubscriptionsClient,
     SubscriptionPlan,
 )
+from callflow_bridge.audio import AudioFormat, UnsupportedFormat
 
 MASK = "********"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

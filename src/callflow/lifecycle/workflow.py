@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from callflow.aws import error_code
 from callflow.observability import logger
 
 _STALE_TOKEN_ERRORS = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken"})
@@ -32,7 +33,7 @@ def resume(sfn: Any, task_token: str, output: dict[str, Any]) -> bool:
     try:
         sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
     except ClientError as error:
-        code = error.response["Error"]["Code"]
+        code = error_code(error)
         if code in _STALE_TOKEN_ERRORS:
             logger.info("task token already used or expired", extra={"code": code})
             return False

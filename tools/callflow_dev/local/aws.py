@@ -23,11 +23,10 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from callflow.aws import error_code
 from callflow_functions.definition import definition_text
-
 
 #: Substitution name in the ASL file -> (Lambda function suffix, handler module).
 TASK_FUNCTIONS = {
@@ -192,8 +191,6 @@ class EmbeddedAws:
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint)
 
     def create_table(self, name: str) -> None:
-        from callflow.store import create_table
-
         create_table(name, self.region)
 
     def put_secret(self, name: str, values: dict[str, str]) -> str:
@@ -246,3 +243,27 @@ class EmbeddedAws:
             executionArn=arn, maxResults=1000
         )["events"]
         return list(events)
+
+
+def create_table(table_name: str, region: str | None = None) -> None:
+    """Create the session table as the CDK stack defines it (``infra/cdk/callflow_infra/state.py``):
+    one string key ``pk``, on demand, TTL on ``expires_at``. For the local stack and tests."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name=region)
+    try:
+        client.create_table(
+            TableName=table_name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except Exception as error:
+        if error_code(error) != "ResourceInUseException":
+            raise
+        return
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )

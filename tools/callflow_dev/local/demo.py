@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from callflow_dev.local.stack import LocalStack, StackOptions
 from callflow.models import Session, SessionStatus
+from callflow_dev.local.stack import LocalStack, StackOptions
 
 PERSON = {
     "First_Name": "Maria",

@@ -13,9 +13,9 @@ import signal
 import threading
 
 from callflow.config import Settings, get_settings, reset_settings
+from callflow.services import get_services, reset_services
 from callflow_dev.local.aws import EmbeddedAws
 from callflow_dev.local.servers import AsgiServer, LoopThread
-from callflow.services import get_services, reset_services
 
 REQUIRED = {
     "zoho_client_id": "CALLFLOW_ZOHO_CLIENT_ID",

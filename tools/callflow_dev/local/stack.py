@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 
 from callflow.config import get_settings, reset_settings
-from callflow_dev.local.aws import EmbeddedAws
-from callflow_dev.local.servers import AsgiServer, LoopThread
 from callflow.models import Session
 from callflow.services import get_services, reset_services
+from callflow_dev.local.aws import EmbeddedAws
+from callflow_dev.local.servers import AsgiServer, LoopThread
 
 SECRET_NAME = "callflow/local"  # noqa: S105 - the name of a Secrets Manager secret
 ZOHO_CLIENT_ID = "1000.LOCALCLIENT"

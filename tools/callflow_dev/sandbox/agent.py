@@ -55,8 +55,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from callflow.audio import FRAME_MS, AudioFormat, Converter, rms_dbfs
 from callflow.providers.elevenlabs.client import override_paths
+from callflow_bridge.audio import FRAME_MS, AudioFormat, Converter, rms_dbfs
 from callflow_dev.sandbox.asyncapi import contract, validate_client_message
 from callflow_dev.sandbox.clips import CLIP_RATE, load_clip, truncate_pcm
 
@@ -366,7 +366,7 @@ class ScriptedAgent:
         self._end: asyncio.Future[_End] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # listening
-        self._to_16k = Converter(self.input_format, PCM_16K)
+        self._to_16k = Converter(self.input_format, PCM_16K, quality="HQ")
         self._received = bytearray()
         self._pending = bytearray()
         self._last_audio_at = 0.0
@@ -767,7 +767,7 @@ class ScriptedAgent:
         if delay_s:
             await asyncio.sleep(delay_s)
         pcm = truncate_pcm(load_clip(line.clip), CLIP_RATE, config.clip_max_ms)
-        audio = Converter(PCM_16K, self.output_format).convert(pcm, last=True)
+        audio = Converter(PCM_16K, self.output_format, quality="HQ").convert(pcm, last=True)
         text = render(line.text, self.record.dynamic_variables)
         turn = SentTurn(line.clip, self._next_event_id(), text, started_s=self._in_call_s())
         self.record.sent_turns.append(turn)

@@ -1,8 +1,9 @@
 """Validation of ElevenLabs agent WebSocket messages against the official AsyncAPI contract.
 
 The contract (``callflow_dev/schemas/elevenlabs/agent.asyncapi.json``, extracted from ElevenLabs'
-published file) is the only authority on message names and fields; the scripted agent checks every frame the
-bridge sends against it, so a misspelt field fails a test here instead of failing a live call.
+published file) is the only authority on message names and fields; the scripted agent checks every
+frame the bridge sends against it, so a misspelt field fails a test here instead of failing a live
+call.
 
 Two details of the file need care:
 

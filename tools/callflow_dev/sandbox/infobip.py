@@ -11,8 +11,8 @@ A placed call follows the dialled number's :class:`~callflow_dev.sandbox.phone_n
 CALL_RINGING, then CALL_PRE_ESTABLISHED + CALL_ESTABLISHED when someone picks up (and
 MACHINE_DETECTION_FINISHED when detection was asked for), or CALL_FAILED with a ``callLog`` naming
 the cause. A dialog to a WEBSOCKET endpoint makes the child call connect to the media-stream
-config's URL as the callee (:func:`callflow_dev.sandbox.media_leg.run_media_leg`); when that leg ends,
-or on a hangup through the API, the call finishes with CALL_FINISHED.
+config's URL as the callee (:func:`callflow_dev.sandbox.media_leg.run_media_leg`); when that leg
+ends, or on a hangup through the API, the call finishes with CALL_FINISHED.
 
 Everything happens on the running event loop (uvicorn's): API calls change state synchronously and
 answer at once, events go out from per-call background tasks, in order per call (unless

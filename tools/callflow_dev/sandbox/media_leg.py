@@ -33,7 +33,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from callflow.audio import FRAME_MS, AudioFormat, Converter, rms_dbfs
+from callflow_bridge.audio import FRAME_MS, AudioFormat, Converter, rms_dbfs
 from callflow_dev.sandbox.clips import CLIP_RATE, load_clip, truncate_pcm
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def stereo_wav(result: MediaLegResult, path: str | Path) -> Path:
 @lru_cache(maxsize=64)
 def _clip_at_rate(name: str, rate: int, max_ms: int | None) -> bytes:
     pcm = truncate_pcm(load_clip(name), CLIP_RATE, max_ms)
-    converter = Converter(AudioFormat("pcm", CLIP_RATE), AudioFormat.phone(rate))
+    converter = Converter(AudioFormat("pcm", CLIP_RATE), AudioFormat.phone(rate), quality="HQ")
     return converter.convert(pcm, last=True)
 
 

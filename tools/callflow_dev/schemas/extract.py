@@ -7,9 +7,9 @@ rewrites ``tools/callflow_dev/schemas/``. ``--check`` compares instead and exits
 What is kept, per source: the operations (path templates) listed in its :class:`Extract`, the
 named extra components, and every component they reference, transitively. Within them the facts
 stay: names, types, enums, ``required``, formats, defaults, patterns, discriminators. What goes:
-descriptions, summaries, titles, examples, external docs, tags and vendor ``x-`` extensions. References
-to other files (Zoho's sibling files by URL) are kept as they are. The output is deterministic, so
-the drift check is a byte comparison.
+descriptions, summaries, titles, examples, external docs, tags and vendor ``x-`` extensions.
+References to other files (Zoho's sibling files by URL) are kept as they are. The output is
+deterministic, so the drift check is a byte comparison.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ SOURCES: tuple[Extract, ...] = (
     Extract(
         source="infobip/voice-openapi.json",
         target="infobip/voice.json",
-        origin="github.com/api-evangelist/infobip openapi/infobip-voice-openapi.json (spec 3.210.0)",
+        origin="github.com/api-evangelist/infobip openapi/infobip-voice-openapi.json (3.210.0)",
         as_of="2026-08-07",
         paths=(
             "/calls/1/calls",
@@ -281,7 +281,9 @@ def extract(spec: Extract, document: dict[str, Any]) -> dict[str, Any]:
         components.setdefault(kind, {})[name] = stripped
         _references(stripped, pending)
     out["paths"] = kept_paths
-    out["components"] = {kind: dict(sorted(items.items())) for kind, items in sorted(components.items())}
+    out["components"] = {
+        kind: dict(sorted(items.items())) for kind, items in sorted(components.items())
+    }
     out["x-callflow-extract"] = _provenance(spec, sorted(dangling))
     return out
 

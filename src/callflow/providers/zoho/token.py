@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from botocore.exceptions import ClientError
 
+from callflow.aws import CONDITION_FAILED, error_code
 from callflow.config import Settings
 from callflow.observability import logger
 from callflow.providers.errors import (
@@ -123,7 +124,7 @@ class ZohoTokenProvider:
                 ExpressionAttributeValues={":true": True, ":token": token},
             )
         except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise
 
     # --- the shared cache -----------------------------------------------------------------
@@ -189,7 +190,7 @@ class ZohoTokenProvider:
                 ExpressionAttributeValues={":now": Decimal(repr(now))},
             )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == CONDITION_FAILED:
                 return False
             raise
         return True
@@ -203,7 +204,7 @@ class ZohoTokenProvider:
                 ExpressionAttributeValues={":me": self._owner},
             )
         except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != CONDITION_FAILED:
                 raise
 
     # --- the token endpoint ---------------------------------------------------------------
@@ -270,7 +271,3 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

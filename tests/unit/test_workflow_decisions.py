@@ -1,0 +1,387 @@
+"""The workflow's decisions, one by one, without sockets: attempt planning, retry planning, error
+routing, writeback receipts and rejected records.
+
+Each test runs the real lifecycle function against the session store on an in-process moto and
+small fakes of the provider clients and Step Functions, so a regression shows here in
+milliseconds rather than in a socket run of the whole stack.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from moto import mock_aws
+
+from callflow.config import Settings
+from callflow.lifecycle import calling, writeback
+from callflow.lifecycle.workflow import error_cause
+from callflow.models import Outcome, Session, SessionStatus
+from callflow.providers.errors import ProviderRejected, RetryableProviderError
+from callflow.providers.infobip.calls import CallInfo
+from callflow.providers.zoho.client import WriteResult
+from callflow.services import Services
+from callflow_dev.local.aws import create_table
+
+ZONE = "America/Los_Angeles"
+"""The time zone of the 415 numbers the sessions dial (found from the number)."""
+
+
+@dataclass
+class FakeInfobip:
+    placed: list[dict[str, Any]] = field(default_factory=list)
+    hung_up: list[str] = field(default_factory=list)
+
+    def place_call(
+        self, phone_number: str, *, custom_data: dict[str, str], external_id: str
+    ) -> CallInfo:
+        self.placed.append({"to": phone_number, "custom_data": custom_data, "id": external_id})
+        return CallInfo(id=f"call-{len(self.placed)}", state="CALLING")
+
+    def hangup_call(self, call_id: str) -> bool:
+        self.hung_up.append(call_id)
+        return True
+
+
+@dataclass
+class FakeZoho:
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    refuse_update: str = ""
+    fail_notes: int = 0
+
+    def update_record_dropping_invalid(
+        self, module: str, record_id: str, data: dict[str, Any]
+    ) -> WriteResult:
+        if self.refuse_update:
+            raise ProviderRejected("zoho", self.refuse_update, status=400)
+        self.updates.append(dict(data))
+        return WriteResult(True, record_id, "SUCCESS")
+
+    def add_note(self, module: str, record_id: str, title: str, content: str) -> str:
+        if self.fail_notes:
+            self.fail_notes -= 1
+            raise RetryableProviderError("zoho", "503", status=503)
+        self.notes.append((title, content))
+        return f"note-{len(self.notes)}"
+
+    def log_call(self, module: str, record_id: str, **fields: Any) -> str:
+        self.calls.append(fields)
+        return f"calllog-{len(self.calls)}"
+
+
+def build(**overrides: Any) -> Services:
+    values: dict[str, Any] = {
+        "table_name": "decisions",
+        "aws_region": "us-east-1",
+        "default_timezone": ZONE,
+        "calling_hours_start": "00:00",
+        "calling_hours_end": "24:00",
+        "calling_days": "0,1,2,3,4,5,6",
+        "retry_delay_seconds": 600,
+    }
+    settings = Settings(**{**values, **overrides})
+    services = Services(settings)
+    # cached_property reads the instance dict first: these stand in for the real clients.
+    services.__dict__["infobip"] = FakeInfobip()
+    services.__dict__["zoho"] = FakeZoho()
+    services.__dict__["sfn"] = None
+    return services
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        create_table("decisions", "us-east-1")
+        yield
+
+
+@pytest.fixture
+def services(aws: None) -> Services:
+    return build()
+
+
+def new_session(services: Services, phone: str = "(415) 555-0100", **fields: Any) -> Session:
+    return services.store.create(
+        Session(session_id="s1", module="Leads", record_id="42", phone_raw=phone, **fields)
+    )
+
+
+def infobip(services: Services) -> FakeInfobip:
+    fake = services.infobip
+    assert isinstance(fake, FakeInfobip)
+    return fake
+
+
+def zoho(services: Services) -> FakeZoho:
+    fake = services.zoho
+    assert isinstance(fake, FakeZoho)
+    return fake
+
+
+# --- attempt planning -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "attempt", "call_id", "dialled"),
+    [
+        (SessionStatus.CREATED, 0, "", 1),
+        (SessionStatus.SCHEDULED, 2, "", 2),  # the attempt it was scheduled for
+        (SessionStatus.DIALING, 2, "", 2),  # placing failed before Infobip took it: same attempt
+        (SessionStatus.DIALING, 2, "call-9", 3),
+        (SessionStatus.CALL_ENDED, 1, "call-9", 2),
+    ],
+)
+def test_attempt_to_place(status: SessionStatus, attempt: int, call_id: str, dialled: int) -> None:
+    session = Session(
+        session_id="s", module="Leads", record_id="1", status=status, attempt=attempt
+    ).model_copy(update={"call_id": call_id})
+    assert calling.attempt_to_place(session) == dialled
+
+
+def test_a_retried_placement_dials_the_same_attempt_once_more(services: Services) -> None:
+    new_session(services)
+    calling.prepare(services, {"session_id": "s1"})
+    services.store.advance("s1", SessionStatus.DIALING, attempt=1)  # placed, then Infobip failed
+    placed = calling.place_call(services, {"session_id": "s1"}, "token-2")
+    assert placed["attempt"] == 1
+    assert infobip(services).placed[-1]["id"] == "s1-1"
+    assert services.store.require("s1").task_token == "token-2"
+
+
+def test_a_call_is_placed_with_the_session_and_attempt_in_custom_data(services: Services) -> None:
+    new_session(services)
+    calling.prepare(services, {"session_id": "s1"})
+    result = calling.place_call(services, {"session_id": "s1"}, "token-1")
+    assert result == {"placed": True, "call_id": "call-1", "attempt": 1}
+    [call] = infobip(services).placed
+    assert call["to"] == "14155550100"
+    assert call["custom_data"] == {"session_id": "s1", "attempt": "1"}
+    session = services.store.require("s1")
+    assert session.status is SessionStatus.DIALING and session.call_id == "call-1"
+
+
+def test_a_session_that_moved_on_is_not_dialled(services: Services) -> None:
+    new_session(services)
+    services.store.advance("s1", SessionStatus.COLLECTING)
+    assert calling.place_call(services, {"session_id": "s1"}, "t") == {"placed": False}
+    assert infobip(services).placed == []
+
+
+# --- prepare: phone and calling hours ---------------------------------------------------------
+
+
+def test_an_invalid_phone_goes_straight_to_the_writeback(services: Services) -> None:
+    new_session(services, phone="not a number")
+    state = calling.prepare(services, {"session_id": "s1"})
+    assert state["action"] == calling.WRITE_BACK
+    assert services.store.require("s1").outcome is Outcome.INVALID_PHONE
+
+
+def test_inside_calling_hours_the_call_is_placed_now(services: Services) -> None:
+    new_session(services)
+    state = calling.prepare(services, {"session_id": "s1"})
+    assert state["action"] == calling.CALL
+    session = services.store.require("s1")
+    assert session.phone == "+14155550100" and session.timezone == ZONE
+
+
+def _closed_today() -> str:
+    today = datetime.now(ZoneInfo(ZONE)).weekday()
+    return ",".join(str(d) for d in range(7) if d != today)
+
+
+def test_outside_calling_hours_the_call_waits_for_the_next_opening(aws: None) -> None:
+    services = build(calling_days=_closed_today())
+    new_session(services)
+    state = calling.prepare(services, {"session_id": "s1"})
+    assert state["action"] == calling.WAIT
+    opening = datetime.fromisoformat(state["wait_until"].replace("Z", "+00:00"))
+    assert opening.astimezone(ZoneInfo(ZONE)).weekday() != datetime.now(ZoneInfo(ZONE)).weekday()
+    session = services.store.require("s1")
+    assert session.status is SessionStatus.SCHEDULED and session.attempt == 1
+
+
+def test_outside_calling_hours_with_skip_writes_back_outside_hours(aws: None) -> None:
+    services = build(calling_days=_closed_today(), outside_hours_policy="skip")
+    new_session(services)
+    assert calling.prepare(services, {"session_id": "s1"})["action"] == calling.WRITE_BACK
+    assert services.store.require("s1").outcome is Outcome.OUTSIDE_HOURS
+
+
+# --- retry planning and error routing ---------------------------------------------------------
+
+
+def _ended(services: Services, outcome: Outcome, attempt: int = 1) -> None:
+    new_session(services, max_attempts=3)
+    services.store.advance(
+        "s1", SessionStatus.CALL_ENDED, attempt=attempt, fields={"outcome": outcome.value}
+    )
+
+
+def test_busy_with_attempts_left_schedules_the_next_attempt_after_the_delay(
+    services: Services,
+) -> None:
+    _ended(services, Outcome.BUSY)
+    before = datetime.now(UTC)
+    state = calling.plan_retry(services, {"session_id": "s1", "call": {"outcome": "busy"}})
+    assert state["action"] == calling.WAIT
+    when = datetime.fromisoformat(state["wait_until"].replace("Z", "+00:00"))
+    assert when >= before + timedelta(seconds=600)
+    session = services.store.require("s1")
+    assert session.status is SessionStatus.SCHEDULED and session.attempt == 2
+
+
+def test_no_answer_on_the_last_attempt_gives_up_and_says_so(services: Services) -> None:
+    _ended(services, Outcome.NO_ANSWER, attempt=3)
+    state = calling.plan_retry(services, {"session_id": "s1", "call": {"outcome": "no_answer"}})
+    assert state["action"] == calling.WRITE_BACK
+    assert services.store.require("s1").outcome_detail == "no_answer on all 3 attempts"
+
+
+@pytest.mark.parametrize("outcome", [Outcome.FAILED, Outcome.REJECTED, Outcome.MACHINE])
+def test_outcomes_that_are_not_retried_go_to_the_writeback(
+    services: Services, outcome: Outcome
+) -> None:
+    _ended(services, outcome)
+    state = calling.plan_retry(services, {"session_id": "s1", "call": {"outcome": outcome.value}})
+    assert state["action"] == calling.WRITE_BACK
+    assert services.store.require("s1").status is SessionStatus.CALL_ENDED
+
+
+def test_a_timed_out_call_is_hung_up_and_written_back_as_timeout(services: Services) -> None:
+    new_session(services)
+    services.store.set_fields("s1", {"call_id": "call-7"})
+    error = {"Error": "States.Timeout", "Cause": ""}
+    state = calling.plan_retry(services, {"session_id": "s1", "error": error})
+    assert state["action"] == calling.WRITE_BACK
+    assert infobip(services).hung_up == ["call-7"]
+    assert services.store.require("s1").outcome is Outcome.TIMEOUT
+
+
+def test_a_failed_task_is_written_back_as_failed_with_its_cause(services: Services) -> None:
+    new_session(services)
+    cause = json.dumps({"errorMessage": "infobip: calls configuration not found"})
+    error = {"Error": "ProviderRejected", "Cause": cause}
+    calling.plan_retry(services, {"session_id": "s1", "error": error})
+    session = services.store.require("s1")
+    assert session.outcome is Outcome.FAILED
+    assert session.outcome_detail == "ProviderRejected: infobip: calls configuration not found"
+    assert infobip(services).hung_up == []
+
+
+@pytest.mark.parametrize(
+    ("cause", "text"),
+    [
+        ('{"errorMessage": "boom", "errorType": "X"}', "boom"),
+        ("plain text", "plain text"),
+        ('["not", "an object"]', '["not", "an object"]'),
+        (None, ""),
+    ],
+)
+def test_error_cause_reads_lambda_and_plain_causes(cause: Any, text: str) -> None:
+    assert error_cause(cause) == text
+
+
+# --- writeback receipts and rejected records --------------------------------------------------
+
+
+def _answered(services: Services, duration: int = 42) -> None:
+    new_session(services)
+    services.store.advance(
+        "s1",
+        SessionStatus.CALL_ENDED,
+        attempt=1,
+        fields={
+            "outcome": Outcome.ANSWERED.value,
+            "call_duration": duration,
+            "call_answered_at": "2026-12-01T15:00:00.000Z",
+            "results": {
+                "status": "done",
+                "summary": "Wants a visit.",
+                "data_collection": {"interested": True},
+            },
+        },
+    )
+
+
+def test_a_completed_writeback_writes_fields_one_note_and_one_call(services: Services) -> None:
+    _answered(services)
+    result = writeback.write_back(services, "s1")
+    assert result["status"] == "completed"
+    fake = zoho(services)
+    assert len(fake.notes) == 1 and len(fake.calls) == 1
+    assert fake.calls[0]["duration_seconds"] == 42
+    assert services.store.require("s1").status is SessionStatus.COMPLETED
+
+
+def test_a_retried_writeback_skips_the_steps_it_has_receipts_for(services: Services) -> None:
+    _answered(services)
+    fake = zoho(services)
+    fake.fail_notes = 1
+    with pytest.raises(RetryableProviderError):
+        writeback.write_back(services, "s1")
+    assert "fields" in services.store.require("s1").writeback  # the first step's receipt
+    writeback.write_back(services, "s1")  # the state machine's retry
+    assert len(fake.notes) == 1 and len(fake.calls) == 1
+
+
+def test_a_completed_session_is_not_written_twice(services: Services) -> None:
+    _answered(services)
+    writeback.write_back(services, "s1")
+    again = writeback.write_back(services, "s1")
+    assert again["status"] == "completed"
+    assert len(zoho(services).notes) == 1
+
+
+def test_a_record_that_refuses_the_update_still_gets_the_note(services: Services) -> None:
+    _answered(services)
+    zoho(services).refuse_update = "validation rule: Phone must not change"
+    writeback.write_back(services, "s1")
+    [(_, content)] = zoho(services).notes
+    assert "fields not written: validation rule: Phone must not change" in content
+    assert services.store.require("s1").status is SessionStatus.COMPLETED
+
+
+def test_a_call_that_never_connected_gets_a_note_but_no_call_log(services: Services) -> None:
+    new_session(services)
+    services.store.advance(
+        "s1", SessionStatus.CALL_ENDED, attempt=1, fields={"outcome": Outcome.NO_ANSWER.value}
+    )
+    writeback.write_back(services, "s1")
+    assert zoho(services).calls == []
+    [(title, _)] = zoho(services).notes
+    assert title == "AI call: No answer"
+
+
+def test_retries_exhausted_mark_the_session_failed_and_keep_the_results(
+    services: Services,
+) -> None:
+    _answered(services)
+    error = {"Error": "RetryableProviderError", "Cause": '{"errorMessage": "zoho: 503"}'}
+    assert writeback.mark_failed(services, "s1", error) == {"status": "writeback_failed"}
+    session = services.store.require("s1")
+    assert session.status is SessionStatus.WRITEBACK_FAILED
+    assert session.writeback["error"] == "RetryableProviderError: zoho: 503"
+    assert session.results["summary"] == "Wants a visit."
+
+
+def test_a_replay_of_a_failed_writeback_completes_it(services: Services) -> None:
+    _answered(services)
+    writeback.mark_failed(services, "s1", {"Error": "X"})
+    assert writeback.replay(services, "s1")["status"] == "completed"
+    assert len(zoho(services).notes) == 1
+
+
+def test_a_replay_of_a_completed_session_is_refused(services: Services) -> None:
+    _answered(services)
+    writeback.write_back(services, "s1")
+    with pytest.raises(ValueError, match="completed, not writeback_failed"):
+        writeback.replay(services, "s1")
