@@ -292,7 +292,7 @@ def test_server_errors_are_retryable_with_infobip_text() -> None:
     assert (caught.value.status, caught.value.code, caught.value.message) == (
         500,
         "GENERAL_ERROR",
-        "x",
+        "GET /calls/1/calls/c-1: x",
     )
 
 

@@ -28,8 +28,6 @@ from callflow.providers.elevenlabs.client import AgentSummary, ElevenLabsClient,
 from callflow.providers.errors import (
     ProviderAuthError,
     ProviderError,
-    ProviderRejected,
-    error_for_status,
 )
 from callflow.providers.infobip.subscriptions import (
     BasicAuth,
@@ -41,7 +39,6 @@ from callflow_bridge.audio import AudioFormat, UnsupportedFormat
 MASK = "********"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_NAME = "callflow"
-ELEVENLABS_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 #: Zoho's merge field for each module's record id ("Insert merge field" in the webhook editor);
 #: Deals keep their historical name, Potentials.
@@ -335,13 +332,10 @@ class ElevenLabsWorkspace:
     (``GET /v1/convai/settings``, ``GET /v1/workspace/webhooks``)."""
 
     def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
-        self._settings = settings
-        self._http = http if http is not None else httpx.Client(timeout=ELEVENLABS_TIMEOUT)
-        self._owns_http = http is None
+        self._client = ElevenLabsClient(settings, http)
 
     def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        self._client.close()
 
     def post_call_webhook_id(self) -> str | None:
         data = self._get("/v1/convai/settings")
@@ -355,23 +349,7 @@ class ElevenLabsWorkspace:
         return [w for w in items if isinstance(w, dict)] if isinstance(items, list) else []
 
     def _get(self, path: str) -> dict[str, Any]:
-        url = self._settings.elevenlabs_base_url.rstrip("/") + path
-        headers = {"xi-api-key": self._settings.elevenlabs_api_key.get_secret_value()}
-        try:
-            response = self._http.get(url, headers=headers, timeout=ELEVENLABS_TIMEOUT)
-        except httpx.TransportError as error:
-            raise error_for_status(
-                "elevenlabs", 503, f"GET {path} failed: {type(error).__name__}"
-            ) from error
-        if response.status_code >= 400:
-            raise error_for_status(
-                "elevenlabs", response.status_code, f"GET {path} answered {response.status_code}"
-            )
-        try:
-            data = response.json()
-        except ValueError as error:
-            raise ProviderRejected("elevenlabs", f"GET {path}: the response is not JSON") from error
-        return data if isinstance(data, dict) else {}
+        return self._client.get_json(path, f"GET {path}")
 
 
 def check_audio_formats(summary: AgentSummary, phone_rate: int, report: Report) -> None:
@@ -661,8 +639,7 @@ def _run_elevenlabs(
             out=out,
         )
     finally:
-        if http is None:  # ElevenLabsClient closes its client even when it was handed one
-            agent_client.close()
+        agent_client.close()  # a client handed in stays open: its owner closes it
         workspace.close()
     return report.exit_code
 

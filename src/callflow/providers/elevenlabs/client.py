@@ -32,11 +32,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from callflow.config import Settings
-from callflow.providers.errors import (
-    ProviderRejected,
-    RetryableProviderError,
-    error_for_status,
-)
+from callflow.providers.errors import ProviderRejected, RetryableProviderError
+from callflow.providers.http import AsyncHttpTransport, HttpTransport
 
 PROVIDER: Final = "elevenlabs"
 SIGNED_URL_PATH: Final = "/v1/convai/conversation/get-signed-url"
@@ -257,28 +254,29 @@ def _flags(tree: Mapping[str, Any], prefix: str = "") -> dict[str, bool]:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def _error_message(response: httpx.Response) -> tuple[str, str]:
+def read_error(response: httpx.Response) -> tuple[str, str]:
     """(message, code) from ElevenLabs' error bodies: ``{"detail": {"status", "message"}}``,
     ``{"detail": "text"}`` or FastAPI's validation list ``{"detail": [{"loc", "msg"}]}``."""
     try:
         body = response.json()
     except ValueError:
-        return f"HTTP {response.status_code}", ""
+        return "", ""
     detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, dict):
         return str(detail.get("message") or detail), str(detail.get("status") or "")
     if isinstance(detail, list):
-        parts = [f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail]
-        return "; ".join(parts) or f"HTTP {response.status_code}", "validation_error"
+        parts = [
+            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+            for d in detail
+            if isinstance(d, dict)
+        ]
+        return "; ".join(parts), "validation_error"
     if isinstance(detail, str):
         return detail, ""
-    return f"HTTP {response.status_code}", ""
+    return "", ""
 
 
-def _checked_json(response: httpx.Response, what: str) -> dict[str, Any]:
-    if response.status_code >= 400:
-        message, code = _error_message(response)
-        raise error_for_status(PROVIDER, response.status_code, f"{what}: {message}", code)
+def _json_body(response: httpx.Response, what: str) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -307,6 +305,9 @@ class _Base:
         self._settings = settings
         self._base = settings.elevenlabs_base_url.rstrip("/")
 
+    def _url(self, path: str) -> str:
+        return self._base + path
+
     def _headers(self) -> dict[str, str]:
         key = self._settings.elevenlabs_api_key.get_secret_value()
         if not key:
@@ -328,31 +329,33 @@ class ElevenLabsClient(_Base):
 
     def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
         super().__init__(settings)
-        self._http = http or httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self._transport = HttpTransport(
+            PROVIDER, timeout=DEFAULT_TIMEOUT, http=http, read_error=read_error
+        )
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
-    def _get(self, path: str, what: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        try:
-            response = self._http.get(
-                self._base + path, params=params, headers=self._headers(), timeout=DEFAULT_TIMEOUT
-            )
-        except httpx.TransportError as error:
-            raise RetryableProviderError(PROVIDER, f"{what}: {type(error).__name__}") from None
-        return _checked_json(response, what)
+    def get_json(
+        self, path: str, what: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """``GET`` a path of the API and return its JSON object (typed errors otherwise)."""
+        response = self._transport.request(
+            "GET", self._url(path), what=what, params=params, headers=self._headers()
+        )
+        return _json_body(response, what)
 
     def get_signed_url(self, agent_id: str | None = None) -> str:
         """A ``wss://`` URL that starts one conversation with a private agent (valid 15 min)."""
         agent = self._agent(agent_id)
-        body = self._get(SIGNED_URL_PATH, "get signed url", {"agent_id": agent})
+        body = self.get_json(SIGNED_URL_PATH, "get signed url", {"agent_id": agent})
         return _signed_url_from(body)
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         path = CONVERSATION_PATH.format(
             conversation_id=_path_segment(conversation_id, "conversation id")
         )
-        body = self._get(path, "get conversation")
+        body = self.get_json(path, "get conversation")
         try:
             return Conversation.model_validate(body)
         except ValueError as error:
@@ -364,7 +367,7 @@ class ElevenLabsClient(_Base):
         """The agent's configuration as the spec's ``GetAgentResponseModel``; read it with
         :meth:`AgentSummary.from_agent`."""
         path = AGENT_PATH.format(agent_id=self._agent(agent_id))
-        return self._get(path, "get agent")
+        return self.get_json(path, "get agent")
 
 
 class AsyncElevenLabsClient(_Base):
@@ -372,25 +375,23 @@ class AsyncElevenLabsClient(_Base):
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         super().__init__(settings)
-        self._http = http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._transport = AsyncHttpTransport(
+            PROVIDER, timeout=DEFAULT_TIMEOUT, http=http, read_error=read_error
+        )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def get_signed_url(self, agent_id: str | None = None) -> str:
         agent = self._agent(agent_id)
-        try:
-            response = await self._http.get(
-                self._base + SIGNED_URL_PATH,
-                params={"agent_id": agent},
-                headers=self._headers(),
-                timeout=DEFAULT_TIMEOUT,
-            )
-        except httpx.TransportError as error:
-            raise RetryableProviderError(
-                PROVIDER, f"get signed url: {type(error).__name__}"
-            ) from None
-        return _signed_url_from(_checked_json(response, "get signed url"))
+        response = await self._transport.request(
+            "GET",
+            self._url(SIGNED_URL_PATH),
+            what="get signed url",
+            params={"agent_id": agent},
+            headers=self._headers(),
+        )
+        return _signed_url_from(_json_body(response, "get signed url"))
 
 
 # --- post-call webhook -----------------------------------------------------------------------

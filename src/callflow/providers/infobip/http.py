@@ -2,8 +2,10 @@
 
 Both APIs live on the account's base URL, take the same ``App`` key and answer errors with the
 same ``requestError.serviceException`` body, so one place builds the requests and turns failures
-into the typed errors of :mod:`callflow.providers.errors`. Nothing here retries: the workflow owns
-retries for the Calls API, and setup (the Subscriptions API) is rerun by hand.
+into the typed errors of :mod:`callflow.providers.errors` (through the shared
+:class:`callflow.providers.http.HttpTransport`, with :func:`read_error` for Infobip's body).
+Nothing here retries: the workflow owns retries for the Calls API, and setup (the Subscriptions
+API) is rerun by hand.
 """
 
 from __future__ import annotations
@@ -13,12 +15,8 @@ from typing import Any, ClassVar, Self
 import httpx
 
 from callflow.config import Settings
-from callflow.providers.errors import (
-    ProviderError,
-    ProviderRejected,
-    RetryableProviderError,
-    error_for_status,
-)
+from callflow.providers.errors import ProviderRejected
+from callflow.providers.http import HttpTransport
 
 PROVIDER = "infobip"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -42,12 +40,12 @@ class InfobipHttp:
 
     def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
         self._settings = settings
-        self._http = http if http is not None else httpx.Client(timeout=DEFAULT_TIMEOUT)
-        self._owns_http = http is None
+        self._transport = HttpTransport(
+            PROVIDER, timeout=DEFAULT_TIMEOUT, http=http, read_error=read_error
+        )
 
     def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> Self:
         return self
@@ -70,19 +68,9 @@ class InfobipHttp:
             raise self.invalid_request("CALLFLOW_INFOBIP_API_KEY is not set")
         url = self._settings.infobip_base_url.rstrip("/") + path
         headers = {"Authorization": f"App {api_key}", "Accept": "application/json"}
-        try:
-            response = self._http.request(
-                method, url, json=body, params=params, headers=headers, timeout=DEFAULT_TIMEOUT
-            )
-        except httpx.TimeoutException as error:
-            raise RetryableProviderError(PROVIDER, f"{method} {path} timed out") from error
-        except httpx.TransportError as error:
-            raise RetryableProviderError(
-                PROVIDER, f"{method} {path} failed: {type(error).__name__}"
-            ) from error
-        if response.status_code >= 400:
-            raise error_from(response, f"{method} {path}")
-        return response
+        return self._transport.request(
+            method, url, what=f"{method} {path}", json=body, params=params, headers=headers
+        )
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:
@@ -117,22 +105,21 @@ class InfobipHttp:
                 return found
 
 
-def error_from(response: httpx.Response, what: str) -> ProviderError:
-    """Infobip's ``requestError.serviceException`` turned into the typed error its status
-    deserves, with ``messageId`` as the code and the text (plus field errors) as the message."""
-    code, text = "", ""
+def read_error(response: httpx.Response) -> tuple[str, str]:
+    """Infobip's ``requestError.serviceException``: ``messageId`` as the code, the text (plus
+    field errors) as the message."""
     try:
         data = response.json()
     except ValueError:
-        data = None
+        return "", ""
     request_error = data.get("requestError") if isinstance(data, dict) else None
     exception = request_error.get("serviceException") if isinstance(request_error, dict) else None
-    if isinstance(exception, dict):
-        code = str(exception.get("messageId", ""))
-        text = str(exception.get("text", ""))
-        fields = exception.get("validationErrors")
-        if isinstance(fields, dict) and fields:
-            details = "; ".join(f"{name}: {', '.join(map(str, v))}" for name, v in fields.items())
-            text = f"{text} ({details})"
-    message = text or f"{what} answered HTTP {response.status_code}"
-    return error_for_status(PROVIDER, response.status_code, message, code)
+    if not isinstance(exception, dict):
+        return "", ""
+    code = str(exception.get("messageId", ""))
+    text = str(exception.get("text", ""))
+    fields = exception.get("validationErrors")
+    if isinstance(fields, dict) and fields:
+        details = "; ".join(f"{name}: {', '.join(map(str, v))}" for name, v in fields.items())
+        text = f"{text} ({details})"
+    return text, code

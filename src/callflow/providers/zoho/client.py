@@ -25,9 +25,9 @@ from callflow.providers.errors import (
     ProviderAuthError,
     ProviderRejected,
     RecordNotFound,
-    RetryableProviderError,
     error_for_status,
 )
+from callflow.providers.http import HttpTransport
 from callflow.providers.zoho.token import ZohoTokenProvider
 
 PROVIDER = "zoho"
@@ -82,9 +82,14 @@ class ZohoClient:
     ) -> None:
         self.settings = settings
         self.tokens = tokens
-        self.http = http or httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0))
-        self.calls_made = 0
+        self._transport = HttpTransport(
+            PROVIDER, timeout=httpx.Timeout(15.0, connect=5.0), http=http
+        )
+
+    @property
+    def calls_made(self) -> int:
         """API requests sent (each costs at least one Zoho credit)."""
+        return self._transport.requests_sent
 
     # --- records --------------------------------------------------------------------------
 
@@ -266,14 +271,17 @@ class ZohoClient:
         json: dict[str, Any] | None,
         access_token: str,
     ) -> httpx.Response:
-        self.calls_made += 1
         headers = {"Authorization": f"Zoho-oauthtoken {access_token}"}
-        try:
-            return self.http.request(method, url, params=params, json=json, headers=headers)
-        except httpx.TimeoutException as error:
-            raise RetryableProviderError(PROVIDER, f"{method} {url} timed out") from error
-        except httpx.TransportError as error:
-            raise RetryableProviderError(PROVIDER, f"{method} failed: {error}") from error
+        # Every status comes back: Zoho answers per record, and _checked reads the body.
+        return self._transport.request(
+            method,
+            url,
+            what=f"{method} {url}",
+            params=params,
+            json=json,
+            headers=headers,
+            accept=lambda _: True,
+        )
 
     @staticmethod
     def _checked(response: httpx.Response) -> httpx.Response:

@@ -37,6 +37,7 @@ from callflow.providers.errors import (
     RetryableProviderError,
     error_for_status,
 )
+from callflow.providers.http import HttpTransport
 
 PROVIDER = "zoho"
 TOKEN_KEY = {"pk": "token#zoho"}
@@ -76,7 +77,9 @@ class ZohoTokenProvider:
     ) -> None:
         self.settings = settings
         self.table = table
-        self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+        self._transport = HttpTransport(
+            PROVIDER, timeout=httpx.Timeout(10.0, connect=5.0), http=http
+        )
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
         self.poll_seconds = poll_seconds
@@ -219,17 +222,11 @@ class ZohoTokenProvider:
             "refresh_token": settings.zoho_refresh_token.get_secret_value(),
         }
         self.refreshes += 1
-        try:
-            response = self.http.post(url, data=form)
-        except httpx.TimeoutException as error:
-            raise RetryableProviderError(PROVIDER, "token endpoint timed out") from error
-        except httpx.TransportError as error:
-            raise RetryableProviderError(
-                PROVIDER, f"token endpoint unreachable: {error}"
-            ) from error
+        # Every status is read here: Zoho reports token errors as HTTP 200 with an ``error`` key.
+        response = self._transport.request(
+            "POST", url, what="token endpoint", data=form, accept=lambda _: True
+        )
         body = _json_object(response)
-        # Zoho reports token errors as HTTP 200 with an ``error`` key; read the key whatever the
-        # status says.
         if "error" in body:
             raise _token_error(str(body["error"]), str(body.get("error_description", "")))
         if response.status_code >= 400:
