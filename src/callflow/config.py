@@ -132,20 +132,25 @@ class Settings(BaseSettings):
 
     @property
     def variable_fields(self) -> list[str]:
+        """The record fields passed to the agent as dynamic variables, blanks dropped."""
         return [f.strip() for f in self.zoho_variable_fields.split(",") if f.strip()]
 
     @property
     def weekday_set(self) -> frozenset[int]:
+        """The weekdays on which calls are placed (Monday = 0), from ``calling_days``."""
         return frozenset(int(d) for d in self.calling_days.split(",") if d.strip())
 
     @property
     def outcome_timeout_seconds(self) -> int:
+        """How long to wait for a call's outcome: the configured value, or the Infobip connect
+        timeout plus the max duration plus two minutes when it is 0."""
         if self.call_outcome_timeout_seconds:
             return self.call_outcome_timeout_seconds
         return self.infobip_connect_timeout + self.infobip_max_duration + 120
 
     @property
     def overrides(self) -> dict[str, Any]:
+        """The parsed ``conversation_config_override``; empty when none is configured."""
         return dict(json.loads(self.elevenlabs_overrides)) if self.elevenlabs_overrides else {}
 
 

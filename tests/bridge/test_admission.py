@@ -193,6 +193,9 @@ class _FailingStore:
     def set_fields(self, *args: object, **kwargs: object) -> None:
         raise AssertionError("nothing is written for a stream that was never admitted")
 
+    def index_conversation(self, conversation_id: str, session_id: str) -> None:
+        raise AssertionError("nothing is indexed for a stream that was never admitted")
+
 
 async def test_session_store_failure_closes_1011_without_contacting_the_agent(
     start_bridge: StartBridge, make_session: MakeSession

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from callflow_infra.packaging import BRIDGE, BRIDGE_DOCKERFILE, SOURCE_ROOT
+
 from .conftest import CDK_DIR, REPO_ROOT
 
 
@@ -53,5 +55,11 @@ def test_make_synth_works_offline_without_credentials_or_docker(tmp_path: Path) 
     assets = json.loads((CDK_DIR / "cdk.out" / "callflow-dev.assets.json").read_text())
     (image,) = assets["dockerImages"].values()
     staged = CDK_DIR / "cdk.out" / image["source"]["directory"]
-    assert (staged / "bridge" / "Dockerfile").is_file()
-    assert not (staged / ".venv").exists()
+    # The staged build context is the allow-list and nothing else.
+    files = {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
+    packages = tuple(f"{SOURCE_ROOT}/{package}/" for package in BRIDGE.packages)
+    assert {BRIDGE_DOCKERFILE, BRIDGE.requirements} <= files
+    assert {f for f in files if f not in (BRIDGE_DOCKERFILE, BRIDGE.requirements)} == {
+        f for f in files if f.startswith(packages) and "__pycache__" not in f
+    }
+    assert any(f.startswith(f"{SOURCE_ROOT}/callflow_bridge/") for f in files)

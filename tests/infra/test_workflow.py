@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from callflow_infra.packaging import WORKFLOW_DEFINITION
 from callflow_infra.workflow import DefinitionError, check_substitutions
 
 from .cfn import flatten, resources_of, statements
 from .conftest import REPO_ROOT, Synthesized
 
-ASL = REPO_ROOT / "functions" / "workflow.asl.json"
+ASL = REPO_ROOT / WORKFLOW_DEFINITION
 
 
 def deployed_definition(dev: Synthesized) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from callflow.config import Settings
+from callflow.providers.elevenlabs.client import override_paths
 from callflow.providers.infobip.calls import InfobipClient
 from callflow_dev.local.servers import AsgiServer
-from callflow_dev.provisioning import MASK, main, override_paths
+from callflow_dev.provisioning import MASK, main
 from callflow_dev.sandbox.agent import AgentConfig
 from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox, WorkspaceWebhook
 from callflow_dev.sandbox.infobip import InfobipSandbox

@@ -16,6 +16,7 @@ import boto3
 import httpx
 import pytest
 from moto import mock_aws
+from pydantic import SecretStr
 
 from callflow.config import Settings
 from callflow.providers.zoho.client import ZohoClient
@@ -79,8 +80,8 @@ def zoho_env_fixture(zoho_server: tuple[ZohoSandbox, str], zoho_table: Any) -> Z
     settings = Settings(
         zoho_accounts_url=base_url,
         zoho_client_id=CLIENT_ID,
-        zoho_client_secret=CLIENT_SECRET,
-        zoho_refresh_token=REFRESH_TOKEN,
+        zoho_client_secret=SecretStr(CLIENT_SECRET),
+        zoho_refresh_token=SecretStr(REFRESH_TOKEN),
         table_name=TABLE,
     )
     return ZohoEnv(served, base_url, settings, zoho_table)

@@ -1,0 +1,71 @@
+"""Infobip's side of a call: caller frames in, the agent's audio out at the caller's own pace.
+
+Each 20 ms of caller audio that arrives releases one 20 ms frame of the agent's queued audio (see
+:mod:`callflow_bridge.pacing`): Infobip's stream is the clock, so the output can neither drift nor
+run ahead of real time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from . import protocol
+from .audio import AudioFormat
+from .metrics import CallMetrics
+from .pacing import OutboundPacer
+from .turns import TurnTimer
+
+
+class PhoneLeg:
+    """The media socket of one call, its outbound pacer and what it counts."""
+
+    def __init__(
+        self, socket: ServerConnection, rate: int, metrics: CallMetrics, turns: TurnTimer
+    ) -> None:
+        self.socket = socket
+        self.format = AudioFormat.phone(rate)
+        self.frame_bytes = self.format.frame_bytes()
+        self.pacer = OutboundPacer(self.frame_bytes, 0, rate * 2)
+        self.metrics = metrics
+        self.turns = turns
+        self.malformed = 0
+        """Frames that could not be audio (empty, odd length) or text that was not JSON."""
+        self.clears = 0
+        """``clear`` frames sent (barge-in)."""
+        self._credit = 0
+
+    def valid_audio(self, frame: bytes) -> bool:
+        """Whether a binary frame can be 16-bit PCM; counts the ones that cannot."""
+        if not frame or len(frame) & 1:
+            self.malformed += 1
+            return False
+        return True
+
+    async def release(self, size: int, now: float) -> None:
+        """``size`` bytes of caller audio arrived: send one frame out for each frame's worth."""
+        self._credit += size
+        pacer = self.pacer
+        while self._credit >= self.frame_bytes:
+            self._credit -= self.frame_bytes
+            tick = pacer.tick(now)
+            if tick.frame is None:
+                continue
+            await self.socket.send(tick.frame)
+            if tick.audio:
+                self.metrics.frames_relayed += 1
+            latency = self.turns.agent_frame_sent(tick.audio, now)
+            if latency is not None:
+                self.metrics.add_turn_latency(latency)
+
+    async def clear(self) -> None:
+        """Barge-in: drop the queued agent audio here and in Infobip's playback buffer."""
+        if not self.pacer.started:
+            return
+        self.pacer.clear()
+        self.turns.agent_interrupted()
+        self.clears += 1
+        with contextlib.suppress(ConnectionClosed):
+            await self.socket.send(protocol.CLEAR_FRAME)
