@@ -34,8 +34,6 @@ class Settings(BaseSettings):
     state_machine_arn: str = ""
     secrets_id: str = ""
     """Secrets Manager secret (name or ARN) with the secret fields as a JSON object."""
-    metrics_namespace: str = "Callflow"
-    service_name: str = "callflow"
     session_ttl_days: int = 30
 
     # --- Zoho CRM -------------------------------------------------------------------------

@@ -76,11 +76,15 @@ class FieldRule:
     max_length: int = 0
 
     def applies_to(self, module: str | None) -> bool:
+        """Whether the entry maps for ``module``: entries without modules, or any module when
+        ``None``."""
         return not self.modules or module is None or module in self.modules
 
 
 @dataclass(frozen=True)
 class MappedFields:
+    """What :meth:`FieldMapping.apply` made of the agent's results."""
+
     fields: dict[str, Any] = field(default_factory=dict)
     """Zoho-ready values by field API name."""
     problems: list[str] = field(default_factory=list)
@@ -96,6 +100,8 @@ def default_mapping_text() -> str:
 
 
 class FieldMapping:
+    """The mapping file's rules: which collected item goes to which CRM field, as what type."""
+
     def __init__(self, rules: list[FieldRule]) -> None:
         self.rules = rules
 
@@ -117,6 +123,8 @@ class FieldMapping:
 
     @classmethod
     def parse(cls, text: str, *, name: str = "mapping") -> FieldMapping:
+        """The mapping in YAML ``text``; :class:`MappingError`, naming ``name`` and the line and
+        entry, when it is malformed or maps one field twice for a module."""
         try:
             document = yaml.safe_load(text)
             node = yaml.compose(text, Loader=yaml.SafeLoader)

@@ -24,6 +24,8 @@ DynamicValue = str | int | float | bool
 
 
 class SessionStatus(StrEnum):
+    """Where a session is in its life; the order is :func:`progress_of`'s, not the enum's."""
+
     CREATED = "created"
     SCHEDULED = "scheduled"
     DIALING = "dialing"
@@ -94,14 +96,17 @@ RETRYABLE_OUTCOMES = frozenset({Outcome.NO_ANSWER, Outcome.BUSY})
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 
 def iso(dt: datetime) -> str:
+    """``dt`` as ISO 8601 in UTC, to the millisecond, with a ``Z`` suffix."""
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_session_id() -> str:
+    """A random session id (32 hex characters)."""
     return uuid.uuid4().hex
 
 
@@ -116,18 +121,13 @@ def hash_token(token: str) -> str:
 
 
 def token_matches(token: str, token_hash: str) -> bool:
+    """Whether ``token`` hashes to ``token_hash``, compared in constant time."""
     return hmac.compare_digest(hash_token(token), token_hash)
 
 
-class RecordRef(BaseModel):
-    module: str
-    record_id: str
-
-    def __str__(self) -> str:
-        return f"{self.module}/{self.record_id}"
-
-
 class TimelineEntry(BaseModel):
+    """One event in a session's history: when (ISO 8601, UTC), what, and its details."""
+
     at: str
     event: str
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -183,9 +183,6 @@ class Session(BaseModel):
     expires_at: int = 0
 
     @property
-    def ref(self) -> RecordRef:
-        return RecordRef(module=self.module, record_id=self.record_id)
-
-    @property
     def active(self) -> bool:
+        """Whether the session is still under way (neither completed nor failed at writeback)."""
         return self.status in ACTIVE_STATUSES

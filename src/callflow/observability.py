@@ -10,14 +10,15 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-SERVICE = "callflow"
-NAMESPACE = "Callflow"
+from callflow.metric_names import NAMESPACE, SERVICE
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 class Metric:
+    """Metric names; the CDK dashboard and alarms refer to them by these exact strings."""
+
     CALLS_PLACED = "CallsPlaced"
     CALLS_ANSWERED = "CallsAnswered"
     CALLS_UNREACHED = "CallsUnreached"
@@ -27,9 +28,11 @@ class Metric:
 
 
 def count(name: str, value: int = 1) -> None:
+    """Add ``value`` to the count metric ``name``."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def bind_session(session_id: str) -> None:
+    """Tag every following log line with the session id, as the correlation id and a key."""
     logger.set_correlation_id(session_id)
     logger.append_keys(session_id=session_id)

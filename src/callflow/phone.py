@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callflow.masking import mask
+
+__all__ = ["CallingHours", "InvalidPhone", "Phone", "mask", "normalise", "timezone_for"]
+
 # ``phonenumbers`` loads its metadata when imported: it is imported where numbers are parsed, so
 # the API (which only masks numbers) does not pay for it on a cold start.
 
@@ -23,6 +27,8 @@ class InvalidPhone(ValueError):
 
 @dataclass(frozen=True)
 class Phone:
+    """A valid number in E.164 with its region code (``None`` when phonenumbers has none)."""
+
     e164: str
     region: str | None
 
@@ -33,6 +39,11 @@ class Phone:
 
 
 def normalise(raw: str, default_region: str) -> Phone:
+    """``raw`` as a valid number in E.164, parsed against ``default_region``.
+
+    Raises :class:`InvalidPhone` when it is empty, does not parse or is not a valid number; the
+    message masks the number.
+    """
     import phonenumbers
 
     text = (raw or "").strip()
@@ -48,16 +59,9 @@ def normalise(raw: str, default_region: str) -> Phone:
     return Phone(e164=e164, region=phonenumbers.region_code_for_number(number))
 
 
-def mask(number: str) -> str:
-    """Keep the last three digits: enough to tell calls apart in a log, not to dial."""
-    digits = [c for c in number if c.isdigit()]
-    if len(digits) <= 3:
-        return "*" * len(digits)
-    prefix = "+" if number.strip().startswith("+") else ""
-    return prefix + "*" * (len(digits) - 3) + "".join(digits[-3:])
-
-
 def timezone_for(phone: Phone, record_zone: str | None, default_zone: str) -> str:
+    """The person's IANA time zone: ``record_zone`` when valid, else the number's zone when it has
+    exactly one, else ``default_zone``."""
     import phonenumbers
     from phonenumbers import timezone as phone_timezone
 
@@ -81,15 +85,20 @@ def _valid_zone(name: str) -> bool:
 
 @dataclass(frozen=True)
 class CallingHours:
+    """The daily window (local time, ``start`` inclusive, ``end`` exclusive) and the weekdays on
+    which calls are placed."""
+
     start: time
     end: time
     weekdays: frozenset[int]
 
     @classmethod
     def parse(cls, start: str, end: str, weekdays: frozenset[int]) -> CallingHours:
+        """The hours from ``HH:MM`` strings (``24:00`` means the end of the day)."""
         return cls(_hhmm(start), _hhmm(end), weekdays)
 
     def allows(self, moment: datetime, zone: str) -> bool:
+        """Whether ``moment``, seen in ``zone``, falls on a calling day inside the window."""
         local = moment.astimezone(ZoneInfo(zone))
         return local.weekday() in self.weekdays and self.start <= local.time() < self.end
 

@@ -21,17 +21,21 @@ if TYPE_CHECKING:
 
 
 class Services:
+    """One process's clients, each built (and its module imported) on first use, then reused."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     @cached_property
     def store(self) -> SessionStore:
+        """The session store on the configured DynamoDB table."""
         from callflow.store import SessionStore
 
         return SessionStore.from_settings(self.settings)
 
     @cached_property
     def zoho(self) -> ZohoClient:
+        """The Zoho CRM client, its token shared through the store's table."""
         from callflow.providers.zoho.client import ZohoClient
         from callflow.providers.zoho.token import ZohoTokenProvider
 
@@ -39,24 +43,28 @@ class Services:
 
     @cached_property
     def infobip(self) -> InfobipClient:
+        """The Infobip Calls API client."""
         from callflow.providers.infobip.calls import InfobipClient
 
         return InfobipClient(self.settings)
 
     @cached_property
     def elevenlabs(self) -> ElevenLabsClient:
+        """The synchronous ElevenLabs client."""
         from callflow.providers.elevenlabs.client import ElevenLabsClient
 
         return ElevenLabsClient(self.settings)
 
     @cached_property
     def mapping(self) -> FieldMapping:
+        """The field mapping: the configured file, or the default shipped in the package."""
         from callflow.mapping import FieldMapping
 
         return FieldMapping.load(self.settings.field_mapping_path)
 
     @cached_property
     def sfn(self) -> Any:
+        """A boto3 Step Functions client for the configured region."""
         import boto3
 
         return boto3.client("stepfunctions", region_name=self.settings.aws_region)
@@ -66,6 +74,7 @@ _services: Services | None = None
 
 
 def get_services() -> Services:
+    """The process-wide services, built from :func:`get_settings` on first use."""
     global _services
     if _services is None:
         _services = Services(get_settings())

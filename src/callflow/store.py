@@ -64,6 +64,7 @@ def from_dynamo(value: Any) -> Any:
 
 
 def session_key(session_id: str) -> dict[str, str]:
+    """The table key of a session's item."""
     return {"pk": f"session#{session_id}"}
 
 
@@ -79,15 +80,18 @@ class SessionStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SessionStore:
+        """The store on the configured table, region and session TTL."""
         return cls(settings.table_name, settings.aws_region, settings.session_ttl_days)
 
     # --- reading --------------------------------------------------------------------------
 
     def get(self, session_id: str) -> Session | None:
+        """The session, read consistently; ``None`` when there is none."""
         item = self.table.get_item(Key=session_key(session_id), ConsistentRead=True).get("Item")
         return _session(item) if item else None
 
     def require(self, session_id: str) -> Session:
+        """The session; :class:`SessionNotFound` when there is none."""
         session = self.get(session_id)
         if session is None:
             raise SessionNotFound(session_id)
@@ -96,6 +100,11 @@ class SessionStore:
     # --- writing --------------------------------------------------------------------------
 
     def create(self, session: Session) -> Session:
+        """Store a new session with its timestamps, expiry, progress and a first timeline entry.
+
+        The put is conditional on the key being new, so an existing session is never overwritten
+        (the write fails instead). Returns the session as stored.
+        """
         now = utcnow()
         session = session.model_copy(
             update={
@@ -166,7 +175,9 @@ class SessionStore:
         """Set fields without moving the status.
 
         ``only_if_absent`` names a field that must be empty (missing, "" or false) for the write
-        to happen: the way to act exactly once ("create the dialog", "store the results").
+        to happen: the way to claim an action so that one caller does it ("request the dialog",
+        "store the results"); what the claimed action then does outside the table is the
+        caller's to make safe.
         ``only_if_equal`` requires fields to hold given values. ``None`` when a condition failed.
         """
         condition = "attribute_exists(pk)"

@@ -25,6 +25,7 @@ class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, with the session id when the record carries one."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line: level, logger, message, the ids it carries, a traceback."""
         entry: dict[str, object] = {
             "level": record.levelname,
             "logger": record.name,
@@ -59,6 +60,8 @@ async def serve_until_signalled(
 
 
 def main() -> None:
+    """Run the bridge service: JSON logs on stderr, the real dependencies from the settings, and
+    uvloop when it is installed."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])

@@ -31,6 +31,8 @@ class UnsupportedFormat(ValueError):
 
 @dataclass(frozen=True)
 class AudioFormat:
+    """An audio format: ``pcm`` (16-bit little-endian) or ``ulaw``, at a sample rate."""
+
     codec: str  # "pcm" (s16le) or "ulaw"
     rate: int
 
@@ -47,19 +49,24 @@ class AudioFormat:
 
     @classmethod
     def phone(cls, rate: int) -> AudioFormat:
+        """The phone leg's format at ``rate``; :class:`UnsupportedFormat` unless it is in
+        :data:`PHONE_RATES`."""
         if rate not in PHONE_RATES:
             raise UnsupportedFormat(f"unsupported phone-leg sample rate {rate}")
         return cls("pcm", rate)
 
     @property
     def name(self) -> str:
+        """The format in ElevenLabs' naming, e.g. ``pcm_16000``."""
         return f"{self.codec}_{self.rate}"
 
     @property
     def bytes_per_sample(self) -> int:
+        """2 for 16-bit PCM, 1 for μ-law."""
         return 2 if self.codec == "pcm" else 1
 
     def frame_bytes(self, ms: int = FRAME_MS) -> int:
+        """The size in bytes of ``ms`` milliseconds of audio (one frame by default)."""
         return self.rate * ms // 1000 * self.bytes_per_sample
 
 
@@ -97,10 +104,12 @@ _ULAW_ENCODE = _build_encode_table()
 
 
 def ulaw_decode(data: bytes) -> bytes:
+    """G.711 μ-law to s16le PCM, one sample per input byte."""
     return _ULAW_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
 
 
 def ulaw_encode(pcm: bytes) -> bytes:
+    """16-bit PCM (s16le) to G.711 μ-law, one byte per sample."""
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32) + 32768
     return _ULAW_ENCODE[samples].tobytes()
 
@@ -160,6 +169,7 @@ def rms_dbfs(pcm: bytes) -> float:
 
 
 def silence(fmt: AudioFormat, ms: int = FRAME_MS) -> bytes:
+    """``ms`` milliseconds of silence in ``fmt`` (zero samples, or μ-law's ``0xFF``)."""
     if fmt.codec == "ulaw":
         return b"\xff" * fmt.frame_bytes(ms)
     return bytes(fmt.frame_bytes(ms))

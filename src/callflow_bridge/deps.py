@@ -23,7 +23,8 @@ ToolHandler = Callable[[str, dict[str, Any]], Awaitable[str]]
 class SessionAccess(Protocol):
     """The :class:`callflow.store.SessionStore` methods the bridge uses (blocking)."""
 
-    def get(self, session_id: str) -> Session | None: ...
+    def get(self, session_id: str) -> Session | None:
+        """The session, or ``None`` when there is none."""
 
     def set_fields(
         self,
@@ -34,9 +35,11 @@ class SessionAccess(Protocol):
         only_if_equal: dict[str, Any] | None = None,
         event: str | None = None,
         detail: dict[str, Any] | None = None,
-    ) -> Session | None: ...
+    ) -> Session | None:
+        """Set fields without moving the status; ``None`` when a condition failed."""
 
-    def index_conversation(self, conversation_id: str, session_id: str) -> None: ...
+    def index_conversation(self, conversation_id: str, session_id: str) -> None:
+        """Remember which session a conversation belongs to."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class BridgeDeps:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BridgeDeps:
+        """The production pieces: signed URLs for the configured agent, hang-ups through Infobip
+        (run in a thread, the client blocks), and no tool handler."""
         from callflow.providers.elevenlabs.client import AsyncElevenLabsClient
         from callflow.providers.infobip.calls import InfobipClient
 

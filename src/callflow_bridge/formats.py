@@ -59,9 +59,11 @@ class CallFormats:
 
     @property
     def converting(self) -> bool:
+        """Whether either direction converts, i.e. the two legs' formats differ."""
         return not (self.to_agent.identity and self.to_phone.identity)
 
     def describe(self) -> dict[str, str | bool]:
+        """The formats by name and whether the call converts (for the session's bridge record)."""
         return {
             "phone": self.phone.name,
             "agent_input": self.agent_input.name,

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from callflow.metric_names import NAMESPACE
+
 SERVICE = "callflow-bridge"
 #: EMF allows at most 100 values per metric in one document.
 _MAX_VALUES = 100
@@ -33,6 +35,7 @@ Emit = Callable[[str], None]
 
 
 def stdout_emit(line: str) -> None:
+    """Write ``line`` to stdout and flush it, for the log driver to ship."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
@@ -73,10 +76,13 @@ class CallMetrics:
     conversions: int = 0
 
     def add_turn_latency(self, ms: float) -> None:
+        """Record one turn's latency, rounded to 0.1 ms; beyond the first 100 (EMF's limit per
+        document) they are dropped."""
         if len(self.turn_latencies_ms) < _MAX_VALUES:
             self.turn_latencies_ms.append(round(ms, 1))
 
     def summary(self) -> dict[str, object]:
+        """The call's counters as plain values (latencies sorted), for the session record."""
         lat = sorted(self.turn_latencies_ms)
         return {
             "connect_time_ms": self.connect_time_ms,
@@ -90,15 +96,17 @@ class CallMetrics:
 class BridgeMetrics:
     """Writes the bridge's EMF documents."""
 
-    def __init__(self, namespace: str, emit: Emit = stdout_emit) -> None:
+    def __init__(self, namespace: str = NAMESPACE, emit: Emit = stdout_emit) -> None:
         self.namespace = namespace
         self.emit = emit
         self._service = {"service": SERVICE}
 
     def active_calls(self, count: int) -> None:
+        """Emit the ``ActiveCalls`` gauge."""
         self.emit(emf_document(self.namespace, [(ACTIVE_CALLS, "Count", count)], self._service))
 
     def call_ended(self, call: CallMetrics, reason: str) -> None:
+        """Emit one call's counters, and a ``CallEnds`` count with ``reason`` as a dimension."""
         values: list[tuple[str, str, float | list[float]]] = [
             (FRAMES_RELAYED, "Count", call.frames_relayed),
             (UNDERRUNS, "Count", call.underruns),

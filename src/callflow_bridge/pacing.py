@@ -55,10 +55,12 @@ class OutboundPacer:
 
     @property
     def queued_bytes(self) -> int:
+        """Agent audio queued and not yet handed out, in bytes."""
         return len(self._buffer) - self._offset
 
     @property
     def queued_seconds(self) -> float:
+        """The queued audio in seconds (each frame being 20 ms)."""
         return self.queued_bytes / (self.frame_bytes * 50)
 
     def push(self, audio: bytes, now: float) -> None:

@@ -36,10 +36,15 @@ class TaskProtection:
 
     @classmethod
     def from_environment(cls) -> TaskProtection | None:
+        """Protection through the ECS agent at ``$ECS_AGENT_URI``; ``None`` when it is unset (not on
+        ECS)."""
         uri = os.environ.get("ECS_AGENT_URI", "")
         return cls(uri) if uri else None
 
     def want(self, protected: bool) -> None:
+        """Ask for protection on or off. A request is started when the last known state differs
+        (or protection is due to be re-asserted) and none is in flight; one in flight sends again
+        after it succeeds if the wish changed meanwhile."""
         self._wanted = protected
         stale = protected and time.monotonic() - self._asserted_at > _REASSERT_S
         if (self._actual != protected or stale) and (self._task is None or self._task.done()):
@@ -63,6 +68,7 @@ class TaskProtection:
                 return
 
     async def aclose(self) -> None:
+        """Wait for the request in flight, then close the HTTP client."""
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         await self._http.aclose()

@@ -43,6 +43,8 @@ class Connected:
 
 
 def parse_connected(message: str | bytes) -> Connected:
+    """The first phone-leg frame as :class:`Connected`; :class:`BadFrame` when it is not a
+    ``websocket:connected`` event of sane size with a session id and a token."""
     if not isinstance(message, str):
         raise BadFrame("the first frame must be the text websocket:connected event")
     if len(message) > MAX_CONNECTED_FRAME:
@@ -82,6 +84,7 @@ def parse_phone_text(message: str) -> dict[str, Any] | None:
 
 
 def user_audio_chunk(audio: bytes) -> str:
+    """The agent message carrying a chunk of the caller's audio, base64-encoded."""
     return '{"user_audio_chunk":"' + base64.b64encode(audio).decode("ascii") + '"}'
 
 
@@ -101,10 +104,12 @@ def initiation(
 
 
 def pong(event_id: int) -> str:
+    """The answer to the agent's ``ping`` number ``event_id``."""
     return json.dumps({"type": "pong", "event_id": event_id})
 
 
 def client_tool_result(tool_call_id: str, result: str, is_error: bool) -> str:
+    """The answer to the agent's client tool call ``tool_call_id``."""
     return json.dumps(
         {
             "type": "client_tool_result",
@@ -127,5 +132,6 @@ def dtmf_message(digit: str, mode: str) -> str | None:
 
 
 def event_body(message: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object under ``key`` in an agent message; empty when it is missing or not an object."""
     body = message.get(key)
     return body if isinstance(body, dict) else {}

@@ -57,7 +57,7 @@ class BridgeServer:
         self.settings = settings
         self.store = store
         self.deps = deps
-        self.metrics = metrics or BridgeMetrics(settings.metrics_namespace)
+        self.metrics = metrics or BridgeMetrics()
         self.host = host if host is not None else settings.bridge_host
         self.port = port if port is not None else settings.bridge_port
         self.gauge_interval_s = gauge_interval_s
@@ -72,6 +72,7 @@ class BridgeServer:
 
     @property
     def active_calls(self) -> int:
+        """How many calls this bridge is relaying now."""
         return len(self._relays)
 
     async def start(self) -> None:

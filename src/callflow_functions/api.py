@@ -18,8 +18,8 @@ from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callflow.config import get_settings
+from callflow.masking import mask
 from callflow.observability import bind_session, logger
-from callflow.phone import mask
 from callflow.providers.errors import ProviderError, RecordNotFound, RetryableProviderError
 from callflow.services import get_services
 from callflow_functions.auth import (
@@ -38,6 +38,8 @@ app = FastAPI(
 
 
 class BodyTooLarge(Exception):
+    """Raised by :class:`BodyLimit` when the body read so far passes the limit."""
+
     pass
 
 
@@ -48,6 +50,8 @@ class BodyLimit:
         self.inner = inner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass HTTP requests through, answering 413 when the declared length or the body read so
+        far exceeds the limit."""
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
@@ -88,6 +92,8 @@ async def _auth_error(request: Request, error: AuthError) -> JSONResponse:
 
 
 class BadRequest(Exception):
+    """A request refused with ``status_code``, answered as ``{"detail": reason}``."""
+
     def __init__(self, status_code: int, reason: str) -> None:
         super().__init__(reason)
         self.status_code = status_code
@@ -282,6 +288,7 @@ async def session_status(session_id: str, request: Request) -> dict[str, Any]:
 
 @app.get("/health", tags=["health"])
 async def health() -> dict[str, str]:
+    """Liveness: answers ``ok`` without touching any dependency."""
     return {"status": "ok"}
 
 

@@ -17,6 +17,9 @@ from pydantic import SecretStr
 
 
 class AuthError(Exception):
+    """A request refused before its body is read: ``status_code`` (401, 403 or 503), ``reason``,
+    and ``basic`` when the answer should ask for Basic credentials."""
+
     def __init__(self, status_code: int, reason: str, *, basic: bool = False) -> None:
         super().__init__(reason)
         self.status_code = status_code
@@ -34,6 +37,8 @@ def _configured(secret: SecretStr, what: str) -> None:
 
 
 def check_shared_secret(header: str | None, expected: SecretStr) -> None:
+    """Check the Zoho trigger's ``X-Callflow-Secret`` header; raises :class:`AuthError` (401
+    missing, 403 wrong, 503 no secret configured)."""
     _configured(expected, "the trigger secret")
     if not header:
         raise AuthError(401, "missing X-Callflow-Secret header")
@@ -42,6 +47,8 @@ def check_shared_secret(header: str | None, expected: SecretStr) -> None:
 
 
 def check_basic(authorization: str | None, username: str, password: SecretStr) -> None:
+    """Check Infobip's HTTP Basic credentials; raises :class:`AuthError` (401 missing or
+    malformed, 403 wrong, 503 no password configured)."""
     _configured(password, "the Infobip webhook password")
     if not authorization or not authorization.lower().startswith("basic "):
         raise AuthError(401, "missing Basic authorization", basic=True)
@@ -56,12 +63,16 @@ def check_basic(authorization: str | None, username: str, password: SecretStr) -
 
 
 def check_path_secret(given: str, expected: SecretStr) -> None:
+    """Check the secret segment of the Infobip events URL; raises :class:`AuthError` (403 wrong,
+    503 none configured)."""
     _configured(expected, "the Infobip webhook path secret")
     if not _equal(given, expected):
         raise AuthError(403, "wrong path")
 
 
 def check_bearer(authorization: str | None, expected: SecretStr) -> None:
+    """Check the status route's bearer token; raises :class:`AuthError` (401 missing, 403
+    wrong, 503 none configured)."""
     _configured(expected, "the status API token")
     if not authorization or not authorization.lower().startswith("bearer "):
         raise AuthError(401, "missing bearer token")

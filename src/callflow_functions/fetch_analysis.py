@@ -13,5 +13,6 @@ from callflow.services import get_services
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Poll the session's conversation; ``event`` is the workflow state."""
     bind_session(event["session_id"])
     return analysis.fetch_analysis(get_services(), event)

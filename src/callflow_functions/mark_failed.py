@@ -12,5 +12,6 @@ from callflow.services import get_services
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Flag the session's writeback as failed; ``event`` carries the caught ``error``."""
     bind_session(event["session_id"])
     return writeback.mark_failed(get_services(), event["session_id"], event.get("error") or {})

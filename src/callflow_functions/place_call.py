@@ -26,5 +26,7 @@ _config = IdempotencyConfig(event_key_jmespath="task_token", expires_after_secon
 @logger.inject_lambda_context
 @idempotent(persistence_store=_persistence, config=_config)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Dial the attempt (``event`` holds ``state`` and ``task_token``); a repeated invocation
+    with the same token does not dial again."""
     bind_session(event["state"]["session_id"])
     return calling.place_call(get_services(), event["state"], event["task_token"])

@@ -12,5 +12,6 @@ from callflow.services import get_services
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Schedule another attempt or go on to the writeback; ``event`` is the workflow state."""
     bind_session(event["session_id"])
     return calling.plan_retry(get_services(), event)

@@ -12,5 +12,6 @@ from callflow.services import get_services
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Prepare the session for calling; ``event`` is the workflow state."""
     bind_session(event["session_id"])
     return calling.prepare(get_services(), event)

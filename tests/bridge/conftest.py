@@ -133,7 +133,7 @@ async def start_bridge(store: SessionStore) -> AsyncIterator[StartBridge]:
             config,
             store,
             BridgeDeps(signed_url=signed_url, hangup=hangup, tool_handler=tool_handler),
-            metrics=BridgeMetrics(config.metrics_namespace, emitted.append),
+            metrics=BridgeMetrics(emit=emitted.append),
         )
         bridge = Bridge(server, store, emitted=emitted)
         if listen:

@@ -77,3 +77,10 @@ def test_dashboard_shows_calls_writebacks_bridge_and_lambdas(dev: Synthesized) -
         assert f'"stat": "{stat}"' in rendered
     assert "ExecutionsFailed" in rendered
     assert rendered.count('"Duration"') >= len(dev.stack.functions.by_module)
+
+
+def test_the_dashboard_reads_the_namespace_the_runtime_publishes_under() -> None:
+    from callflow.metric_names import NAMESPACE as PUBLISHED
+    from callflow_infra.monitoring import NAMESPACE as WATCHED
+
+    assert WATCHED == PUBLISHED

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import IgnoreStrategy
+from packaging.requirements import Requirement
 
 from callflow_dev import lockfiles
 from callflow_infra.packaging import (
@@ -24,11 +25,12 @@ from callflow_infra.packaging import (
     BRIDGE_DOCKERFILE,
     LAMBDA,
     SOURCE_ROOT,
+    Deployable,
     bridge_build_context,
 )
 
 from .conftest import REPO_ROOT
-from .imports import closure
+from .imports import closure, imports_of
 
 #: Distributions only the development tools and tests use: no deployable may install them.
 DEVELOPMENT_DISTRIBUTIONS = frozenset(
@@ -112,6 +114,38 @@ def test_the_bridge_build_context_holds_only_what_the_image_copies() -> None:
     assert {p for p in sent if not (p in allowed or p.startswith(packages))} == set()
     assert set(allowed) <= sent
     assert not any("callflow_dev" in p or p.startswith("tests/") for p in sent)
+
+
+def needed_distributions(top_level_modules: set[str]) -> set[str]:
+    """The distributions that provide these modules, with everything they require (extras and
+    other platforms' markers left out): what a deployable that imports them must install."""
+    provides = importlib.metadata.packages_distributions()
+    pending = [d for top in top_level_modules for d in provides.get(top, [])]
+    found: set[str] = set()
+    while pending:
+        name = pending.pop()
+        normal = re.sub(r"[._]+", "-", name).lower()
+        if normal in found:
+            continue
+        found.add(normal)
+        for line in importlib.metadata.distribution(name).requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return found
+
+
+@pytest.mark.parametrize("deployable", [LAMBDA, BRIDGE], ids=lambda d: d.name)
+def test_each_deployable_installs_exactly_what_its_code_imports(deployable: Deployable) -> None:
+    """Nothing missing, and nothing extra: each locked distribution is imported by the
+    deployable's code or required by one that is. ``tzdata`` is data that ``zoneinfo`` reads
+    (no import names it), so it counts wherever zoneinfo is used."""
+    reached = closure(deployable.entry_modules)
+    modules = set(reached.third_party)
+    if any("zoneinfo" in imports_of(path) for path in reached.modules.values()):
+        modules.add("tzdata")
+    needed = needed_distributions(modules)
+    assert locked_names(deployable.requirements) == needed
 
 
 def test_every_module_the_bridge_imports_is_in_the_image() -> None:

@@ -18,6 +18,10 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``callflow`` command and return its exit status.
+
+    ``setup`` is handed whole to :func:`callflow_dev.provisioning.main`, which has its own parser.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["setup"]:  # its own parser: `callflow setup infobip --help` works
         from callflow_dev import provisioning

@@ -69,20 +69,25 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
     def info(self, text: str) -> None:
+        """A line that is neither a change nor a problem: context or advice."""
         print(f"  {text}", file=self.out)
 
     def done(self, text: str) -> None:
+        """Something already right, or just made right."""
         print(f"  ok: {text}", file=self.out)
 
     def would(self, text: str) -> None:
+        """What a dry run would change."""
         print(f"  would: {text}", file=self.out)
 
     def problem(self, text: str) -> None:
+        """Something the operator must fix; recorded, so the command exits with 1."""
         self.problems.append(text)
         print(f"  PROBLEM: {text}", file=self.out)
 
     @property
     def exit_code(self) -> int:
+        """1 if any problem was reported, else 0."""
         return 1 if self.problems else 0
 
 
@@ -142,6 +147,8 @@ def bridge_websocket_url(settings: Settings, override: str = "") -> str:
 
 @dataclass(frozen=True)
 class InfobipOptions:
+    """The ``setup infobip`` arguments: URLs, the names and ids to find or create, the modes."""
+
     api_url: str
     bridge_url: str = ""
     name: str = DEFAULT_NAME
@@ -155,15 +162,18 @@ class InfobipOptions:
 class MediaStreamConfigApi(Protocol):
     """What setup needs from :class:`callflow.providers.infobip.InfobipClient`."""
 
-    def list_media_stream_configs(self) -> list[dict[str, Any]]: ...
+    def list_media_stream_configs(self) -> list[dict[str, Any]]:
+        """Every media-stream config of the account, across pages."""
 
-    def create_media_stream_config(self, name: str, url: str, sample_rate: int) -> str: ...
+    def create_media_stream_config(self, name: str, url: str, sample_rate: int) -> str:
+        """Create a WEBSOCKET_ENDPOINT config streaming to ``url``; returns its id."""
 
 
 class AgentApi(Protocol):
     """What the check needs from :class:`callflow.providers.elevenlabs.ElevenLabsClient`."""
 
-    def get_agent(self, agent_id: str | None = None) -> dict[str, Any]: ...
+    def get_agent(self, agent_id: str | None = None) -> dict[str, Any]:
+        """The agent's configuration (``GET /v1/convai/agents/{agent_id}``)."""
 
 
 def ensure_media_stream_config(
@@ -335,15 +345,18 @@ class ElevenLabsWorkspace:
         self._client = ElevenLabsClient(settings, http)
 
     def close(self) -> None:
+        """Close the HTTP client, unless it was handed in: then its owner closes it."""
         self._client.close()
 
     def post_call_webhook_id(self) -> str | None:
+        """The workspace-wide post-call webhook's id (``/v1/convai/settings``), if one is set."""
         data = self._get("/v1/convai/settings")
         webhooks = data.get("webhooks")
         value = webhooks.get("post_call_webhook_id") if isinstance(webhooks, Mapping) else None
         return str(value) if value else None
 
     def webhooks(self) -> list[dict[str, Any]]:
+        """The workspace's webhooks (``/v1/workspace/webhooks``); none if the answer has no list."""
         data = self._get("/v1/workspace/webhooks")
         items = data.get("webhooks")
         return [w for w in items if isinstance(w, dict)] if isinstance(items, list) else []
@@ -516,6 +529,7 @@ def zoho_webhook_settings(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``callflow setup`` parser: a subcommand per provider, each taking ``--api-url``."""
     parser = argparse.ArgumentParser(
         prog="callflow setup",
         description="Connect a deployment to Infobip, ElevenLabs and Zoho CRM (idempotent).",

@@ -38,6 +38,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from callflow_infra.monitoring import BRIDGE_SERVICE, NAMESPACE
 from callflow_infra.packaging import BRIDGE_DOCKERFILE, bridge_build_context
 from callflow_infra.stage import StageConfig
 
@@ -46,8 +47,6 @@ HEALTH_PATH = "/health"
 FARGATE_MAX_STOP_TIMEOUT = 120
 DRAIN_MARGIN_SECONDS = 10
 ALB_MAX_IDLE_TIMEOUT = 4000
-METRICS_NAMESPACE = "Callflow"
-BRIDGE_SERVICE = "callflow-bridge"
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,7 @@ class BridgeTimeouts:
 
     @classmethod
     def for_calls_up_to(cls, max_call_seconds: int) -> BridgeTimeouts:
+        """Idle timeout and deregistration delay a minute past the longest call, within AWS caps."""
         margin = 60
         return cls(
             idle_timeout=min(ALB_MAX_IDLE_TIMEOUT, max_call_seconds + margin),
@@ -268,7 +268,7 @@ class Bridge(Construct):
     def active_calls_metric(self, statistic: str = "Average") -> cloudwatch.Metric:
         """``ActiveCalls`` from the bridge's EMF; Average over tasks = calls per task."""
         return cloudwatch.Metric(
-            namespace=METRICS_NAMESPACE,
+            namespace=NAMESPACE,
             metric_name="ActiveCalls",
             dimensions_map={"service": BRIDGE_SERVICE},
             statistic=statistic,

@@ -87,10 +87,12 @@ class Functions(Construct):
 
     @property
     def api(self) -> lambda_.Function:
+        """The function behind the HTTP API (webhooks, session status, health)."""
         return self.by_module[API.module]
 
     @property
     def tasks(self) -> dict[str, lambda_.Function]:
+        """The workflow task functions by module name; the API function is not among them."""
         return {spec.module: self.by_module[spec.module] for spec in TASKS}
 
     def substitutions(self) -> dict[str, str]:

@@ -21,6 +21,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 NAMESPACE = "Callflow"
+"""Equal to ``callflow.metric_names.NAMESPACE``, which the Lambdas and the bridge publish under
+(a test keeps the two equal; the CDK app does not import the runtime)."""
 LAMBDA_SERVICE = "callflow"
 BRIDGE_SERVICE = "callflow-bridge"
 FIVE_MINUTES = Duration.minutes(5)

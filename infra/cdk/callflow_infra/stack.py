@@ -18,7 +18,7 @@ from callflow_infra.bridge import Bridge
 from callflow_infra.bundle import LambdaBundle
 from callflow_infra.functions import Functions
 from callflow_infra.http_api import HttpApi
-from callflow_infra.monitoring import Monitoring
+from callflow_infra.monitoring import NAMESPACE, Monitoring
 from callflow_infra.nag import acknowledge
 from callflow_infra.packaging import WORKFLOW_DEFINITION
 from callflow_infra.stage import StageConfig
@@ -55,7 +55,7 @@ class CallflowStack(Stack):
             **stage.environment(),
             "CALLFLOW_TABLE_NAME": self.state.table.table_name,
             "CALLFLOW_SECRETS_ID": self.state.secret.secret_arn,
-            "POWERTOOLS_METRICS_NAMESPACE": "Callflow",
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         }
 
         self.functions = Functions(

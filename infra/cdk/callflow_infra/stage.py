@@ -47,6 +47,7 @@ class StageConfig:
 
     @property
     def retain(self) -> bool:
+        """Whether the table, the secret and the log groups outlive the stack when it is deleted."""
         return self.removal_policy == "retain"
 
     @property

@@ -23,6 +23,12 @@ class AnalysisPending(Exception):
 
 
 def await_analysis(services: Services, state: dict[str, Any], task_token: str) -> dict[str, Any]:
+    """Park the workflow on ``task_token`` until the results are in.
+
+    The token is stored on the session so the post-call webhook can resume it; when the results
+    are already final (the webhook came first) the task is resumed at once, and a session with no
+    conversation resumes it with ``no_conversation``.
+    """
     session_id = state["session_id"]
     store = services.store
     session = store.require(session_id)
@@ -40,6 +46,11 @@ def await_analysis(services: Services, state: dict[str, Any], task_token: str) -
 
 
 def fetch_analysis(services: Services, state: dict[str, Any]) -> dict[str, Any]:
+    """Poll the conversation instead of waiting for the webhook, and store its results once final.
+
+    Raises :class:`AnalysisPending` while ElevenLabs is still analysing, so the state machine
+    retries; results already on the session (or no conversation) answer without a request.
+    """
     session = services.store.require(state["session_id"])
     if not session.conversation_id:
         return {"status": "no_conversation"}

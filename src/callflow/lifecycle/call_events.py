@@ -79,7 +79,12 @@ def _not_applied(services: Services, session_id: str, attempt: int) -> str:
 
 
 def connect_bridge(services: Services, session_id: str, attempt: int, call_id: str) -> str:
-    """Create the dialog from the answered call to the bridge's WebSocket, exactly once.
+    """Create the dialog from the answered call to the bridge's WebSocket.
+
+    One event handler claims the request (a conditional write on ``dialog_requested``), so
+    duplicate and concurrent events do not create a second dialog. If Infobip created the dialog
+    but its answer was lost, the claim is released and a redelivered event would create another:
+    nothing here looks for an existing dialog first.
 
     The per-session token is made here, sent to Infobip in the child call's customData (the bridge
     reads it from the ``websocket:connected`` frame) and stored only as a hash.

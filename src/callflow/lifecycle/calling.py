@@ -25,6 +25,8 @@ WRITE_BACK = "write_back"
 def next_state(
     services: Services, session_id: str, action: str, wait_until: datetime | None = None
 ) -> dict[str, Any]:
+    """The workflow state for ``action``: the Choice state routes on it, the Wait state waits
+    until ``wait_until`` (now when not given), and the waiting tasks take their timeouts from it."""
     settings = services.settings
     return {
         "session_id": session_id,
@@ -36,6 +38,7 @@ def next_state(
 
 
 def calling_hours(services: Services) -> CallingHours:
+    """The configured calling hours and weekdays."""
     s = services.settings
     return CallingHours.parse(s.calling_hours_start, s.calling_hours_end, s.weekday_set)
 
@@ -43,6 +46,8 @@ def calling_hours(services: Services) -> CallingHours:
 def finish_without_call(
     services: Services, session: Session, outcome: Outcome, detail: str
 ) -> dict[str, Any]:
+    """Record why the session is not called (``outcome`` and ``detail``) and go on to the
+    writeback."""
     services.store.set_fields(
         session.session_id,
         {"outcome": outcome.value, "outcome_detail": detail},

@@ -65,6 +65,11 @@ def dynamic_variables(record: dict[str, Any], fields: list[str]) -> dict[str, Dy
 
 
 def start_session(services: Services, module: str, record_id: str) -> Session:
+    """Re-read the record, claim it, create its session and start the session's workflow.
+
+    Raises :class:`TriggerRefused` (409) when another session holds the record (active, or inside
+    ``trigger_window_seconds``); provider errors from reading the record propagate.
+    """
     settings = services.settings
     record = services.zoho.get_record(module, record_id, record_fields(services))
     session_id = new_session_id()

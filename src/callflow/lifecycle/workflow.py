@@ -19,8 +19,12 @@ _STALE_TOKEN_ERRORS = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidTok
 
 
 def start(sfn: Any, state_machine_arn: str, session_id: str, payload: dict[str, Any]) -> str:
-    """Start the session's execution, named after it (a second start with the same input is a
-    no-op in Step Functions, so a retried trigger cannot run the call twice)."""
+    """Start the session's execution, named after the session.
+
+    Step Functions treats a second start with the same name and input as the same execution, so a
+    retry of *this* call (the SDK's own, or ours after a lost answer) cannot start a second one.
+    A retried trigger is another matter: it makes a new session id, and only the record claim in
+    :func:`callflow.lifecycle.trigger.start_session` refuses it."""
     response = sfn.start_execution(
         stateMachineArn=state_machine_arn, name=session_id, input=json.dumps(payload)
     )
@@ -28,6 +32,8 @@ def start(sfn: Any, state_machine_arn: str, session_id: str, payload: dict[str, 
 
 
 def resume(sfn: Any, task_token: str, output: dict[str, Any]) -> bool:
+    """Complete a waiting task with ``output``; ``False`` when there is no token or it was already
+    used, timed out or is invalid (other Step Functions errors raise)."""
     if not task_token:
         return False
     try:

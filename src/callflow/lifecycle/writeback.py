@@ -3,7 +3,9 @@
 The results are on the session before this runs, so nothing is lost when Zoho fails: the state
 machine retries throttling and server errors, and a writeback that fails for good can be replayed
 (`callflow replay SESSION`). Each step records its receipt on the session as soon as it succeeds,
-so a retry or a replay never writes a second note or logs the call twice.
+and a retry or a replay skips the steps it has a receipt for. A step whose answer was lost (Zoho
+saved the note, then the connection failed or it answered 5xx) has no receipt, so its retry
+writes it again: the receipts prevent repeats of steps known to be done, not of those in doubt.
 """
 
 from __future__ import annotations
@@ -31,10 +33,16 @@ OUTCOME_LABELS = {
 
 
 def label(outcome: Outcome | None) -> str:
+    """The human label for a call outcome (CRM status field, note); ``Unknown`` when unset."""
     return OUTCOME_LABELS.get(outcome, "Unknown") if outcome else "Unknown"
 
 
 def write_back(services: Services, session_id: str) -> dict[str, Any]:
+    """Write the mapped fields, the note and the logged call, each only once, then complete.
+
+    Steps whose receipt is already on the session are skipped, so a retry or a replay resumes where
+    the last run stopped; a completed session answers with its receipt and writes nothing.
+    """
     store = services.store
     session = store.require(session_id)
     if session.status is SessionStatus.COMPLETED:
@@ -94,6 +102,7 @@ def replay(services: Services, session_id: str) -> dict[str, Any]:
 
 
 def collected(session: Session) -> dict[str, Any]:
+    """The agent's data-collection results from the session; empty when missing or malformed."""
     value = session.results.get("data_collection", {})
     return dict(value) if isinstance(value, dict) else {}
 

@@ -30,14 +30,21 @@ class ProviderError(Exception):
 
 
 class RetryableProviderError(ProviderError):
+    """Throttling, a server error, a timeout or a connection failure: worth retrying with
+    backoff."""
+
     retryable = True
 
 
 class ProviderRejected(ProviderError):
+    """The provider refused the request for good; retrying will not help."""
+
     pass
 
 
 class ProviderAuthError(ProviderRejected):
+    """The credentials are wrong or expired beyond repair (HTTP 401 or 403, for one)."""
+
     pass
 
 

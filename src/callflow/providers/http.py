@@ -90,9 +90,11 @@ class HttpTransport:
 
     @property
     def provider(self) -> str:
+        """The provider's name, as its errors carry it."""
         return self._shared.provider
 
     def close(self) -> None:
+        """Close the ``httpx.Client`` if this transport created it; a shared one stays open."""
         if self._owns_http:
             self._http.close()
 
@@ -152,6 +154,7 @@ class AsyncHttpTransport:
         self._owns_http = http is None
 
     async def aclose(self) -> None:
+        """Close the ``httpx.AsyncClient`` if this transport created it; a shared one stays open."""
         if self._owns_http:
             await self._http.aclose()
 

@@ -56,6 +56,7 @@ class LocalLambdaContext:
     _deadline: float = field(default_factory=lambda: time.monotonic() + 900)
 
     def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left of a 900 s budget (Lambda's maximum timeout) from creation."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
@@ -68,6 +69,7 @@ class LambdaRouter:
         self._lock = threading.Lock()
 
     def register(self, function_name: str, handler: Handler) -> None:
+        """Route invocations of ``function_name`` (the bare name, not an ARN) to ``handler``."""
         self.handlers[function_name] = handler
 
     def invoke(self, function_name: str, body: str | bytes | None) -> tuple[bytes, bool]:
@@ -145,6 +147,7 @@ class EmbeddedAws:
 
     @classmethod
     def shared(cls) -> EmbeddedAws:
+        """The process's one instance, started on first use; later calls re-export its endpoint."""
         if cls._shared is None:
             cls._shared = cls().start()
         else:
@@ -160,6 +163,7 @@ class EmbeddedAws:
         self._server: Any = None
 
     def start(self) -> EmbeddedAws:
+        """Start moto, route its Lambda invocations here and point boto3 (env) at it."""
         from moto.server import ThreadedMotoServer
 
         for name in ("moto", "werkzeug", "moto.stepfunctions"):
@@ -181,19 +185,23 @@ class EmbeddedAws:
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
 
     def stop(self) -> None:
+        """Stop the moto server; calling it again does nothing."""
         if self._server is not None:
             self._server.stop()
             self._server = None
 
     def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on this moto endpoint."""
         import boto3
 
         return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint)
 
     def create_table(self, name: str) -> None:
+        """The session table (:func:`create_table`), reached through ``AWS_ENDPOINT_URL``."""
         create_table(name, self.region)
 
     def put_secret(self, name: str, values: dict[str, str]) -> str:
+        """Create a secret holding ``values`` as a JSON string; return its ARN."""
         client = self.client("secretsmanager")
         arn = client.create_secret(Name=name, SecretString=json.dumps(values))["ARN"]
         return str(arn)
@@ -234,10 +242,12 @@ class EmbeddedAws:
         return self.state_machine_arn
 
     def execution(self, session_id: str) -> dict[str, Any]:
+        """``DescribeExecution`` of the session's execution (each is named after its session)."""
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{session_id}"
         return dict(self.client("stepfunctions").describe_execution(executionArn=arn))
 
     def execution_history(self, session_id: str) -> list[dict[str, Any]]:
+        """The events of the session's execution, oldest first (at most 1000)."""
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{session_id}"
         events = self.client("stepfunctions").get_execution_history(
             executionArn=arn, maxResults=1000

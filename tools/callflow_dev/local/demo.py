@@ -40,6 +40,8 @@ SHOWN_FIELDS = [
 
 @dataclass(frozen=True)
 class Scenario:
+    """A named demo run: what the phone network does per attempt, the stack, the person's part."""
+
     name: str
     description: str
     behaviours: Callable[[], list[Any]]
@@ -93,20 +95,30 @@ SCENARIOS = ("answered", "retry", "busy", "voicemail", "invalid", "interrupt")
 
 
 class Printer:
+    """The demo's output: plain lines and events stamped with seconds since :attr:`start`.
+
+    ``quiet`` silences both; :func:`report`'s final summary is printed regardless.
+    """
+
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.start = time.monotonic()
 
     def line(self, text: str = "") -> None:
+        """Print ``text``, unless quiet."""
         if not self.quiet:
             print(text, flush=True)
 
     def event(self, text: str) -> None:
+        """Print a timeline line, stamped with the seconds elapsed since :attr:`start`."""
         self.line(f"  [{time.monotonic() - self.start:6.2f}s] {text}")
 
 
 @dataclass
 class DemoResult:
+    """What one scenario left: the session, the record before and after, its notes and logged
+    calls, the phone side's media and the agent's conversation, the execution status, the WAV."""
+
     session: Session
     record_before: dict[str, Any]
     record_after: dict[str, Any]
@@ -318,6 +330,10 @@ def _print_record(printer: Printer, record: dict[str, Any]) -> None:
 
 
 def report(result: DemoResult, printer: Printer) -> None:
+    """Print turn latencies and the record after with its notes and calls, then the summary line.
+
+    The summary (status, outcome, attempts, workflow status) is printed even when quiet.
+    """
     session = result.session
     printer.line("")
     if result.media is not None:
@@ -356,6 +372,10 @@ def report(result: DemoResult, printer: Printer) -> None:
 
 
 def run_demo(scenario_name: str, *, out_dir: str = "demo-output", quiet: bool = False) -> int:
+    """``callflow demo``: run the named scenario on a fresh embedded stack and report it.
+
+    Returns the exit status: 0 if the writeback landed (the session completed), 1 if not.
+    """
     scenario = _scenarios()[scenario_name]
     printer = Printer(quiet)
     printer.line("Starting the embedded stack: moto (DynamoDB, Secrets Manager, Lambda, Step")

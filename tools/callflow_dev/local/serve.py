@@ -35,6 +35,7 @@ REQUIRED = {
 
 
 def missing_settings(settings: Settings) -> list[str]:
+    """The environment variables behind the required provider settings that are still empty."""
     missing = []
     for field, variable in REQUIRED.items():
         value = getattr(settings, field)
@@ -47,6 +48,11 @@ def missing_settings(settings: Settings) -> list[str]:
 def serve_forever(
     *, api_port: int, bridge_port: int, public_api_url: str, public_bridge_url: str
 ) -> int:
+    """``callflow serve``: the embedded AWS, the API and the bridge, until SIGINT or SIGTERM.
+
+    Returns 2, after listing the variables, if required settings are missing; otherwise 0 once
+    the bridge has drained its live calls and everything has stopped.
+    """
     missing = missing_settings(Settings())
     if missing:
         print("Set these in the environment first (see README, 'Real providers'):")

@@ -49,6 +49,7 @@ class AsgiServer:
         self.port = 0
 
     def start(self, timeout: float = 10.0) -> AsgiServer:
+        """Start the thread, wait (up to ``timeout`` s) until uvicorn listens, record its port."""
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -60,9 +61,11 @@ class AsgiServer:
 
     @property
     def url(self) -> str:
+        """The server's HTTP base URL on loopback (meaningful once started)."""
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Ask uvicorn to exit and wait up to ``timeout`` seconds for its thread to end."""
         self.server.should_exit = True
         self.thread.join(timeout=timeout)
 
@@ -91,14 +94,20 @@ class LoopThread:
         self.loop.run_forever()
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run ``coroutine`` on the loop and block for its result (``timeout=None``: no limit)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def submit(self, factory: Callable[[], Awaitable[T]]) -> Any:
+        """Start ``factory()`` on the loop without waiting; returns a ``concurrent.futures`` future.
+
+        The awaitable is created inside the loop's thread, not the caller's.
+        """
         async def wrapper() -> T:
             return await factory()
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
 
     def stop(self) -> None:
+        """Stop the loop and join its thread (up to 5 s); tasks still pending are not cancelled."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)

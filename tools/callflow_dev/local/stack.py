@@ -58,6 +58,13 @@ class StackOptions:
 
 
 class LocalStack:
+    """The embedded default: moto, the three stand-ins, the API and the bridge, wired as deployed.
+
+    Use it as a context manager. While it runs it sets the ``CALLFLOW_*`` and AWS variables in
+    ``os.environ`` (restored on :meth:`stop`); the secrets it generated are in :attr:`secrets`.
+    Each stack gets its own table, secret and state machine in the process's shared moto.
+    """
+
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
         self.secrets = {
@@ -82,6 +89,7 @@ class LocalStack:
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> LocalStack:
+        """Start every part, point the stand-ins' webhooks at the API, deploy the workflow."""
         from callflow_dev.sandbox.agent import AgentConfig
         from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox
         from callflow_dev.sandbox.infobip import InfobipSandbox
@@ -184,7 +192,7 @@ class LocalStack:
             get_services().store,
             BridgeDeps.from_settings(settings),
             port=0,
-            metrics=BridgeMetrics(settings.metrics_namespace, emit=self.bridge_metrics.append),
+            metrics=BridgeMetrics(emit=self.bridge_metrics.append),
         )
         self._loop.run(self.bridge.start())
         self.bridge_url = f"ws://127.0.0.1:{self.bridge.port}/{self.secrets['bridge_path_secret']}"
@@ -208,6 +216,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        """Drain the bridge (1 s), stop the servers, restore the log level and the environment."""
         if self.bridge is not None and self._loop is not None:
             try:
                 self._loop.run(self.bridge.shutdown(1.0), timeout=10)
@@ -240,6 +249,7 @@ class LocalStack:
         )
 
     def session(self, session_id: str) -> Session:
+        """The session as stored; :class:`~callflow.store.SessionNotFound` when there is none."""
         return get_services().store.require(session_id)
 
     def wait_for_execution(self, session_id: str, timeout: float = 120.0) -> dict[str, Any]:

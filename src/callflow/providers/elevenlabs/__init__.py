@@ -1,1 +1,2 @@
-
+"""The ElevenLabs Agents client: signed URLs, conversations, agent settings, and the post-call
+webhook's signature."""

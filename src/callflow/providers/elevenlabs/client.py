@@ -77,6 +77,9 @@ class TranscriptTurn(_Lenient):
 
 
 class ConversationError(_Lenient):
+    """``ConversationHistoryErrorCommonModel``: the error code and reason in a conversation's
+    metadata."""
+
     code: int
     reason: str | None = None
 
@@ -104,6 +107,9 @@ class DataCollectionResult(_Lenient):
 
 
 class EvaluationCriteriaResult(_Lenient):
+    """``ConversationHistoryEvaluationCriteriaResultCommonModel``: one evaluation criterion's
+    verdict and why."""
+
     criteria_id: str
     result: Literal["success", "failure", "unknown"] = "unknown"
     rationale: str = ""
@@ -149,6 +155,7 @@ class Conversation(_Lenient):
 
     @property
     def dynamic_variables(self) -> dict[str, DynamicValue]:
+        """The dynamic variables the conversation was started with; empty when none were sent."""
         data = self.conversation_initiation_client_data
         return dict(data.dynamic_variables) if data else {}
 
@@ -334,6 +341,7 @@ class ElevenLabsClient(_Base):
         )
 
     def close(self) -> None:
+        """Close the HTTP client if this client created it; a shared ``http`` stays open."""
         self._transport.close()
 
     def get_json(
@@ -352,6 +360,8 @@ class ElevenLabsClient(_Base):
         return _signed_url_from(body)
 
     def get_conversation(self, conversation_id: str) -> Conversation:
+        """The conversation with its transcript and analysis; :class:`ProviderRejected` when the
+        response does not have the expected shape."""
         path = CONVERSATION_PATH.format(
             conversation_id=_path_segment(conversation_id, "conversation id")
         )
@@ -380,9 +390,11 @@ class AsyncElevenLabsClient(_Base):
         )
 
     async def aclose(self) -> None:
+        """Close the HTTP client if this client created it; a shared ``http`` stays open."""
         await self._transport.aclose()
 
     async def get_signed_url(self, agent_id: str | None = None) -> str:
+        """As :meth:`ElevenLabsClient.get_signed_url`, without blocking the event loop."""
         agent = self._agent(agent_id)
         response = await self._transport.request(
             "GET",
@@ -493,10 +505,12 @@ class PostCallEvent(_Lenient):
 
     @property
     def conversation_id(self) -> str:
+        """The conversation the event is about; empty when ``data`` names none."""
         return str(self.data.get("conversation_id", ""))
 
     @property
     def agent_id(self) -> str:
+        """The agent of the event's conversation; empty when ``data`` names none."""
         return str(self.data.get("agent_id", ""))
 
     @property

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from callflow.masking import mask
 from callflow.observability import logger
-from callflow.phone import mask
 from callflow.providers.errors import ProviderRejected
 from callflow.providers.infobip.http import PROVIDER, InfobipHttp, InvalidInfobipRequest
 
@@ -27,12 +27,17 @@ MAX_CONNECT_TIMEOUT = 60
 
 @dataclass(frozen=True)
 class CallInfo:
+    """A call as Infobip answered its creation: the call id and its state."""
+
     id: str
     state: str
 
 
 @dataclass(frozen=True)
 class DialogInfo:
+    """A dialog as Infobip answered its creation: its id and state, and the ids of its two calls
+    when the answer names them."""
+
     id: str
     state: str
     parent_call_id: str = ""
@@ -80,6 +85,7 @@ class InfobipClient(InfobipHttp):
         return CallInfo(id=_required_str(data, "id"), state=str(data.get("state", "")))
 
     def get_call(self, call_id: str) -> dict[str, Any]:
+        """The call as Infobip describes it now, as the raw JSON object."""
         return self._json(self._request("GET", f"/calls/1/calls/{_path_id(call_id)}"))
 
     def hangup_call(self, call_id: str) -> bool:

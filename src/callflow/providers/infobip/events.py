@@ -57,6 +57,8 @@ class InvalidEvent(ValueError):
 
 @dataclass(frozen=True)
 class InfobipEvent:
+    """One call event, with what the project uses taken from wherever its type keeps it."""
+
     type: str
     call_id: str
     dialog_id: str = ""
@@ -75,10 +77,13 @@ class InfobipEvent:
 
     @property
     def session_id(self) -> str:
+        """The session the call belongs to, from ``customData``; empty for a call not placed by
+        callflow."""
         return self.custom_data.get("session_id", "")
 
     @property
     def attempt(self) -> int | None:
+        """The attempt number from ``customData``; ``None`` when it is missing or not digits."""
         raw = self.custom_data.get("attempt", "")
         return int(raw) if raw.isdigit() else None
 

@@ -45,6 +45,7 @@ class InfobipHttp:
         )
 
     def close(self) -> None:
+        """Close the HTTP client if this one created it; a shared ``http`` stays open."""
         self._transport.close()
 
     def __enter__(self) -> Self:

@@ -77,6 +77,9 @@ class WriteResult:
 
 
 class ZohoClient:
+    """The CRM API calls the workflow makes, with the access token of :class:`ZohoTokenProvider`
+    (shared across instances)."""
+
     def __init__(
         self, settings: Settings, tokens: ZohoTokenProvider, http: httpx.Client | None = None
     ) -> None:

@@ -51,12 +51,15 @@ _RETRYABLE_ERRORS = frozenset({"access denied", "too many requests"})
 
 @dataclass(frozen=True)
 class ZohoToken:
+    """An access token and the API domain it is valid for, as the token endpoint issued them."""
+
     access_token: str
     api_domain: str
     expires_at: float
     """Unix time at which Zoho stops accepting the token."""
 
     def usable(self, now: float) -> bool:
+        """Whether the token is good at ``now`` with :data:`REFRESH_MARGIN_SECONDS` to spare."""
         return now < self.expires_at - REFRESH_MARGIN_SECONDS
 
 
