@@ -5,8 +5,9 @@ Infobip's media stream (no official description; see PROVIDERS.md): a first text
 binary 16-bit PCM frames, DTMF as ``{"event":"websocket:dtmf","digit":"3",...}``, and ``{"action":
 "clear"}`` as the one control frame we send back.
 
-ElevenLabs' agent socket (``specs/elevenlabs/agent.asyncapi.yaml``): JSON text frames, the caller's
-audio as ``{"user_audio_chunk": <base64>}`` without a ``type``. That message is built by string
+ElevenLabs' agent socket (its AsyncAPI contract, extracted in
+``callflow_dev/schemas/elevenlabs/agent.asyncapi.json``): JSON text frames, the caller's audio as
+``{"user_audio_chunk": <base64>}`` without a ``type``. That message is built by string
 concatenation (base64 needs no JSON escaping), because it is sent fifty times a second per call.
 """
 

@@ -2,8 +2,8 @@
 
 The stand-in's REST answers and its post-call webhook must validate against the spec's response
 schemas (``$ref`` resolved across the document), and every request the client sends must name a
-path, method, query parameter and header the spec declares. The spec is
-``$CALLFLOW_SPECS_DIR/elevenlabs/openapi.json`` (default: ``shared/specs`` beside the checkout).
+path, method, query parameter and header the spec declares. The spec is the extracted
+``callflow_dev/schemas/elevenlabs/openapi.json``.
 """
 
 from __future__ import annotations

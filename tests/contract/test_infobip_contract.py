@@ -1,6 +1,6 @@
 """Everything the project sends to Infobip, and everything the stand-in says in Infobip's name,
-checked against Infobip's own OpenAPI files (``specs/infobip/``): JSON Schema with $refs
-resolved, discriminator mappings followed, and no field the spec does not name."""
+checked against Infobip's own OpenAPI files (extracted in ``callflow_dev/schemas/infobip/``): JSON
+Schema with $refs resolved, discriminator mappings followed, and no field the spec does not name."""
 
 from __future__ import annotations
 

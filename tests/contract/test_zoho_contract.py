@@ -1,5 +1,5 @@
-"""Every request ZohoClient sends matches Zoho's official OpenAPI (specs/zoho), and so does every
-answer of the Zoho stand-in that the client reads.
+"""Every request ZohoClient sends matches Zoho's official OpenAPI (extracted in
+``callflow_dev/schemas/zoho``), and so does every answer of the Zoho stand-in that the client reads.
 
 The stand-in is served by uvicorn on loopback; an httpx response hook records each exchange, so
 the bodies checked here are exactly the bytes the client put on the wire.

@@ -170,7 +170,8 @@ def test_an_installed_runtime_wheel_finds_its_data_outside_the_checkout(tmp_path
     """Package data, not checkout paths: the default mapping and the ASL come with the wheel."""
     wheels = tmp_path / "wheels"
     subprocess.run(  # noqa: S603 - uv with fixed arguments
-        [lockfiles.uv_binary(), "build", "--wheel", "--quiet", "--out-dir", str(wheels)],
+        # sdist first, then the wheel from it, in a scratch directory: the checkout stays clean.
+        [lockfiles.uv_binary(), "build", "--quiet", "--out-dir", str(wheels)],
         cwd=REPO_ROOT,
         check=True,
         capture_output=True,

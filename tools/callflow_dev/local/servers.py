@@ -102,6 +102,7 @@ class LoopThread:
 
         The awaitable is created inside the loop's thread, not the caller's.
         """
+
         async def wrapper() -> T:
             return await factory()
 

@@ -215,6 +215,8 @@ class AgentConfig:
 
 @dataclass
 class TranscriptEntry:
+    """One line of the conversation's transcript, as the REST stand-in reports it."""
+
     role: str
     """``agent`` or ``user``, as in ElevenLabs' transcript."""
     message: str
@@ -284,10 +286,12 @@ class ConversationRecord:
 
     @property
     def turn_latencies_s(self) -> list[float]:
+        """The latency of each caller turn that got an answer with audio, in order."""
         return [t.latency_s for t in self.caller_turns if t.latency_s is not None]
 
     @property
     def call_successful(self) -> bool:
+        """Whether the agent itself ended the conversation with a normal close (1000)."""
         return self.closed_by == "agent" and self.close_code == 1000
 
 
@@ -310,11 +314,14 @@ class AgentSocket(Protocol):
     when the client has closed the socket.
     """
 
-    async def recv(self) -> str | bytes: ...
+    async def recv(self) -> str | bytes:
+        """The client's next frame; a binary one is refused by the agent (frames are JSON text)."""
 
-    async def send(self, message: str) -> None: ...
+    async def send(self, message: str) -> None:
+        """Send one text frame (a JSON event) to the client."""
 
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket with a WebSocket close code and reason."""
 
 
 @dataclass(frozen=True)
@@ -928,6 +935,7 @@ class AgentServer:
 
     @property
     def url(self) -> str:
+        """The socket URL at ElevenLabs' conversation path (the server accepts any path)."""
         return f"ws://{self.host}:{self.port}/v1/convai/conversation"
 
 

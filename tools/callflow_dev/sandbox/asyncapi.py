@@ -114,12 +114,15 @@ class AgentContract:
         return kinds
 
     def client_types(self) -> set[str]:
+        """The ``type`` constants of the messages a client may send."""
         return {kind.type_const for kind in self.client_kinds if kind.type_const}
 
     def server_types(self) -> set[str]:
+        """The ``type`` constants of the messages the server may send."""
         return {kind.type_const for kind in self.server_kinds if kind.type_const}
 
     def has_server_type(self, type_name: str) -> bool:
+        """Whether the contract lets the server send a message of this ``type``."""
         return type_name in self.server_types()
 
     def schema_errors(self, schema_ref: str, instance: object) -> list[str]:
@@ -136,9 +139,11 @@ class AgentContract:
         return [f"{_path(error.absolute_path)}: {error.message}" for error in errors]
 
     def validate_client(self, message: object) -> list[str]:
+        """Contract errors of a message a client (the bridge) sent; empty when it is valid."""
         return self._validate(message, self.client_kinds, "client")
 
     def validate_server(self, message: object) -> list[str]:
+        """Contract errors of a message the server (the agent) sends; empty when it is valid."""
         return self._validate(message, self.server_kinds, "server")
 
     def _validate(self, message: object, kinds: list[MessageKind], side: str) -> list[str]:

@@ -88,6 +88,7 @@ class WorkspaceWebhook:
     created_at_unix: int = 1_700_000_000
 
     def body(self, usage: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """The webhook as the list answers it; ``usage`` is included only when given."""
         body: dict[str, Any] = {
             "name": self.name,
             "webhook_id": self.webhook_id,
@@ -124,6 +125,8 @@ class RecordedRequest:
 
 @dataclass
 class WebhookDelivery:
+    """One post-call webhook POST: what was sent, and the answer's status or the request's error."""
+
     conversation_id: str
     url: str
     body: bytes
@@ -134,6 +137,8 @@ class WebhookDelivery:
 
 @dataclass
 class TranscriptLine:
+    """One transcript line, as the conversation GET and the post-call webhook report it."""
+
     role: Literal["user", "agent"]
     message: str
     time_in_call_secs: float
@@ -167,6 +172,7 @@ class SignatureBook:
         self._issued: dict[str, tuple[str, float]] = {}
 
     def issue(self, agent_id: str) -> str:
+        """A fresh signature for ``agent_id``, valid for ``ttl_s``; expired ones are dropped."""
         now = self._clock()
         self._issued = {s: v for s, v in self._issued.items() if v[1] > now}
         signature = secrets.token_urlsafe(24)
@@ -210,6 +216,7 @@ class StarletteAgentSocket:
         return ConnectionClosedError(rcvd, sent)
 
     async def recv(self) -> str | bytes:
+        """The client's next frame (text or bytes); raises ``ConnectionClosed`` once closed."""
         if self.close_code is not None:
             raise self._closed()
         message = await self._ws.receive()
@@ -225,6 +232,7 @@ class StarletteAgentSocket:
         return bytes(message.get("bytes") or b"")
 
     async def send(self, message: str) -> None:
+        """Send a text frame; raises ``ConnectionClosed`` if closed or if sending fails."""
         if self.close_code is not None:
             raise self._closed()
         try:
@@ -234,6 +242,7 @@ class StarletteAgentSocket:
             raise self._closed() from None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code`` and ``reason``; does nothing if the socket is already closed."""
         if self.close_code is not None:
             return
         self.close_code, self.close_reason, self._closed_by_us = code, reason, True

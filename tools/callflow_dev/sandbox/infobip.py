@@ -86,6 +86,7 @@ class ApiError(Exception):
         self.validation_errors = validation_errors
 
     def body(self) -> dict[str, Any]:
+        """The error body; ``validationErrors`` appears only when there are some."""
         exception: dict[str, Any] = {"messageId": self.message_id, "text": self.text}
         if self.validation_errors:
             exception["validationErrors"] = self.validation_errors
@@ -102,6 +103,8 @@ def _not_found(what: str) -> ApiError:
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """A request the stand-in received, and whether it carried the right ``App`` key."""
+
     method: str
     path: str
     body: Any
@@ -131,6 +134,8 @@ class Delivery:
 
 @dataclass(frozen=True)
 class WebhookTarget:
+    """Where events are POSTed (a subscription's webhook or one added directly), with its auth."""
+
     url: str
     username: str = ""
     password: str = ""
@@ -141,6 +146,7 @@ class WebhookTarget:
     """Criteria of the subscription; empty means every calls configuration."""
 
     def wants(self, event_type: str, calls_configuration_id: str) -> bool:
+        """Whether an event of this type, on this calls configuration, goes to this target."""
         if self.events and event_type not in self.events:
             return False
         return (
@@ -151,6 +157,8 @@ class WebhookTarget:
 
 @dataclass
 class SimDialog:
+    """A dialog joining a placed call to a WEBSOCKET leg; setting ``stop`` hangs the leg up."""
+
     id: str
     parent_call_id: str
     child_call_id: str
@@ -166,6 +174,7 @@ class SimDialog:
     error: str = ""
 
     def child_view(self) -> dict[str, Any]:
+        """The WebSocket leg as a ``Call`` (the call GET, the dialog's ``childCall``)."""
         view: dict[str, Any] = {
             "id": self.child_call_id,
             "endpoint": {
@@ -215,6 +224,8 @@ class SimDialog:
 
 @dataclass
 class SimCall:
+    """A call placed through the API, with its dialled number's behaviour and its event queue."""
+
     id: str
     number: str
     sender: str
@@ -376,9 +387,11 @@ class InfobipSandbox:
     # --- the phone network ------------------------------------------------------------------
 
     def set_behaviour(self, number: str, behaviours: Sequence[Behaviour]) -> None:
+        """What calls to ``number`` do, one behaviour per call (see :class:`PhoneNetwork`)."""
         self.network.set_behaviour(number, behaviours)
 
     def set_script(self, number: str, script: object) -> None:
+        """The callee script the media leg follows when a call to ``number`` reaches the bridge."""
         self.network.set_script(number, script)
 
     def add_webhook(self, url: str, username: str = "", password: str = "") -> None:
@@ -398,6 +411,7 @@ class InfobipSandbox:
         return call
 
     async def aclose(self) -> None:
+        """Cancel the calls', deliveries' and media legs' tasks; close the HTTP client."""
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

@@ -74,6 +74,7 @@ class CalleeTurn:
 
     @property
     def label(self) -> str:
+        """The clip's name, or ``dtmf:<digit>`` for a key press."""
         return self.clip if self.clip is not None else f"dtmf:{self.dtmf}"
 
 
@@ -165,6 +166,7 @@ class MediaLegResult:
 
     @property
     def duration_s(self) -> float:
+        """The call's length, from the 16-bit audio the callee sent (silence included)."""
         return len(self.sent) / 2 / self.sample_rate
 
 

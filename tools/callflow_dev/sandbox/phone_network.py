@@ -19,6 +19,8 @@ BehaviourKind = Literal["answer", "no_answer", "busy", "reject", "voicemail", "u
 
 @dataclass(frozen=True)
 class Behaviour:
+    """What one call to a number does: answer, fail in some way, or ring out."""
+
     kind: BehaviourKind
     after_s: float = 0.0
     """Ringing time before the phone is answered or the call refused."""
@@ -34,10 +36,12 @@ class Behaviour:
 
     @property
     def picks_up(self) -> bool:
+        """Whether the line answers (a person or a voicemail), if before the connect timeout."""
         return self.kind in ("answer", "voicemail")
 
 
 def answer(after_s: float = 1.0, *, hangup_after_s: float | None = None) -> Behaviour:
+    """The person picks up after ``after_s`` of ringing (HUMAN, if detection is on)."""
     return Behaviour("answer", after_s, hangup_after_s)
 
 
@@ -47,10 +51,12 @@ def no_answer(after_s: float | None = None) -> Behaviour:
 
 
 def busy() -> Behaviour:
+    """The line is busy: the call fails with BUSY without ringing."""
     return Behaviour("busy", 0.0)
 
 
 def reject(after_s: float = 2.0) -> Behaviour:
+    """Rings for ``after_s``, then the person declines: the call fails with REJECTED."""
     return Behaviour("reject", after_s)
 
 
@@ -60,6 +66,7 @@ def voicemail(after_s: float = 3.0, *, hangup_after_s: float | None = 30.0) -> B
 
 
 def unreachable() -> Behaviour:
+    """The destination is unavailable: the call fails without ringing."""
     return Behaviour("unreachable", 0.0)
 
 
@@ -73,6 +80,7 @@ class PhoneNetwork:
         self._calls: dict[str, int] = {}
 
     def set_behaviour(self, number: str, behaviours: Sequence[Behaviour]) -> None:
+        """Calls to ``number`` follow ``behaviours`` by its call count; the last one repeats."""
         if not behaviours:
             raise ValueError(f"no behaviours given for {mask(number)}")
         self._behaviours[_key(number)] = list(behaviours)
@@ -83,6 +91,7 @@ class PhoneNetwork:
         self._scripts[_key(number)] = script
 
     def script_for(self, number: str) -> object | None:
+        """The callee script set for ``number``, if any."""
         return self._scripts.get(_key(number))
 
     def next_behaviour(self, number: str) -> Behaviour:
@@ -96,6 +105,7 @@ class PhoneNetwork:
         return behaviours[min(index, len(behaviours) - 1)]
 
     def calls_to(self, number: str) -> int:
+        """How many calls have been placed to ``number`` so far."""
         return self._calls.get(_key(number), 0)
 
 

@@ -50,6 +50,7 @@ class FieldMeta:
     length: int = 255
 
     def describe(self, index: int) -> dict[str, Any]:
+        """The field as the fields API lists it; ``index`` (its position) makes its id."""
         return {
             "api_name": self.api_name,
             "field_label": self.api_name.replace("_", " "),
@@ -120,6 +121,8 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
 
 @dataclass(frozen=True)
 class SandboxRequest:
+    """A request as received; a form's ``client_secret`` and ``refresh_token`` are masked."""
+
     method: str
     path: str
     query: dict[str, str]
@@ -190,10 +193,12 @@ class ZohoSandbox:
             self._fail_next, self._fail_status, self._fail_forever = n, status, False
 
     def fail_writes_forever(self, status: int = 429) -> None:
+        """Every write fails with ``status`` until :meth:`heal` (a lasting outage)."""
         with self._lock:
             self._fail_forever, self._fail_status = True, status
 
     def heal(self) -> None:
+        """Let writes succeed again, whichever knob made them fail."""
         with self._lock:
             self._fail_next, self._fail_forever = 0, False
 
@@ -207,9 +212,11 @@ class ZohoSandbox:
 
     @property
     def calls(self) -> list[dict[str, Any]]:
+        """The records of the Calls module (calls logged on records), as a list."""
         return list(self.records["Calls"].values())
 
     def token_requests(self) -> list[SandboxRequest]:
+        """The requests made to the OAuth token endpoint, in order."""
         return [r for r in self.requests if r.path == "/oauth/v2/token"]
 
     def seed_record(self, module: str, fields: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """ElevenLabs Agents (ConvAI) client: signed URLs, conversation results, agent settings, and the
 post-call webhook's signature.
 
-Field names follow ``specs/elevenlabs/openapi.json`` (``GetConversationResponseModel``,
+Field names follow ElevenLabs' OpenAPI description (extracted in
+``callflow_dev/schemas/elevenlabs/openapi.json``: ``GetConversationResponseModel``,
 ``ConversationSignedUrlResponseModel``, ``GetAgentResponseModel``). The models are lenient on
 purpose: they ignore fields they do not know and default the ones a given response may leave out,
 because ElevenLabs adds fields often and the workflow must not fail on a harmless addition. What

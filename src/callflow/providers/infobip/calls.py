@@ -1,7 +1,8 @@
 """The Infobip Calls API client: place a call, bridge it to the audio bridge, hang up.
 
-Field names follow Infobip's own OpenAPI description (``specs/infobip/voice-openapi.json``); the
-contract tests check every body this client sends against that file. The client does no retrying
+Field names follow Infobip's own OpenAPI description (extracted in
+``callflow_dev/schemas/infobip/voice.json``); the contract tests check every body this client sends
+against that file. The client does no retrying
 of its own: the Step Functions workflow owns retries (it matches on the error class names in
 :mod:`callflow.providers.errors`), and a retry loop here would multiply with it. Every request has
 a timeout, so a hung Infobip cannot hold a Lambda until its own timeout.

@@ -1,4 +1,4 @@
-"""Infobip Calls API events (the ``Event`` webhook schema of ``specs/infobip/voice-openapi.json``).
+"""Infobip Calls API events (the ``Event`` webhook schema of Infobip's voice OpenAPI file).
 
 Each event type keeps its ``customData`` somewhere else, and getting that wrong silently turns
 every event into "not a callflow call". Per the spec:

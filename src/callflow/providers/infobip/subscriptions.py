@@ -3,7 +3,7 @@
 Only the calls the setup command needs (``callflow setup infobip``): read the ``VOICE_VIDEO``
 subscriptions and a notification profile, create a subscription with its profile and Basic-auth
 security settings in one request, and point an existing profile at a new URL. Shapes follow
-``specs/infobip/subscriptions-openapi.json`` (``VoiceVideoSubscriptionRequest``,
+``callflow_dev/schemas/infobip/subscriptions.json`` (``VoiceVideoSubscriptionRequest``,
 ``ProfileRequest``, ``SecurityRequest``, ``SubscriptionPage``, ``NoIdProfileRequest``).
 
 Setup runs by hand, so nothing here retries: a failure is reported with Infobip's own reason and
