@@ -12,6 +12,7 @@ import importlib.metadata
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -146,6 +147,34 @@ def test_each_deployable_installs_exactly_what_its_code_imports(deployable: Depl
         modules.add("tzdata")
     needed = needed_distributions(modules)
     assert locked_names(deployable.requirements) == needed
+
+
+def _declared(extras: tuple[str, ...]) -> set[str]:
+    """The runtime distribution's direct requirements, with the given extras."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    lines = list(project["dependencies"])
+    for extra in extras:
+        lines += project["optional-dependencies"][extra]
+    return {re.sub(r"[._]+", "-", Requirement(line).name).lower() for line in lines}
+
+
+@pytest.mark.parametrize(
+    ("deployable", "extras"),
+    [(LAMBDA, ("functions",)), (BRIDGE, ("bridge",))],
+    ids=["lambda", "bridge"],
+)
+def test_what_the_code_imports_is_a_declared_dependency(
+    deployable: Deployable, extras: tuple[str, ...]
+) -> None:
+    """A distribution the code imports directly is pinned in pyproject.toml, not only reached
+    through another one's requirements (which may drop it in any release)."""
+    provides = importlib.metadata.packages_distributions()
+    imported = {
+        re.sub(r"[._]+", "-", dist).lower()
+        for top in closure(deployable.entry_modules).third_party
+        for dist in provides.get(top, [])
+    }
+    assert imported - _declared(extras) == set()
 
 
 def test_every_module_the_bridge_imports_is_in_the_image() -> None:
