@@ -5,7 +5,8 @@ audio it actually receives, as the real service's turn taking does, and answers 
 speech. So a bridge that drops, delays, mis-converts or mis-paces audio makes this agent answer
 late, never, or over the caller, which is exactly what the bridge's tests need to see.
 
-What it holds the client to, like ElevenLabs (``specs/elevenlabs_agent.asyncapi.yaml``):
+What it holds the client to, like ElevenLabs (its AsyncAPI contract, in
+``callflow_dev/schemas/elevenlabs/agent.asyncapi.json``):
 
 - every client frame is JSON text and valid against the contract (checked with
   :mod:`callflow_dev.sandbox.asyncapi`); the first one is ``conversation_initiation_client_data``;

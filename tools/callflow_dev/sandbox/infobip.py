@@ -1,6 +1,6 @@
 """The Infobip stand-in: the Calls and Subscriptions APIs over a simulated phone network.
 
-It speaks Infobip's wire format (``specs/infobip/voice-openapi.json`` and
+It speaks Infobip's wire format (``callflow_dev/schemas/infobip/voice.json`` and
 ``subscriptions-openapi.json``): ``Authorization: App <key>`` on every request, the documented
 ``requestError.serviceException`` error bodies, request validation where the real API refuses
 (a numeric ``sampleRate`` is refused with an error that names no field, as Infobip does), and call

@@ -5,8 +5,8 @@ the token endpoint answers errors as HTTP 200 with an ``error`` key and enforces
 per refresh token per ten minutes; access tokens expire (401 ``INVALID_TOKEN``); writes are
 checked field by field against a field metadata table (unknown field, wrong type, picklist value,
 mandatory field) and answer per record in ``data[]`` with ``code``/``details``/``message``/
-``status`` as in ``specs/zoho``; an Outbound call of zero duration is refused. Knobs make writes
-fail with 429 or 5xx. One app serves both the accounts server and the API domain.
+``status`` as in ``callflow_dev/schemas/zoho``; an Outbound call of zero duration is refused.
+Knobs make writes fail with 429 or 5xx. One app serves both the accounts server and the API domain.
 
 Every request is logged in :attr:`ZohoSandbox.requests` (secrets in token requests redacted) so
 tests can assert on exactly what was sent.
