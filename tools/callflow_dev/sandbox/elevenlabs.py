@@ -21,8 +21,9 @@ It behaves like the service where the project depends on it:
   check reads to find where post-call webhooks go.
 
 Response shapes follow ``callflow_dev/schemas/elevenlabs/openapi.json``; the contract tests
-validate them. The error body ``{"detail": {"status", "message"}}`` is what ElevenLabs answers on its ConvAI routes
-(the spec only describes the 422 validation shape, which FastAPI produces here too).
+validate them. The error body ``{"detail": {"status", "message"}}`` is what ElevenLabs answers on
+its ConvAI routes (the spec only describes the 422 validation shape, which FastAPI produces here
+too).
 
 Everything runs on the serving event loop (one uvicorn server), so state needs no locks.
 """
