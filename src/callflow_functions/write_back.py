@@ -1,4 +1,5 @@
-"""Workflow task: write the results to the CRM record (fields, note, logged call)."""
+"""Workflow task: one step of writing the results to the CRM record (fields, note, logged call);
+the state machine runs each step as a task of its own."""
 
 from typing import Any
 
@@ -12,6 +13,9 @@ from callflow.services import get_services
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Write the session's results to its CRM record; ``event`` is the workflow state."""
+    """Run ``event["step"]`` of the session's writeback (every step when none is named)."""
     bind_session(event["session_id"])
-    return writeback.write_back(get_services(), event["session_id"])
+    step = event.get("step")
+    if step is None:
+        return writeback.write_back(get_services(), event["session_id"])
+    return writeback.write_step(get_services(), event["session_id"], str(step))

@@ -65,8 +65,11 @@ def test_call_timeout_and_failures_are_planned_not_lost() -> None:
     assert STATES["AwaitAnalysis"]["Catch"][0]["Next"] == "FetchAnalysis"
 
 
+WRITEBACK_STEPS = ("WriteFields", "AddNote", "LogCall")
+
+
 def test_provider_throttling_is_retried_with_backoff_on_calls_and_writeback() -> None:
-    for name in ("PlaceCall", "WriteBack"):
+    for name in ("PlaceCall", *WRITEBACK_STEPS):
         [policy] = [
             r for r in STATES[name]["Retry"] if "RetryableProviderError" in r["ErrorEquals"]
         ]
@@ -90,8 +93,20 @@ def test_retries_wait_in_the_state_machine_until_calling_hours() -> None:
 
 
 def test_writeback_failing_for_good_fails_the_execution_after_marking_it() -> None:
-    assert STATES["WriteBack"]["Catch"][0]["Next"] == "MarkWritebackFailed"
+    for name in WRITEBACK_STEPS:
+        assert STATES[name]["Catch"][0]["Next"] == "MarkWritebackFailed"
     assert STATES[STATES["MarkWritebackFailed"]["Next"]]["Type"] == "Fail"
+
+
+def test_each_writeback_step_is_a_task_of_its_own_in_order() -> None:
+    """Each step has its own retry budget: three failures of the note do not use up the call's."""
+    steps = [STATES[name]["Parameters"]["Payload"]["step"] for name in WRITEBACK_STEPS]
+    assert steps == ["fields", "note", "call"]
+    assert [STATES[name]["Next"] for name in WRITEBACK_STEPS] == ["AddNote", "LogCall", "Done"]
+    reached = {s.get("Next") for s in STATES.values()} | {
+        c["Next"] for s in STATES.values() for c in s.get("Catch", [])
+    }
+    assert "WriteBack" not in STATES and "WriteFields" in reached
 
 
 def test_step_functions_accepts_the_definition() -> None:

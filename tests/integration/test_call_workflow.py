@@ -126,6 +126,39 @@ def busy_record(stack: LocalStack, name: str) -> str:
     return stack.zoho.seed_record("Leads", {"Last_Name": name, "Phone": phone})
 
 
+def test_a_note_zoho_saved_but_answered_500_for_is_written_once(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    stack.zoho.lose_answers(1, path="/crm/v8/Notes")
+    result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert result.session.status is SessionStatus.COMPLETED
+    assert len(result.notes) == 1  # found by its session line, not written again
+    assert failed_tasks(stack, result.session.session_id) == ["RetryableProviderError"]
+
+
+def test_each_writeback_step_has_its_own_retries(stack: LocalStack, tmp_path: Path) -> None:
+    """Four failures of the note and four of the call: more than one step's budget (six
+    retries) in all, and within each step's own."""
+    stack.zoho.fail_next_writes(4, status=503, path="/crm/v8/Notes")
+    stack.zoho.fail_next_writes(4, status=503, path="/crm/v8/Calls")
+    result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert result.session.status is SessionStatus.COMPLETED
+    assert failed_tasks(stack, result.session.session_id).count("RetryableProviderError") == 8
+    assert len(result.notes) == 1
+
+
+def test_replaying_a_completed_session_is_refused_in_words(
+    stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callflow_dev.cli import main
+
+    result = call(stack, tmp_path, lambda: [net.busy()])
+    assert main(["replay", result.session.session_id]) == 1
+    assert (
+        "is completed: only a writeback_failed session can be replayed" in capsys.readouterr().err
+    )
+
+
 def test_second_trigger_for_the_same_record_is_refused(stack: LocalStack) -> None:
     record_id = busy_record(stack, "Twice")
     first = stack.trigger("Leads", record_id)

@@ -55,6 +55,10 @@ class FakeZoho:
     calls: list[dict[str, Any]] = field(default_factory=list)
     refuse_update: str = ""
     fail_notes: int = 0
+    """Notes refused (5xx) before they are saved."""
+    lose_note_answers: int = 0
+    """Notes saved, then answered 5xx: the writeback cannot know they exist."""
+    lookups: int = 0
 
     def update_record_dropping_invalid(
         self, module: str, record_id: str, data: dict[str, Any]
@@ -69,11 +73,28 @@ class FakeZoho:
             self.fail_notes -= 1
             raise RetryableProviderError("zoho", "503", status=503)
         self.notes.append((title, content))
+        if self.lose_note_answers:
+            self.lose_note_answers -= 1
+            raise RetryableProviderError("zoho", "500 after saving", status=500)
         return f"note-{len(self.notes)}"
 
     def log_call(self, module: str, record_id: str, **fields: Any) -> str:
         self.calls.append(fields)
         return f"calllog-{len(self.calls)}"
+
+    def find_note(self, module: str, record_id: str, marker: str) -> str | None:
+        self.lookups += 1
+        for index, (_, content) in enumerate(self.notes, start=1):
+            if marker in content:
+                return f"note-{index}"
+        return None
+
+    def find_call(self, module: str, record_id: str, marker: str) -> str | None:
+        self.lookups += 1
+        for index, fields in enumerate(self.calls, start=1):
+            if marker in fields["description"]:
+                return f"calllog-{index}"
+        return None
 
 
 def build(**overrides: Any) -> Services:
@@ -383,5 +404,62 @@ def test_a_replay_of_a_failed_writeback_completes_it(services: Services) -> None
 def test_a_replay_of_a_completed_session_is_refused(services: Services) -> None:
     _answered(services)
     writeback.write_back(services, "s1")
-    with pytest.raises(ValueError, match="completed, not writeback_failed"):
+    with pytest.raises(writeback.NotReplayable, match="is completed: only a writeback_failed"):
         writeback.replay(services, "s1")
+
+
+def test_a_note_whose_answer_was_lost_is_found_and_not_written_twice(services: Services) -> None:
+    _answered(services)
+    fake = zoho(services)
+    fake.lose_note_answers = 1
+    with pytest.raises(RetryableProviderError):
+        writeback.write_step(services, "s1", "note")
+    writeback.write_step(services, "s1", "note")  # the state machine's retry of this step
+    assert len(fake.notes) == 1 and fake.lookups == 1
+    assert services.store.require("s1").writeback["note_id"] == "note-1"
+
+
+def test_a_note_that_never_reached_zoho_is_written_on_the_retry(services: Services) -> None:
+    _answered(services)
+    fake = zoho(services)
+    fake.fail_notes = 1
+    with pytest.raises(RetryableProviderError):
+        writeback.write_step(services, "s1", "note")
+    writeback.write_step(services, "s1", "note")
+    assert len(fake.notes) == 1 and fake.lookups == 1  # looked, found none, wrote it
+
+
+def test_the_first_try_of_a_step_does_not_look_for_an_earlier_one(services: Services) -> None:
+    _answered(services)
+    writeback.write_back(services, "s1")
+    assert zoho(services).lookups == 0  # no extra Zoho credit on the usual path
+
+
+def test_the_call_log_carries_the_session_so_a_lost_one_can_be_found(services: Services) -> None:
+    _answered(services)
+    writeback.write_back(services, "s1")
+    [call] = zoho(services).calls
+    assert call["description"].endswith("Session: s1")
+
+
+def test_each_step_writes_only_its_own_part(services: Services) -> None:
+    _answered(services)
+    assert writeback.write_step(services, "s1", "fields")["status"] == "writing_back"
+    fake = zoho(services)
+    assert len(fake.updates) == 1 and fake.notes == [] and fake.calls == []
+    assert writeback.write_step(services, "s1", "note")["status"] == "writing_back"
+    assert len(fake.notes) == 1 and fake.calls == []
+    assert writeback.write_step(services, "s1", "call")["status"] == "completed"
+    assert services.store.require("s1").status is SessionStatus.COMPLETED
+
+
+def test_a_replay_that_fails_again_is_listed_as_failed_again(services: Services) -> None:
+    _answered(services)
+    writeback.mark_failed(services, "s1", {"Error": "X"})
+    zoho(services).fail_notes = 1
+    with pytest.raises(RetryableProviderError):
+        writeback.replay(services, "s1")
+    session = services.store.require("s1")
+    assert session.status is SessionStatus.WRITEBACK_FAILED
+    assert session.writeback["error"].startswith("RetryableProviderError")
+    assert not session.active

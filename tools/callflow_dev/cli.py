@@ -87,13 +87,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "status":
         return _status(args.api, args.session_id)
     if args.command == "replay":
-        from callflow.lifecycle import writeback
-        from callflow.services import get_services
-
-        print(json.dumps(writeback.replay(get_services(), args.session_id), indent=2))
-        return 0
+        return _replay(args.session_id)
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _replay(session_id: str) -> int:
+    """Replay a failed writeback; a refusal or a failure is a sentence and exit 1."""
+    from callflow.lifecycle import writeback
+    from callflow.providers.errors import ProviderError
+    from callflow.services import get_services
+    from callflow.store import SessionNotFound
+
+    try:
+        result = writeback.replay(get_services(), session_id)
+    except SessionNotFound:
+        print(f"callflow replay: no session {session_id}", file=sys.stderr)
+        return 1
+    except writeback.NotReplayable as refused:
+        print(f"callflow replay: {refused}", file=sys.stderr)
+        return 1
+    except ProviderError as error:
+        print(
+            f"callflow replay: the writeback failed again ({error}); the session is "
+            "writeback_failed, its results kept: replay it once the provider is back",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def _call(api: str, record: str) -> int:

@@ -10,6 +10,7 @@ writes it again: the receipts prevent repeats of steps known to be done, not of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,32 +38,106 @@ def label(outcome: Outcome | None) -> str:
     return OUTCOME_LABELS.get(outcome, "Unknown") if outcome else "Unknown"
 
 
-def write_back(services: Services, session_id: str) -> dict[str, Any]:
-    """Write the mapped fields, the note and the logged call, each only once, then complete.
+STEPS = ("fields", "note", "call")
+"""The writeback's steps, in order; the state machine runs each as its own task with its own
+retries, so three failures of one step do not spend the budget of the others."""
 
-    Steps whose receipt is already on the session are skipped, so a retry or a replay resumes where
-    the last run stopped; a completed session answers with its receipt and writes nothing.
+
+def write_back(services: Services, session_id: str) -> dict[str, Any]:
+    """Every step in turn (a replay, the CLI); a completed session writes nothing."""
+    result: dict[str, Any] = {}
+    for step in STEPS:
+        result = write_step(services, session_id, step)
+    return result
+
+
+def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]:
+    """One step of the writeback: the mapped fields, the note, or the logged call (which then
+    completes the session).
+
+    A step whose receipt is on the session is skipped. A note or call that an earlier try sent
+    without learning the answer (Zoho saved it, then answered 5xx or the connection broke) is
+    looked for on the record, by the session id it carries, before it is created again.
     """
+    if step not in STEPS:
+        raise ValueError(f"unknown writeback step {step!r}")
     store = services.store
     session = store.require(session_id)
     if session.status is SessionStatus.COMPLETED:
-        return {"status": "completed", "receipt": session.writeback}
+        return {"status": "completed", "step": step, "receipt": session.writeback}
     moved = store.advance(session_id, SessionStatus.WRITING_BACK, event="writing back")
     session = moved or session
     receipt: dict[str, Any] = dict(session.writeback)
     receipt.pop("error", None)
-
-    if "fields" not in receipt:
+    if step == "fields" and "fields" not in receipt:
         receipt.update(_write_fields(services, session))
         store.set_fields(session_id, {"writeback": receipt}, event="fields written")
-    if services.settings.zoho_add_notes and not receipt.get("note_id"):
-        receipt["note_id"] = _add_note(services, session, receipt)
-        store.set_fields(session_id, {"writeback": receipt}, event="note added")
-    if _should_log_call(services, session) and not receipt.get("call_log_id"):
-        receipt["call_log_id"] = _log_call(services, session)
-        store.set_fields(session_id, {"writeback": receipt}, event="call logged")
+    elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
+        _create_once(
+            services,
+            session,
+            receipt,
+            "note_id",
+            find=lambda: services.zoho.find_note(
+                session.module, session.record_id, session_marker(session)
+            ),
+            create=lambda: _add_note(services, session, receipt),
+            event="note added",
+        )
+    elif step == "call":
+        if _should_log_call(services, session) and not receipt.get("call_log_id"):
+            _create_once(
+                services,
+                session,
+                receipt,
+                "call_log_id",
+                find=lambda: services.zoho.find_call(
+                    session.module, session.record_id, session_marker(session)
+                ),
+                create=lambda: _log_call(services, session),
+                event="call logged",
+            )
+        return _complete(services, session_id, receipt)
+    return {"status": "writing_back", "step": step}
 
-    store.advance(
+
+def session_marker(session: Session) -> str:
+    """The line every note and call of a session carries, by which a lost one is found."""
+    return f"Session: {session.session_id}"
+
+
+def _create_once(
+    services: Services,
+    session: Session,
+    receipt: dict[str, Any],
+    key: str,
+    *,
+    find: Callable[[], str | None],
+    create: Callable[[], str],
+    event: str,
+) -> None:
+    """Create the note or call, unless an earlier try already did (see :func:`write_step`).
+
+    The ``<key>_sent`` mark is stored before the request goes out, so a retry knows that the
+    answer, not the request, may be what was lost.
+    """
+    store = services.store
+    sent = f"{key.removesuffix('_id')}_sent"
+    if receipt.get(sent):
+        found = find()
+        if found:
+            receipt[key] = found
+            store.set_fields(session.session_id, {"writeback": receipt}, event=f"{event} (found)")
+            return
+    else:
+        receipt[sent] = True
+        store.set_fields(session.session_id, {"writeback": receipt})
+    receipt[key] = create()
+    store.set_fields(session.session_id, {"writeback": receipt}, event=event)
+
+
+def _complete(services: Services, session_id: str, receipt: dict[str, Any]) -> dict[str, Any]:
+    services.store.advance(
         session_id,
         SessionStatus.COMPLETED,
         fields={"writeback": receipt},
@@ -70,7 +145,7 @@ def write_back(services: Services, session_id: str) -> dict[str, Any]:
         detail={"fields": sorted(receipt.get("fields", {})), "problems": receipt.get("problems")},
     )
     count(Metric.WRITEBACKS_SUCCEEDED)
-    return {"status": "completed", "receipt": receipt}
+    return {"status": "completed", "step": "call", "receipt": receipt}
 
 
 def mark_failed(services: Services, session_id: str, error: dict[str, Any]) -> dict[str, Any]:
@@ -89,13 +164,28 @@ def mark_failed(services: Services, session_id: str, error: dict[str, Any]) -> d
     return {"status": "writeback_failed"}
 
 
+class NotReplayable(ValueError):
+    """The session's writeback is not one that failed; the message says what it is."""
+
+
 def replay(services: Services, session_id: str) -> dict[str, Any]:
-    """Run a failed writeback again (operator action)."""
+    """Run a failed writeback again (operator action).
+
+    A replay that fails again puts the session back to ``writeback_failed`` (listed as failed,
+    not counted active) before the error goes on to the caller.
+    """
     if services.store.reopen_writeback(session_id) is None:
         session = services.store.require(session_id)
         if session.status is not SessionStatus.WRITING_BACK:
-            raise ValueError(f"session is {session.status.value}, not writeback_failed")
-    return write_back(services, session_id)
+            raise NotReplayable(
+                f"session {session_id} is {session.status.value}: only a writeback_failed "
+                "session can be replayed"
+            )
+    try:
+        return write_back(services, session_id)
+    except Exception as error:
+        mark_failed(services, session_id, {"Error": type(error).__name__, "Cause": str(error)})
+        raise
 
 
 # --- the steps ----------------------------------------------------------------------------
@@ -157,7 +247,7 @@ def _note_text(session: Session, receipt: dict[str, Any]) -> tuple[str, str]:
         lines += ["", "Not written to fields:"] + [f"- {p}" for p in receipt["problems"]]
     if session.conversation_id:
         lines += ["", f"Conversation: {session.conversation_id}"]
-    lines.append(f"Session: {session.session_id}")
+    lines.append(session_marker(session))
     return title, "\n".join(lines)
 
 
@@ -181,7 +271,7 @@ def _log_call(services: Services, session: Session) -> str:
         subject=f"AI call: {label(session.outcome)}",
         start=start,
         duration_seconds=session.call_duration,
-        description=summary[:2000],
+        description=f"{summary[:1900]}\n\n{session_marker(session)}",
     )
 
 

@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -180,27 +180,40 @@ class ZohoSandbox:
         self.tokens: dict[str, float] = {}
         """Issued access token -> expiry (unix time)."""
         self._issued: deque[float] = deque()
-        self._fail_next = 0
+        self._failing: dict[str, int] = {}
+        """Path prefix -> writes still to fail there."""
         self._fail_forever = False
         self._fail_status = 429
+        self._lose_answers = 0
+        self._lose_path = ""
         self._next_id = 0
 
     # --- knobs ----------------------------------------------------------------------------
 
-    def fail_next_writes(self, n: int, status: int = 429) -> None:
-        """The next ``n`` writes (PUT/POST under /crm/v8) fail with ``status``."""
+    def fail_next_writes(self, n: int, status: int = 429, path: str = "") -> None:
+        """The next ``n`` writes (PUT/POST under /crm/v8) fail with ``status``; with ``path``,
+        only writes to paths that start with it (``/crm/v8/Notes``) count, and each path keeps
+        its own count (call once per path)."""
         with self._lock:
-            self._fail_next, self._fail_status, self._fail_forever = n, status, False
+            self._failing[path] = n
+            self._fail_status, self._fail_forever = status, False
 
     def fail_writes_forever(self, status: int = 429) -> None:
         """Every write fails with ``status`` until :meth:`heal` (a lasting outage)."""
         with self._lock:
             self._fail_forever, self._fail_status = True, status
 
+    def lose_answers(self, n: int, path: str = "") -> None:
+        """The next ``n`` writes (to paths starting with ``path``) are carried out, then answered
+        with a 500: the write happened and the caller cannot know it (a 5xx or a broken
+        connection after the work)."""
+        with self._lock:
+            self._lose_answers, self._lose_path = n, path
+
     def heal(self) -> None:
         """Let writes succeed again, whichever knob made them fail."""
         with self._lock:
-            self._fail_next, self._fail_forever = 0, False
+            self._failing, self._fail_forever, self._lose_answers = {}, False, 0
 
     def expire_tokens(self) -> None:
         """Every issued access token stops working now (as after an hour)."""
@@ -254,6 +267,11 @@ class ZohoSandbox:
         async def fields(request: Request) -> Response:
             return self._guarded(request, lambda: self._fields(request.query_params.get("module")))
 
+        @app.get("/crm/v8/Notes")
+        async def list_notes(request: Request) -> Response:
+            query = request.query_params
+            return self._guarded(request, lambda: self._list_notes(query))
+
         @app.post("/crm/v8/Notes")
         async def create_notes(request: Request) -> Response:
             body = await _json(request)
@@ -268,6 +286,11 @@ class ZohoSandbox:
         async def update_record(module: str, record_id: str, request: Request) -> Response:
             body = await _json(request)
             return self._guarded(request, lambda: self._update(module, record_id, body), write=True)
+
+        @app.get("/crm/v8/{module}")
+        async def list_records(module: str, request: Request) -> Response:
+            query = request.query_params
+            return self._guarded(request, lambda: self._list(module, query))
 
         @app.post("/crm/v8/{module}")
         async def create_records(module: str, request: Request) -> Response:
@@ -350,14 +373,23 @@ class ZohoSandbox:
             expiry = self.tokens.get(token)
             if expiry is None or expiry <= self.clock():
                 return _error(401, "INVALID_TOKEN", "invalid oauth token")
-            if write and (self._fail_forever or self._fail_next > 0):
-                if not self._fail_forever:
-                    self._fail_next -= 1
+            path = request.url.path
+            prefix = next(
+                (p for p, left in self._failing.items() if left > 0 and path.startswith(p)), None
+            )
+            if write and (self._fail_forever or prefix is not None):
+                if prefix is not None and not self._fail_forever:
+                    self._failing[prefix] -= 1
                 status = self._fail_status
                 if status == 429:
                     return _error(429, "TOO_MANY_REQUESTS", "too many requests continuously")
                 return _error(status, "INTERNAL_ERROR", "Internal server error occurred.")
-            return handle()
+            answer = handle()
+            losing = self._lose_answers > 0 and path.startswith(self._lose_path)
+            if write and losing and answer.status_code < 400:
+                self._lose_answers -= 1
+                return _error(500, "INTERNAL_ERROR", "Internal server error occurred.")
+            return answer
 
     # --- handlers (called under the lock) -------------------------------------------------
 
@@ -445,6 +477,14 @@ class ZohoSandbox:
             return record_id
 
         return self._add_each(rows, validate, store)
+
+    def _list(self, module: str, query: Mapping[str, str]) -> Response:
+        if self._module(module) is None:
+            return _invalid_module()
+        return _listing(list(self.records[module].values()), query)
+
+    def _list_notes(self, query: Mapping[str, str]) -> Response:
+        return _listing(self.notes, query)
 
     def _create_notes(self, body: Any) -> Response:
         rows = _rows(body)
@@ -706,3 +746,45 @@ def _element_answer(elements: list[dict[str, Any]], *, created: bool = False) ->
     else:
         status = 202
     return JSONResponse({"data": elements}, status_code=status)
+
+
+_SORTABLE = frozenset({"id", "Created_Time", "Modified_Time"})
+MAX_PER_PAGE = 200
+
+
+def _listing(rows: list[dict[str, Any]], query: Mapping[str, str]) -> Response:
+    """Zoho's record listing (``GET /crm/v8/{module}``, ``GET /crm/v8/Notes``): ``fields`` is
+    required, ``per_page`` at most 200, ``sort_by`` one of id / Created_Time / Modified_Time
+    (ids grow with creation here, so all three sort by id); an empty page answers 204."""
+    fields = [f for f in query.get("fields", "").split(",") if f]
+    if not fields:
+        return _error(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param": "fields"},
+        )
+    sort_by = query.get("sort_by", "id")
+    order = query.get("sort_order", "desc")
+    raw_per_page, raw_page = query.get("per_page", "200"), query.get("page", "1")
+    if not raw_per_page.isdigit() or not 1 <= int(raw_per_page) <= MAX_PER_PAGE:
+        return _error(400, "INVALID_DATA", "invalid data", {"param": "per_page"})
+    if not raw_page.isdigit() or int(raw_page) < 1:
+        return _error(400, "INVALID_DATA", "invalid data", {"param": "page"})
+    if sort_by not in _SORTABLE or order not in ("asc", "desc"):
+        return _error(400, "INVALID_DATA", "invalid data", {"param": "sort_by"})
+    per_page, page = int(raw_per_page), int(raw_page)
+    ordered = sorted(rows, key=lambda r: int(r["id"]), reverse=order == "desc")
+    chunk = ordered[(page - 1) * per_page : page * per_page]
+    if not chunk:
+        return Response(status_code=204)
+    data = [{"id": r["id"], **{f: r[f] for f in fields if f in r}} for r in chunk]
+    info = {
+        "per_page": per_page,
+        "count": len(data),
+        "page": page,
+        "sort_by": sort_by,
+        "sort_order": order,
+        "more_records": page * per_page < len(ordered),
+    }
+    return JSONResponse({"data": data, "info": info})

@@ -34,6 +34,8 @@ PROVIDER = "zoho"
 API_PREFIX = "/crm/v8"
 MAX_READ_FIELDS = 50
 """Zoho reads at most 50 fields per request."""
+RECENT_PAGE = 200
+"""Records per page of a listing, Zoho's maximum: how far back a lost note or call is looked for."""
 
 _WHO_MODULES = frozenset({"Contacts"})
 """Modules a call links to with ``Who_Id``; every other module uses ``What_Id`` + ``$se_module``."""
@@ -235,6 +237,50 @@ class ZohoClient:
         call.update(extra or {})
         response = self._send("POST", "/Calls", json={"data": [call], "trigger": []})
         return _created_id(response, "call")
+
+    # --- finding what an earlier try created -----------------------------------------------
+
+    def find_note(self, module: str, record_id: str, marker: str) -> str | None:
+        """The id of a note on the record whose content carries ``marker``, among the newest
+        :data:`RECENT_PAGE` notes of the org (the writeback looks only for notes it made moments
+        ago); ``None`` when there is none."""
+        for note in self._recent("/Notes", "Note_Content,Parent_Id"):
+            parent = note.get("Parent_Id")
+            parent_id = parent.get("id") if isinstance(parent, dict) else None
+            if str(parent_id) == record_id and marker in str(note.get("Note_Content") or ""):
+                return str(note["id"])
+        return None
+
+    def find_call(self, module: str, record_id: str, marker: str) -> str | None:
+        """The id of a call logged on the record whose description carries ``marker``, among
+        the newest :data:`RECENT_PAGE` calls; ``None`` when there is none."""
+        link = "Who_Id" if module in _WHO_MODULES else "What_Id"
+        for call in self._recent("/Calls", f"Description,{link}"):
+            linked = call.get(link)
+            linked_id = linked.get("id") if isinstance(linked, dict) else None
+            if str(linked_id) == record_id and marker in str(call.get("Description") or ""):
+                return str(call["id"])
+        return None
+
+    def _recent(self, path: str, fields: str) -> list[dict[str, Any]]:
+        """The newest records of a listing (one page, newest first; Zoho answers 204 when the
+        listing is empty). A read from the records themselves, not from the search index, which
+        lags behind a record just created."""
+        params = {
+            "fields": fields,
+            "sort_by": "id",
+            "sort_order": "desc",
+            "per_page": str(RECENT_PAGE),
+        }
+        response = self._send("GET", path, params=params)
+        if response.status_code == 204:
+            return []
+        data = _body(response).get("data")
+        return (
+            [r for r in data if isinstance(r, dict) and r.get("id")]
+            if isinstance(data, list)
+            else []
+        )
 
     # --- transport ------------------------------------------------------------------------
 
