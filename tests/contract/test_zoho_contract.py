@@ -34,6 +34,7 @@ class Exchange:
     request_body: Any
     status: int
     response_body: Any
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Recorder:
                 request_body=json.loads(request.content) if _is_json(request) else None,
                 status=response.status_code,
                 response_body=response.json() if response.content else None,
+                query=dict(request.url.params),
             )
         )
 
@@ -103,6 +105,24 @@ def _exercise(wired: Wired) -> None:
         description="d",
         extra={"Call_Result": "Interested"},
     )
+    assert client.find_note("Leads", lead, "keen on a visit") is not None
+    assert client.find_call("Contacts", contact, "d") is not None
+
+
+def test_listing_queries_name_parameters_the_spec_declares(wired: Wired) -> None:
+    """The writeback's look for a lost note or call reads listings with declared parameters."""
+    _exercise(wired)
+    listings = [e for e in wired.recorder.api() if e.method == "GET" and e.path.count("/") == 3]
+    assert {e.path for e in listings} == {"/crm/v8/Notes", "/crm/v8/Calls"}
+    for exchange in listings:
+        _, _, operation = find_operation("GET", exchange.path)
+        declared = {_parameter_name(p) for p in operation.get("parameters", [])}
+        assert set(exchange.query) <= declared, exchange.path
+
+
+def _parameter_name(parameter: dict[str, Any]) -> str:
+    ref = parameter.get("$ref")
+    return str(ref.rsplit("/", 1)[-1] if isinstance(ref, str) else parameter["name"])
 
 
 def test_every_request_body_validates_against_zohos_spec(wired: Wired) -> None:

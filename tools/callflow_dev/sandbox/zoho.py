@@ -484,7 +484,7 @@ class ZohoSandbox:
         return _listing(list(self.records[module].values()), query)
 
     def _list_notes(self, query: Mapping[str, str]) -> Response:
-        return _listing(self.notes, query)
+        return _listing(self.notes, query, always=tuple(_note_system_fields()))
 
     def _create_notes(self, body: Any) -> Response:
         rows = _rows(body)
@@ -493,7 +493,7 @@ class ZohoSandbox:
 
         def store(row: dict[str, Any]) -> str:
             note_id = self._new_id()
-            self.notes.append({"id": note_id, **row})
+            self.notes.append({"id": note_id, **_note_system_fields(), **row})
             return note_id
 
         return self._add_each(rows, self._validate_note, store)
@@ -719,6 +719,26 @@ def _mandatory(name: str, path: str) -> dict[str, Any]:
     )
 
 
+def _note_system_fields() -> dict[str, Any]:
+    """What Zoho keeps on every note beside its content: a listing answers with these (the notes
+    spec's ``Note`` marks them required) whichever ``fields`` were asked for."""
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    return {
+        "Created_Time": now,
+        "Modified_Time": now,
+        "Owner": dict(_SANDBOX_USER),
+        "Created_By": dict(_SANDBOX_USER),
+        "Modified_By": dict(_SANDBOX_USER),
+        "$attachments": [],
+        "$editable": True,
+        "$is_shared_to_client": False,
+        "$size": "",
+        "$state": "save",
+        "$voice_note": False,
+        "Note_Title": "",
+    }
+
+
 def _success(record_id: str, message: str) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     return {
@@ -752,10 +772,13 @@ _SORTABLE = frozenset({"id", "Created_Time", "Modified_Time"})
 MAX_PER_PAGE = 200
 
 
-def _listing(rows: list[dict[str, Any]], query: Mapping[str, str]) -> Response:
+def _listing(
+    rows: list[dict[str, Any]], query: Mapping[str, str], always: tuple[str, ...] = ()
+) -> Response:
     """Zoho's record listing (``GET /crm/v8/{module}``, ``GET /crm/v8/Notes``): ``fields`` is
     required, ``per_page`` at most 200, ``sort_by`` one of id / Created_Time / Modified_Time
-    (ids grow with creation here, so all three sort by id); an empty page answers 204."""
+    (ids grow with creation here, so all three sort by id); an empty page answers 204. Rows
+    carry the asked ``fields`` and the ``always`` ones (a note's system fields)."""
     fields = [f for f in query.get("fields", "").split(",") if f]
     if not fields:
         return _error(
@@ -778,7 +801,8 @@ def _listing(rows: list[dict[str, Any]], query: Mapping[str, str]) -> Response:
     chunk = ordered[(page - 1) * per_page : page * per_page]
     if not chunk:
         return Response(status_code=204)
-    data = [{"id": r["id"], **{f: r[f] for f in fields if f in r}} for r in chunk]
+    shown = [*always, *fields]
+    data = [{"id": r["id"], **{f: r[f] for f in shown if f in r}} for r in chunk]
     info = {
         "per_page": per_page,
         "count": len(data),
