@@ -81,6 +81,11 @@ class Outcome(StrEnum):
     """How a call session ended, as written back to the CRM."""
 
     ANSWERED = "answered"
+    AGENT_UNAVAILABLE = "agent_unavailable"
+    """Picked up, but no agent conversation: the agent refused or could not be reached, or the
+    call was never connected to the bridge. The person heard nobody."""
+    AGENT_DROPPED = "agent_dropped"
+    """Picked up and talked to, then the agent's side failed mid-call (1002/1011)."""
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     REJECTED = "rejected"
@@ -92,7 +97,7 @@ class Outcome(StrEnum):
 
 
 #: Outcomes after which another attempt is worth it.
-RETRYABLE_OUTCOMES = frozenset({Outcome.NO_ANSWER, Outcome.BUSY})
+RETRYABLE_OUTCOMES = frozenset({Outcome.NO_ANSWER, Outcome.BUSY, Outcome.AGENT_UNAVAILABLE})
 
 
 def utcnow() -> datetime:

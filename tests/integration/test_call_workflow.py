@@ -126,6 +126,23 @@ def busy_record(stack: LocalStack, name: str) -> str:
     return stack.zoho.seed_record("Leads", {"Last_Name": name, "Phone": phone})
 
 
+def test_an_answered_call_the_agent_refused_is_not_reached_and_is_retried(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    limit = stack.elevenlabs.max_concurrent_conversations
+    stack.elevenlabs.max_concurrent_conversations = 0  # every conversation over the plan's cap
+    try:
+        result = call(stack, tmp_path, lambda: [net.answer(1)])
+    finally:
+        stack.elevenlabs.max_concurrent_conversations = limit
+    session = result.session
+    assert session.outcome is Outcome.AGENT_UNAVAILABLE
+    assert session.attempt == session.max_attempts  # retried like an unanswered call
+    [note] = result.notes
+    assert note["Note_Title"] == "AI call: Answered, no agent"
+    assert "nobody spoke: the agent could not take the call" in note["Note_Content"]
+
+
 def test_a_note_zoho_saved_but_answered_500_for_is_written_once(
     stack: LocalStack, tmp_path: Path
 ) -> None:

@@ -463,3 +463,26 @@ def test_a_replay_that_fails_again_is_listed_as_failed_again(services: Services)
     assert session.status is SessionStatus.WRITEBACK_FAILED
     assert session.writeback["error"].startswith("RetryableProviderError")
     assert not session.active
+
+
+def test_an_answered_call_with_no_agent_conversation_is_retried(services: Services) -> None:
+    from callflow.lifecycle import analysis
+
+    new_session(services, max_attempts=3)
+    services.store.advance(
+        "s1",
+        SessionStatus.CALL_ENDED,
+        attempt=1,
+        fields={
+            "outcome": Outcome.ANSWERED.value,
+            "bridge": {"end_reason": "agent_unavailable", "end_detail": "agent unreachable"},
+        },
+    )
+    assert analysis.fetch_analysis(services, {"session_id": "s1"}) == {"status": "no_conversation"}
+    state = calling.plan_retry(
+        services,
+        {"session_id": "s1", "call": {"outcome": "answered"}, "analysis": {}},
+    )
+    assert state["action"] == calling.WAIT
+    session = services.store.require("s1")
+    assert session.status is SessionStatus.SCHEDULED and session.attempt == 2

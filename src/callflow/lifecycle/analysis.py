@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from callflow.lifecycle import workflow
-from callflow.models import SessionStatus
+from callflow.lifecycle import outcomes, workflow
+from callflow.models import Session, SessionStatus
 from callflow.observability import logger
 from callflow.services import Services
 
@@ -33,7 +33,8 @@ def await_analysis(services: Services, state: dict[str, Any], task_token: str) -
     store = services.store
     session = store.require(session_id)
     if not session.conversation_id:
-        # The agent never picked up (refused, or the bridge never connected): nothing to collect.
+        # Nobody spoke to the person: nothing to collect, and the call is retried by policy.
+        record_no_agent(services, session)
         workflow.resume(services.sfn, task_token, {"status": "no_conversation"})
         return {"waiting": False}
     moved = store.advance(
@@ -53,6 +54,7 @@ def fetch_analysis(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     """
     session = services.store.require(state["session_id"])
     if not session.conversation_id:
+        record_no_agent(services, session)
         return {"status": "no_conversation"}
     if session.results.get("status") in FINAL_STATUSES:
         return {"status": session.results["status"]}
@@ -61,6 +63,18 @@ def fetch_analysis(services: Services, state: dict[str, Any]) -> dict[str, Any]:
         raise AnalysisPending(f"conversation is {conversation.status}")
     store_results(services, session.session_id, conversation.results(), source="poll")
     return {"status": conversation.status}
+
+
+def record_no_agent(services: Services, session: Session) -> None:
+    """An answered call without an agent conversation: its outcome says so, in words."""
+    outcome, detail = outcomes.combined(session)
+    if outcome is not session.outcome:
+        services.store.set_fields(
+            session.session_id,
+            {"outcome": outcome.value if outcome else None, "outcome_detail": detail[:500]},
+            event="no agent conversation",
+            detail={"outcome": outcome.value if outcome else None},
+        )
 
 
 def store_results(

@@ -155,12 +155,14 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     error = state.get("error")
     if error:
         return _after_error(services, session, error)
-    outcome = Outcome(state.get("call", {}).get("outcome", session.outcome or "failed"))
+    # The session's outcome first: after an answered call with no agent conversation it says
+    # agent_unavailable, where the call's own event said answered.
+    outcome = session.outcome or Outcome(state.get("call", {}).get("outcome", "failed"))
     if outcome not in RETRYABLE_OUTCOMES or session.attempt >= session.max_attempts:
         if outcome in RETRYABLE_OUTCOMES:
             services.store.set_fields(
                 session.session_id,
-                {"outcome_detail": f"{outcome.value} on all {session.attempt} attempts"},
+                {"outcome_detail": _gave_up(outcome, session)},
                 event="giving up",
             )
         return next_state(services, session.session_id, WRITE_BACK)
@@ -195,3 +197,10 @@ def _after_error(services: Services, session: Session, error: dict[str, Any]) ->
     )
     count(Metric.CALLS_FAILED)
     return next_state(services, session.session_id, WRITE_BACK)
+
+
+def _gave_up(outcome: Outcome, session: Session) -> str:
+    """The detail written when the attempts ran out; the last attempt's own detail is kept."""
+    summary = f"{outcome.value} on all {session.attempt} attempts"
+    last = session.outcome_detail
+    return f"{summary}; the last: {last}"[:500] if last else summary

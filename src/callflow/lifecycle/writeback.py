@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from callflow.lifecycle import workflow
+from callflow.lifecycle import outcomes, workflow
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.observability import Metric, count, logger
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RecordNotFound
@@ -22,6 +22,8 @@ from callflow.services import Services
 
 OUTCOME_LABELS = {
     Outcome.ANSWERED: "Reached",
+    Outcome.AGENT_UNAVAILABLE: "Answered, no agent",
+    Outcome.AGENT_DROPPED: "Reached, call dropped by the agent",
     Outcome.NO_ANSWER: "No answer",
     Outcome.BUSY: "Busy",
     Outcome.REJECTED: "Call rejected",
@@ -70,6 +72,7 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
     receipt: dict[str, Any] = dict(session.writeback)
     receipt.pop("error", None)
     if step == "fields" and "fields" not in receipt:
+        session = _settle_outcome(services, session)
         receipt.update(_write_fields(services, session))
         store.set_fields(session_id, {"writeback": receipt}, event="fields written")
     elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
@@ -99,6 +102,17 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
             )
         return _complete(services, session_id, receipt)
     return {"status": "writing_back", "step": step}
+
+
+def _settle_outcome(services: Services, session: Session) -> Session:
+    """Write the outcome as the call and the bridge saw it together (see
+    :mod:`callflow.lifecycle.outcomes`) before anything reaches the record."""
+    outcome, detail = outcomes.combined(session)
+    if outcome is session.outcome and detail == session.outcome_detail:
+        return session
+    fields = {"outcome": outcome.value if outcome else None, "outcome_detail": detail[:500]}
+    updated = services.store.set_fields(session.session_id, fields, event="outcome settled")
+    return updated or session
 
 
 def session_marker(session: Session) -> str:
