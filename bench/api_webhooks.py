@@ -210,7 +210,9 @@ def main() -> None:
             services.store.create(Session(session_id=session_id, module="Leads", record_id="1"))
             services.store.advance(session_id, SessionStatus.DIALING, attempt=1)
         for session_id in talked_ids:
-            services.store.set_fields(session_id, {"conversation_id": f"conv_{session_id}"})
+            # As the bridge leaves a session: its conversation stored, and indexed for the hook.
+            services.store.set_conversation(session_id, f"conv_{session_id}")
+            services.store.index_conversation(f"conv_{session_id}", session_id)
 
         from callflow_functions.api import handler
 

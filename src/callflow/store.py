@@ -20,6 +20,7 @@ its event was stale and does nothing more.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -213,17 +214,76 @@ class SessionStore:
         item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
         return str(item["session_id"]) if item else None
 
-    def index_conversation(self, conversation_id: str, session_id: str) -> None:
+    def index_conversation(self, conversation_id: str, session_id: str) -> bool:
         """Remember which session a conversation belongs to (for :meth:`session_for_conversation`).
 
-        Whoever learns a session's conversation id (the bridge) calls this beside storing it; the
-        write is idempotent, so calling it twice is harmless."""
-        self.table.put_item(
-            Item={
-                "pk": f"conversation#{conversation_id}",
-                "session_id": session_id,
-                "expires_at": int(time.time()) + self.ttl_days * 86400,
-            }
+        Whoever learns a session's conversation id (the bridge) calls this after
+        :meth:`set_conversation`. The put is conditional: an entry is never re-pointed to another
+        session (``False`` then), and writing the same pair again is harmless."""
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": f"conversation#{conversation_id}",
+                    "session_id": session_id,
+                    "expires_at": int(time.time()) + self.ttl_days * 86400,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR session_id = :session",
+                ExpressionAttributeValues={":session": session_id},
+            )
+        except Exception as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    def set_conversation(self, session_id: str, conversation_id: str) -> Session | None:
+        """Store the session's own conversation: the first one set stays.
+
+        Setting the same id again is harmless; ``None`` when the session has another
+        conversation already (or does not exist), so a second conversation cannot take its
+        place and have its results written back."""
+        return self._update(
+            session_id,
+            {"conversation_id": conversation_id},
+            condition=(
+                "attribute_exists(pk) AND (attribute_not_exists(#conversation)"
+                " OR #conversation = :empty OR #conversation = :conversation)"
+            ),
+            values={":empty": "", ":conversation": conversation_id},
+            names={"#conversation": "conversation_id"},
+        )
+
+    def claim_media_stream(
+        self, session_id: str, token_hash: str, statuses: Collection[SessionStatus]
+    ) -> Session | None:
+        """Admit one media stream for the bridge token hashing to ``token_hash``, once.
+
+        One conditional write: the session exists, its current token hashes to ``token_hash``,
+        its status is one of ``statuses``, and no stream was admitted with that token before.
+        Returns the session as claimed; ``None`` when any of that does not hold (the write
+        changes nothing then). Every dialog request makes a new token
+        (:func:`callflow.lifecycle.call_events.connect_bridge`), so a later attempt's stream is
+        admitted with its own."""
+        if not statuses:
+            raise ValueError("claim_media_stream needs at least one status")
+        values: dict[str, Any] = {":hash": token_hash}
+        for i, status in enumerate(statuses):
+            values[f":live{i}"] = status.value
+        live = ", ".join(f":live{i}" for i in range(len(statuses)))
+        return self._update(
+            session_id,
+            {"media_claimed_hash": token_hash},
+            condition=(
+                "attribute_exists(pk) AND #token = :hash AND #status IN (" + live + ")"
+                " AND (attribute_not_exists(#claimed) OR #claimed <> :hash)"
+            ),
+            values=values,
+            names={
+                "#token": "bridge_token_hash",
+                "#status": "status",
+                "#claimed": "media_claimed_hash",
+            },
+            event="media stream admitted",
         )
 
     def reopen_writeback(self, session_id: str) -> Session | None:

@@ -9,7 +9,7 @@ is a 4xx with a reason, never a 500.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
@@ -29,6 +29,9 @@ from callflow_functions.auth import (
     check_path_secret,
     check_shared_secret,
 )
+
+if TYPE_CHECKING:
+    from callflow.providers.elevenlabs.client import Conversation
 
 app = FastAPI(
     title="callflow",
@@ -246,26 +249,32 @@ async def elevenlabs_post_call(request: Request) -> dict[str, str]:
         raise BadRequest(400, f"not an ElevenLabs post-call event: {error}") from None
     if event.type != "post_call_transcription":
         return {"result": f"ignored: {event.type}"}
+    return await _store_post_call(event.conversation)
 
-    from callflow.lifecycle.analysis import store_results
+
+async def _store_post_call(conversation: Conversation) -> dict[str, str]:
+    """Keep the conversation's results on its session, if it is one of ours and its own."""
+    from callflow.lifecycle.analysis import ForeignConversation, store_results
 
     services = get_services()
-    conversation = event.conversation
     session_id = await _in_thread(
         services.store.session_for_conversation, conversation.conversation_id
     )
     if session_id is None:
         return {"result": "ignored: unknown conversation"}
     bind_session(session_id)
-    stored = await _in_thread(
-        store_results, services, session_id, conversation.results(), source="webhook"
-    )
+    try:
+        stored = await _in_thread(
+            store_results, services, session_id, conversation.results(), source="webhook"
+        )
+    except ForeignConversation:
+        return {"result": "ignored: not the session's conversation"}
     return {"result": "stored" if stored else "duplicate"}
 
 
 # --- status and health ----------------------------------------------------------------------
 
-_PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash"}
+_PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash", "media_claimed_hash"}
 
 
 @app.get("/sessions/{session_id}", tags=["sessions"])
