@@ -12,9 +12,10 @@ Lambda does, and reports two figures per webhook:
   services, so this is the share the project's own code is responsible for.
 
 The trigger refreshes the Zoho token once (the first request) and starts a workflow execution
-each time (moto records it without running it). The post-call webhook finds the session by its
-conversation and stores the results; the workflow is not waiting yet (the webhook often comes
-first), so nothing is resumed. Target: p99 <= 20 ms.
+each time (moto records it without running it). The post-call webhook records its delivery in the
+replay cache (one conditional write), finds the session by its conversation and stores the
+results; the workflow is not waiting yet (the webhook often comes first), so nothing is resumed.
+Target: p99 <= 20 ms.
 
 Run with ``python -m bench api_webhooks``.
 """

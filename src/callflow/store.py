@@ -6,6 +6,8 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
 - ``record#<module>#<id>``: which session last claimed a CRM record (trigger de-duplication);
 - ``conversation#<id>``: which session an ElevenLabs conversation belongs to (written by
   :meth:`SessionStore.index_conversation`);
+- ``webhook#<sha256 of a signature>``: a post-call webhook delivery already accepted (the replay
+  cache, :meth:`SessionStore.first_delivery`), expiring when its signature would be refused anyway;
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
 - Powertools idempotency records (their own ``pk`` values).
 
@@ -19,6 +21,7 @@ its event was stale and does nothing more.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Collection
 from decimal import Decimal
@@ -346,6 +349,30 @@ class SessionStore:
         # Lost the race every time: someone else is claiming it right now.
         return str((item or {}).get("session_id", "unknown"))
 
+    # --- webhook replay cache -------------------------------------------------------------
+
+    def first_delivery(self, signature: str, expires_at: int) -> bool:
+        """Record a webhook delivery by its verified signature; ``False`` when it was seen before.
+
+        One conditional put of ``webhook#<sha256 of the signature>``. ``expires_at`` should be
+        when the signature's freshness check would refuse it anyway, so DynamoDB's TTL removes the
+        entry once it can no longer matter (TTL deletes late, never early)."""
+        try:
+            self.table.put_item(
+                Item={"pk": _delivery_key(signature), "expires_at": expires_at},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    def forget_delivery(self, signature: str) -> None:
+        """Drop a delivery from the replay cache: handling it failed, so a resend must be handled
+        rather than answered as a duplicate."""
+        self.table.delete_item(Key={"pk": _delivery_key(signature)})
+
     # --- internals ------------------------------------------------------------------------
 
     def _update(
@@ -398,6 +425,10 @@ _CALL_PHASES = frozenset(
         SessionStatus.CALL_ENDED,
     }
 )
+
+
+def _delivery_key(signature: str) -> str:
+    return "webhook#" + hashlib.sha256(signature.encode()).hexdigest()
 
 
 def _entry(event: str, detail: dict[str, Any] | None = None) -> TimelineEntry:

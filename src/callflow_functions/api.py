@@ -31,7 +31,7 @@ from callflow_functions.auth import (
 )
 
 if TYPE_CHECKING:
-    from callflow.providers.elevenlabs.client import Conversation
+    from callflow.providers.elevenlabs.client import Conversation, VerifiedDelivery
 
 app = FastAPI(
     title="callflow",
@@ -219,37 +219,51 @@ async def infobip_events(secret: str, request: Request) -> dict[str, str]:
 @app.post("/webhooks/elevenlabs", tags=["webhooks"])
 async def elevenlabs_post_call(request: Request) -> dict[str, str]:
     """The post-call webhook (HMAC-signed). Unknown conversations are other agents' calls in the
-    same workspace: acknowledged and ignored."""
-    settings = get_settings()
-    raw = await request.body()
+    same workspace: acknowledged and ignored. A delivery already accepted (same signature, within
+    its freshness window) is acknowledged as a duplicate and not acted on again; not with a 4xx,
+    as ElevenLabs disables a webhook whose deliveries keep failing."""
+    from callflow.providers.elevenlabs.client import parse_post_call
 
+    delivery = _verified_delivery(request.headers.get("elevenlabs-signature"), await request.body())
+    try:
+        event = parse_post_call(delivery.payload)
+    except ValueError as error:
+        raise BadRequest(400, f"not an ElevenLabs post-call event: {error}") from None
+    if event.type != "post_call_transcription":
+        return {"result": f"ignored: {event.type}"}
+    store = get_services().store
+    expires_at = delivery.timestamp + get_settings().elevenlabs_webhook_max_age_seconds
+    if not await _in_thread(store.first_delivery, delivery.signature, expires_at):
+        logger.info("post-call delivery seen before; not acted on again")
+        return {"result": "duplicate delivery"}
+    try:
+        return await _store_post_call(event.conversation)
+    except Exception:
+        # Not handled: a resend of this delivery must be handled, not answered as a duplicate.
+        await _in_thread(store.forget_delivery, delivery.signature)
+        raise
+
+
+def _verified_delivery(signature: str | None, raw: bytes) -> VerifiedDelivery:
+    """The delivery once its HMAC and freshness are checked (401/400/503 otherwise)."""
     from callflow.providers.elevenlabs.client import (
         WebhookPayloadError,
         WebhookSignatureError,
-        parse_post_call,
-        verify_webhook,
+        verify_delivery,
     )
 
-    if not settings.elevenlabs_webhook_secret.get_secret_value():
+    settings = get_settings()
+    secret = settings.elevenlabs_webhook_secret.get_secret_value()
+    if not secret:
         raise AuthError(503, "the ElevenLabs webhook secret is not configured on this server")
     try:
-        payload = verify_webhook(
-            raw,
-            request.headers.get("elevenlabs-signature"),
-            settings.elevenlabs_webhook_secret.get_secret_value(),
-            max_age_s=settings.elevenlabs_webhook_max_age_seconds,
+        return verify_delivery(
+            raw, signature, secret, max_age_s=settings.elevenlabs_webhook_max_age_seconds
         )
     except WebhookSignatureError as error:
         raise AuthError(401, f"signature rejected: {error}") from None
     except WebhookPayloadError as error:
         raise BadRequest(400, f"signed body is not a JSON object: {error}") from None
-    try:
-        event = parse_post_call(payload)
-    except ValueError as error:
-        raise BadRequest(400, f"not an ElevenLabs post-call event: {error}") from None
-    if event.type != "post_call_transcription":
-        return {"result": f"ignored: {event.type}"}
-    return await _store_post_call(event.conversation)
 
 
 async def _store_post_call(conversation: Conversation) -> dict[str, str]:

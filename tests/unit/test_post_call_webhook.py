@@ -1,5 +1,5 @@
-"""The post-call webhook through the API: a genuine delivery acts only on the session whose own
-conversation it reports."""
+"""The post-call webhook through the API: a genuine delivery acts once, and only on the session
+whose own conversation it reports."""
 
 from __future__ import annotations
 
@@ -63,6 +63,69 @@ def post(client: TestClient, raw: bytes, headers: dict[str, str]) -> Any:
     response = client.post("/webhooks/elevenlabs", content=raw, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def dynamodb_calls(store: SessionStore) -> list[str]:
+    calls: list[str] = []
+    store.table.meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    return calls
+
+
+def test_a_resent_delivery_is_acknowledged_and_not_acted_on_again(
+    client: TestClient, store: SessionStore
+) -> None:
+    raw, headers = delivery("conv_own")
+    assert post(client, raw, headers) == {"result": "stored"}
+    calls = dynamodb_calls(store)
+
+    assert post(client, raw, headers) == {"result": "duplicate delivery"}
+    assert calls == ["PutItem"]  # the replay cache's refused put: no session read, no write
+    timeline = [entry.event for entry in store.require("s1").timeline]
+    assert timeline.count("results collected") == 1
+
+
+def test_a_resent_delivery_is_refused_before_the_session_is_looked_up(
+    client: TestClient, store: SessionStore
+) -> None:
+    """The first copy found no session yet (the bridge indexes the conversation late): its
+    resend is still a duplicate, however the table changed since."""
+    raw, headers = delivery("conv_late")
+    assert post(client, raw, headers) == {"result": "ignored: unknown conversation"}
+    store.create(
+        Session(session_id="s2", module="Leads", record_id="43", conversation_id="conv_late")
+    )
+    store.index_conversation("conv_late", "s2")
+
+    assert post(client, raw, headers) == {"result": "duplicate delivery"}
+    assert store.require("s2").results == {}
+
+
+def test_a_new_delivery_of_the_same_conversation_is_not_a_replay(
+    client: TestClient, store: SessionStore
+) -> None:
+    """Another signature (a later timestamp) is another delivery: it is handled, and the
+    results, already kept, are not written again."""
+    now = int(time.time())
+    assert post(client, *delivery("conv_own", at=now - 10)) == {"result": "stored"}
+    assert post(client, *delivery("conv_own", at=now)) == {"result": "duplicate"}
+
+
+def test_a_delivery_that_failed_is_handled_when_resent(
+    client: TestClient, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw, headers = delivery("conv_own")
+    with monkeypatch.context() as patch:
+
+        def unreachable(conversation_id: str) -> str | None:
+            raise ConnectionError("dynamodb unreachable")
+
+        patch.setattr(store, "session_for_conversation", unreachable)
+        assert client.post("/webhooks/elevenlabs", content=raw, headers=headers).status_code == 500
+
+    assert post(client, raw, headers) == {"result": "stored"}
+    assert store.require("s1").results["conversation_id"] == "conv_own"
 
 
 def test_a_post_call_webhook_for_another_conversation_cannot_store_results_on_the_session(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -228,3 +229,21 @@ def test_a_conversation_index_entry_is_never_re_pointed(store: SessionStore) -> 
     assert store.index_conversation("conv_1", "s1") is True
     assert store.index_conversation("conv_1", "s2") is False
     assert store.session_for_conversation("conv_1") == "s1"
+
+
+# --- the webhook replay cache ------------------------------------------------------------------
+
+
+def test_a_delivery_is_first_seen_once_and_expires_with_its_window(store: SessionStore) -> None:
+    assert store.first_delivery("v0-abc", 1_790_001_800) is True
+    assert store.first_delivery("v0-abc", 1_790_001_800) is False
+    assert store.first_delivery("v0-def", 1_790_001_800) is True
+    digest = hashlib.sha256(b"v0-abc").hexdigest()
+    item = store.table.get_item(Key={"pk": f"webhook#{digest}"})["Item"]
+    assert item["expires_at"] == 1_790_001_800
+
+
+def test_a_forgotten_delivery_is_seen_afresh(store: SessionStore) -> None:
+    assert store.first_delivery("v0-abc", 1_790_001_800) is True
+    store.forget_delivery("v0-abc")
+    assert store.first_delivery("v0-abc", 1_790_001_800) is True
