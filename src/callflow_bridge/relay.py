@@ -77,7 +77,7 @@ _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 REFUSED = "unknown session or bad token"
 """The one answer to a stream without a usable token (an unknown session, a wrong token, one
-already used): nothing to tell them apart by."""
+already used): the answer does not tell them apart (the log does)."""
 
 
 class Rejected(Exception):
