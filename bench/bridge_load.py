@@ -63,7 +63,8 @@ SAMPLE_EVERY = 5
 FIRST_STEP = 100
 RAMP = (150, 200, 300, 400, 500)
 RAMP_DOWN = (70, 50, 35, 25, 15, 10, 5)
-MAX_LEGS = max(RAMP)
+SESSIONS = FIRST_STEP + max(sum(RAMP), sum(RAMP_DOWN))
+"""Every leg of the run has a session of its own: a bridge token admits one media stream."""
 TARGET_P99_MS = 20.0
 TARGET_CPU_MS = 5.0
 FIRST_WINDOW_S = 10.0
@@ -77,8 +78,8 @@ TIME_BUDGET_S = 150.0
 # --- the bridge process ----------------------------------------------------------------------
 
 
-def bridge_process(agent_port: int, legs: int) -> None:
-    """Run the bridge with ``legs`` sessions until SIGTERM.
+def bridge_process(agent_port: int, sessions: int) -> None:
+    """Run the bridge with ``sessions`` sessions in a call until SIGTERM.
 
     The session table is a moto server in a process of its own: in production DynamoDB is a
     remote service, so the bridge pays only the client side of a read or write, and the table's
@@ -98,7 +99,7 @@ def bridge_process(agent_port: int, legs: int) -> None:
     with moto_process():
         create_table(TABLE, "us-east-1")
         store = SessionStore(TABLE, "us-east-1")
-        for index in range(legs):
+        for index in range(sessions):
             store.create(
                 Session(
                     session_id=f"bench{index:05d}",
@@ -223,6 +224,8 @@ class FrameReader:
 @dataclass
 class Leg:
     index: int
+    session: int
+    """The number of the leg's session, unique over the run (``index`` is within the step)."""
     transport: asyncio.Transport | None = None
     seq: int = 0
     last_sent_at: float = 0.0
@@ -363,6 +366,7 @@ class Harness:
     def __init__(self) -> None:
         self.run = Run()
         self.bridge_port = 0
+        self.sessions_used = 0
 
     async def open_leg(self, leg: Leg) -> None:
         loop = asyncio.get_running_loop()
@@ -374,8 +378,8 @@ class Harness:
         hello = {
             "event": "websocket:connected",
             "content-type": f"audio/l16;rate={RATE}",
-            "session_id": f"bench{leg.index:05d}",
-            "bridge_token": f"token{leg.index}",
+            "session_id": f"bench{leg.session:05d}",
+            "bridge_token": f"token{leg.session}",
         }
         leg.hello_at = time.perf_counter()
         transport.write(ws_frame(1, json.dumps(hello).encode(), masked=True))
@@ -432,7 +436,8 @@ class Harness:
         ticker = asyncio.create_task(self.ticker(stop))
         opening = []
         for index in range(legs):
-            leg = Leg(index)
+            leg = Leg(index, self.sessions_used)
+            self.sessions_used += 1
             run.legs.append(leg)
             opening.append(asyncio.create_task(self.open_leg(leg)))
             await asyncio.sleep(CONNECT_SPACING_S)
@@ -506,7 +511,7 @@ async def harness() -> dict[str, Any]:
         command = [sys.executable, "-m", "bench.bridge_load", "--bridge-process"]
         # Started once, before any load: blocking here for a moment is harmless.
         bridge = subprocess.Popen(  # noqa: ASYNC220 - our own interpreter and module
-            [*command, str(agent_port), str(MAX_LEGS)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            [*command, str(agent_port), str(SESSIONS)], cwd=ROOT, stdout=subprocess.PIPE, text=True
         )
         try:
             assert bridge.stdout is not None

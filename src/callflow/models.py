@@ -162,7 +162,10 @@ class Session(BaseModel):
     dialog_requested: bool = False
     call_state: str = ""
     bridge_token_hash: str = ""
+    media_claimed_hash: str = ""
+    """The bridge token hash whose media stream the bridge admitted: a token admits one stream."""
     conversation_id: str = ""
+    """The session's own conversation: the first one the bridge announces (kept once set)."""
     task_token: str = ""
     """Token of the workflow task waiting for the current attempt's outcome."""
     analysis_task_token: str = ""

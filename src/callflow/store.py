@@ -6,6 +6,8 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
 - ``record#<module>#<id>``: which session last claimed a CRM record (trigger de-duplication);
 - ``conversation#<id>``: which session an ElevenLabs conversation belongs to (written by
   :meth:`SessionStore.index_conversation`);
+- ``webhook#<sha256 of a signature>``: a post-call webhook delivery already accepted (the replay
+  cache, :meth:`SessionStore.first_delivery`), expiring when its signature would be refused anyway;
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
 - Powertools idempotency records (their own ``pk`` values).
 
@@ -19,7 +21,9 @@ its event was stale and does nothing more.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -213,17 +217,76 @@ class SessionStore:
         item = self.table.get_item(Key=key, ConsistentRead=True).get("Item")
         return str(item["session_id"]) if item else None
 
-    def index_conversation(self, conversation_id: str, session_id: str) -> None:
+    def index_conversation(self, conversation_id: str, session_id: str) -> bool:
         """Remember which session a conversation belongs to (for :meth:`session_for_conversation`).
 
-        Whoever learns a session's conversation id (the bridge) calls this beside storing it; the
-        write is idempotent, so calling it twice is harmless."""
-        self.table.put_item(
-            Item={
-                "pk": f"conversation#{conversation_id}",
-                "session_id": session_id,
-                "expires_at": int(time.time()) + self.ttl_days * 86400,
-            }
+        Whoever learns a session's conversation id (the bridge) calls this after
+        :meth:`set_conversation`. The put is conditional: an entry is never re-pointed to another
+        session (``False`` then), and writing the same pair again is harmless."""
+        try:
+            self.table.put_item(
+                Item={
+                    "pk": f"conversation#{conversation_id}",
+                    "session_id": session_id,
+                    "expires_at": int(time.time()) + self.ttl_days * 86400,
+                },
+                ConditionExpression="attribute_not_exists(pk) OR session_id = :session",
+                ExpressionAttributeValues={":session": session_id},
+            )
+        except Exception as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    def set_conversation(self, session_id: str, conversation_id: str) -> Session | None:
+        """Store the session's own conversation: the first one set stays.
+
+        Setting the same id again is harmless; ``None`` when the session has another
+        conversation already (or does not exist), so a second conversation cannot take its
+        place and have its results written back."""
+        return self._update(
+            session_id,
+            {"conversation_id": conversation_id},
+            condition=(
+                "attribute_exists(pk) AND (attribute_not_exists(#conversation)"
+                " OR #conversation = :empty OR #conversation = :conversation)"
+            ),
+            values={":empty": "", ":conversation": conversation_id},
+            names={"#conversation": "conversation_id"},
+        )
+
+    def claim_media_stream(
+        self, session_id: str, token_hash: str, statuses: Collection[SessionStatus]
+    ) -> Session | None:
+        """Admit one media stream for the bridge token hashing to ``token_hash``, once.
+
+        One conditional write: the session exists, its current token hashes to ``token_hash``,
+        its status is one of ``statuses``, and no stream was admitted with that token before.
+        Returns the session as claimed; ``None`` when any of that does not hold (the write
+        changes nothing then). Every dialog request makes a new token
+        (:func:`callflow.lifecycle.call_events.connect_bridge`), so a later attempt's stream is
+        admitted with its own."""
+        if not statuses:
+            raise ValueError("claim_media_stream needs at least one status")
+        values: dict[str, Any] = {":hash": token_hash}
+        for i, status in enumerate(statuses):
+            values[f":live{i}"] = status.value
+        live = ", ".join(f":live{i}" for i in range(len(statuses)))
+        return self._update(
+            session_id,
+            {"media_claimed_hash": token_hash},
+            condition=(
+                "attribute_exists(pk) AND #token = :hash AND #status IN (" + live + ")"
+                " AND (attribute_not_exists(#claimed) OR #claimed <> :hash)"
+            ),
+            values=values,
+            names={
+                "#token": "bridge_token_hash",
+                "#status": "status",
+                "#claimed": "media_claimed_hash",
+            },
+            event="media stream admitted",
         )
 
     def reopen_writeback(self, session_id: str) -> Session | None:
@@ -286,6 +349,30 @@ class SessionStore:
         # Lost the race every time: someone else is claiming it right now.
         return str((item or {}).get("session_id", "unknown"))
 
+    # --- webhook replay cache -------------------------------------------------------------
+
+    def first_delivery(self, signature: str, expires_at: int) -> bool:
+        """Record a webhook delivery by its verified signature; ``False`` when it was seen before.
+
+        One conditional put of ``webhook#<sha256 of the signature>``. ``expires_at`` should be
+        when the signature's freshness check would refuse it anyway, so DynamoDB's TTL removes the
+        entry once it can no longer matter (TTL deletes late, never early)."""
+        try:
+            self.table.put_item(
+                Item={"pk": _delivery_key(signature), "expires_at": expires_at},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    def forget_delivery(self, signature: str) -> None:
+        """Drop a delivery from the replay cache: handling it failed, so a resend must be handled
+        rather than answered as a duplicate."""
+        self.table.delete_item(Key={"pk": _delivery_key(signature)})
+
     # --- internals ------------------------------------------------------------------------
 
     def _update(
@@ -338,6 +425,10 @@ _CALL_PHASES = frozenset(
         SessionStatus.CALL_ENDED,
     }
 )
+
+
+def _delivery_key(signature: str) -> str:
+    return "webhook#" + hashlib.sha256(signature.encode()).hexdigest()
 
 
 def _entry(event: str, detail: dict[str, Any] | None = None) -> TimelineEntry:

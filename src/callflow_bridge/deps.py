@@ -8,12 +8,12 @@ stack hand in their own, pointed at stand-ins, so a relay runs without network a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from callflow.config import Settings
-from callflow.models import Session
+from callflow.models import Session, SessionStatus
 
 SignedUrl = Callable[[], Awaitable[str]]
 Hangup = Callable[[str], Awaitable[bool]]
@@ -38,8 +38,19 @@ class SessionAccess(Protocol):
     ) -> Session | None:
         """Set fields without moving the status; ``None`` when a condition failed."""
 
-    def index_conversation(self, conversation_id: str, session_id: str) -> None:
-        """Remember which session a conversation belongs to."""
+    def claim_media_stream(
+        self, session_id: str, token_hash: str, statuses: Collection[SessionStatus]
+    ) -> Session | None:
+        """Admit the one media stream of a bridge token; ``None`` when the session is unknown,
+        the token is not its current one, its status is not in ``statuses``, or a stream was
+        already admitted with that token."""
+
+    def set_conversation(self, session_id: str, conversation_id: str) -> Session | None:
+        """Store the session's conversation unless it has another; ``None`` when it does."""
+
+    def index_conversation(self, conversation_id: str, session_id: str) -> bool:
+        """Remember which session a conversation belongs to; ``False`` when the conversation is
+        already another session's."""
 
 
 @dataclass(frozen=True)

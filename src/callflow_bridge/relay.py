@@ -42,7 +42,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from callflow.config import Settings
-from callflow.models import DynamicValue, SessionStatus, token_matches
+from callflow.models import DynamicValue, SessionStatus, hash_token, token_matches
 
 from . import protocol
 from .agent_leg import AgentLeg, AgentUnavailable
@@ -75,8 +75,18 @@ DRAIN_TAIL_S = 0.4
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
+REFUSED = "unknown session or bad token"
+"""The one answer to a stream without a usable token (an unknown session, a wrong token, one
+already used): the answer does not tell them apart (the log does)."""
+
+
 class Rejected(Exception):
-    """The media stream was refused before anything was relayed (close 1008)."""
+    """The media stream was refused before anything was relayed (close 1008 with the message);
+    ``why`` is logged, never sent."""
+
+    def __init__(self, message: str, *, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why
 
 
 class CallRelay:
@@ -114,24 +124,29 @@ class CallRelay:
     # --- public ---------------------------------------------------------------------------
 
     async def admit(self) -> bool:
-        """Read the connected frame and check the session; closes 1008 and returns False when
-        the stream is refused. Nothing has contacted the agent at that point."""
+        """Read the connected frame and claim the session's media stream; closes 1008 and
+        returns False when the stream is refused. The claim is one conditional write (token,
+        live status, token not used before), so of two streams presenting the same token one
+        is admitted. Nothing has contacted the agent at that point."""
         try:
             first = await asyncio.wait_for(self.socket.recv(), FIRST_FRAME_TIMEOUT_S)
             hello = protocol.parse_connected(first)
             self.session_id = self.recorder.session_id = hello.session_id
-            session = await asyncio.to_thread(self.store.get, hello.session_id)
-            # One answer for "no such session" and "wrong token": no oracle for session ids.
-            if session is None or not token_matches(hello.token, session.bridge_token_hash):
-                raise Rejected("unknown session or bad token")
-            if session.status not in LIVE_STATUSES:
-                raise Rejected(f"session is {session.status.value}, not in a call")
+            session = await asyncio.to_thread(
+                self.store.claim_media_stream,
+                hello.session_id,
+                hash_token(hello.token),
+                LIVE_STATUSES,
+            )
+            if session is None:
+                raise await self._refusal(hello)
         except (TimeoutError, protocol.BadFrame, Rejected) as error:
             message = (
                 "no websocket:connected frame" if isinstance(error, TimeoutError) else str(error)
             )
+            why = f" ({error.why})" if isinstance(error, Rejected) and error.why else ""
             logger.warning(
-                "media stream refused: %s", message, extra={"session_id": self.session_id}
+                "media stream refused: %s%s", message, why, extra={"session_id": self.session_id}
             )
             with contextlib.suppress(ConnectionClosed):
                 await self.socket.close(1008, message[:120])
@@ -152,6 +167,20 @@ class CallRelay:
         self._connected_at = time.monotonic()
         self._content_type = hello.content_type
         return True
+
+    async def _refusal(self, hello: protocol.Connected) -> Rejected:
+        """Why the claim was refused, read only then (admission itself is one write).
+
+        One answer for "no such session", "wrong token" and "token already used": no oracle
+        for session ids. Only the log tells a reused token apart."""
+        session = await asyncio.to_thread(self.store.get, hello.session_id)
+        if session is None or not token_matches(hello.token, session.bridge_token_hash):
+            return Rejected(REFUSED)
+        if session.status not in LIVE_STATUSES:
+            return Rejected(f"session is {session.status.value}, not in a call")
+        if token_matches(hello.token, session.media_claimed_hash):
+            return Rejected(REFUSED, why="a stream was admitted with this token before")
+        return Rejected(REFUSED, why="the session changed during admission")
 
     async def run(self) -> None:
         """Relay until the call ends, then record the end."""

@@ -9,7 +9,7 @@ is a 4xx with a reason, never a 500.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
@@ -29,6 +29,9 @@ from callflow_functions.auth import (
     check_path_secret,
     check_shared_secret,
 )
+
+if TYPE_CHECKING:
+    from callflow.providers.elevenlabs.client import Conversation, VerifiedDelivery
 
 app = FastAPI(
     title="callflow",
@@ -216,56 +219,76 @@ async def infobip_events(secret: str, request: Request) -> dict[str, str]:
 @app.post("/webhooks/elevenlabs", tags=["webhooks"])
 async def elevenlabs_post_call(request: Request) -> dict[str, str]:
     """The post-call webhook (HMAC-signed). Unknown conversations are other agents' calls in the
-    same workspace: acknowledged and ignored."""
-    settings = get_settings()
-    raw = await request.body()
+    same workspace: acknowledged and ignored. A delivery already accepted (same signature, within
+    its freshness window) is acknowledged as a duplicate and not acted on again; not with a 4xx,
+    as ElevenLabs disables a webhook whose deliveries keep failing."""
+    from callflow.providers.elevenlabs.client import parse_post_call
 
+    delivery = _verified_delivery(request.headers.get("elevenlabs-signature"), await request.body())
+    try:
+        event = parse_post_call(delivery.payload)
+    except ValueError as error:
+        raise BadRequest(400, f"not an ElevenLabs post-call event: {error}") from None
+    if event.type != "post_call_transcription":
+        return {"result": f"ignored: {event.type}"}
+    store = get_services().store
+    expires_at = delivery.timestamp + get_settings().elevenlabs_webhook_max_age_seconds
+    if not await _in_thread(store.first_delivery, delivery.signature, expires_at):
+        logger.info("post-call delivery seen before; not acted on again")
+        return {"result": "duplicate delivery"}
+    try:
+        return await _store_post_call(event.conversation)
+    except Exception:
+        # Not handled: a resend of this delivery must be handled, not answered as a duplicate.
+        await _in_thread(store.forget_delivery, delivery.signature)
+        raise
+
+
+def _verified_delivery(signature: str | None, raw: bytes) -> VerifiedDelivery:
+    """The delivery once its HMAC and freshness are checked (401/400/503 otherwise)."""
     from callflow.providers.elevenlabs.client import (
         WebhookPayloadError,
         WebhookSignatureError,
-        parse_post_call,
-        verify_webhook,
+        verify_delivery,
     )
 
-    if not settings.elevenlabs_webhook_secret.get_secret_value():
+    settings = get_settings()
+    secret = settings.elevenlabs_webhook_secret.get_secret_value()
+    if not secret:
         raise AuthError(503, "the ElevenLabs webhook secret is not configured on this server")
     try:
-        payload = verify_webhook(
-            raw,
-            request.headers.get("elevenlabs-signature"),
-            settings.elevenlabs_webhook_secret.get_secret_value(),
-            max_age_s=settings.elevenlabs_webhook_max_age_seconds,
+        return verify_delivery(
+            raw, signature, secret, max_age_s=settings.elevenlabs_webhook_max_age_seconds
         )
     except WebhookSignatureError as error:
         raise AuthError(401, f"signature rejected: {error}") from None
     except WebhookPayloadError as error:
         raise BadRequest(400, f"signed body is not a JSON object: {error}") from None
-    try:
-        event = parse_post_call(payload)
-    except ValueError as error:
-        raise BadRequest(400, f"not an ElevenLabs post-call event: {error}") from None
-    if event.type != "post_call_transcription":
-        return {"result": f"ignored: {event.type}"}
 
-    from callflow.lifecycle.analysis import store_results
+
+async def _store_post_call(conversation: Conversation) -> dict[str, str]:
+    """Keep the conversation's results on its session, if it is one of ours and its own."""
+    from callflow.lifecycle.analysis import ForeignConversation, store_results
 
     services = get_services()
-    conversation = event.conversation
     session_id = await _in_thread(
         services.store.session_for_conversation, conversation.conversation_id
     )
     if session_id is None:
         return {"result": "ignored: unknown conversation"}
     bind_session(session_id)
-    stored = await _in_thread(
-        store_results, services, session_id, conversation.results(), source="webhook"
-    )
+    try:
+        stored = await _in_thread(
+            store_results, services, session_id, conversation.results(), source="webhook"
+        )
+    except ForeignConversation:
+        return {"result": "ignored: not the session's conversation"}
     return {"result": "stored" if stored else "duplicate"}
 
 
 # --- status and health ----------------------------------------------------------------------
 
-_PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash"}
+_PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash", "media_claimed_hash"}
 
 
 @app.get("/sessions/{session_id}", tags=["sessions"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Collection
 
 import httpx
 import pytest
@@ -16,9 +18,11 @@ from .peers import AgentCall, AgentPeer, PhoneLeg, tone
 
 
 async def _refused(url: str, hello: object) -> tuple[int | None, str]:
+    """The close code and reason of a stream that should be refused (a stream that is admitted
+    instead fails the test: it is not closed within the time)."""
     async with connect(url, open_timeout=3) as ws:
         await ws.send(hello if isinstance(hello, str | bytes) else json.dumps(hello))
-        await ws.wait_closed()
+        await asyncio.wait_for(ws.wait_closed(), 3)
         return ws.close_code, ws.close_reason or ""
 
 
@@ -46,6 +50,72 @@ async def test_stream_without_valid_credentials_is_refused_before_the_agent(
     assert code == 1008
     assert bridge.signed_urls == 0 and peer.connections == 0
     assert bridge.server.active_calls == 0
+
+
+async def test_a_token_admits_one_stream_and_a_second_is_refused_before_the_agent(
+    start_bridge: StartBridge, make_session: MakeSession
+) -> None:
+    """The second stream presents the live call's own session id and token: it is refused
+    with the answer a wrong token gets, no agent is contacted for it, and the call goes on."""
+    session = make_session()
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        leg = await PhoneLeg.open(bridge.url, session.custom)
+        await leg.silence(100)
+        assert peer.connections == 1
+        hello = {"event": "websocket:connected", **session.custom}
+        code, reason = await _refused(bridge.url, hello)
+        await leg.silence(100)
+        still_live = leg.ws.close_code is None and bridge.server.active_calls == 1
+        await leg.hang_up()
+        await bridge.settled()
+
+    assert (code, reason) == (1008, "unknown session or bad token")
+    assert still_live
+    assert peer.connections == 1 and bridge.signed_urls == 1
+    stored = bridge.session(session.session_id)
+    assert stored.conversation_id == "conv_test_1"
+    assert bridge.store.session_for_conversation("conv_test_1") == session.session_id
+    assert [e.event for e in stored.timeline].count("media stream admitted") == 1
+
+
+async def test_a_stream_after_the_first_ended_is_refused(
+    start_bridge: StartBridge, make_session: MakeSession
+) -> None:
+    """Once used, the token stays used: a stream replaying it after the call's own stream
+    ended (the session is still live until Infobip reports the end) is refused."""
+    session = make_session()
+    async with AgentPeer() as peer:
+        bridge = await start_bridge(peer.url)
+        leg = await PhoneLeg.open(bridge.url, session.custom)
+        await leg.silence(100)
+        await leg.hang_up()
+        await bridge.settled()
+        hello = {"event": "websocket:connected", **session.custom}
+        code, reason = await _refused(bridge.url, hello)
+
+    assert (code, reason) == (1008, "unknown session or bad token")
+    assert peer.connections == 1 and bridge.signed_urls == 1
+
+
+async def test_the_session_keeps_the_conversation_it_has(
+    start_bridge: StartBridge, make_session: MakeSession
+) -> None:
+    """A session's conversation is the first one announced: a later one is neither stored nor
+    indexed, so its post-call webhook cannot find the session."""
+    session = make_session(conversation_id="conv_first")
+    async with AgentPeer(conversation_id="conv_later") as peer:
+        bridge = await start_bridge(peer.url)
+        leg = await PhoneLeg.open(bridge.url, session.custom)
+        await leg.silence(100)
+        await leg.hang_up()
+        await bridge.settled()
+
+    assert peer.connections == 1
+    stored = bridge.session(session.session_id)
+    assert stored.conversation_id == "conv_first"
+    assert stored.bridge["end_reason"] == "caller_hung_up"
+    assert bridge.store.session_for_conversation("conv_later") is None
 
 
 @pytest.mark.parametrize(
@@ -190,10 +260,18 @@ class _FailingStore:
     def get(self, session_id: str) -> None:
         raise ConnectionError("dynamodb unreachable")
 
+    def claim_media_stream(
+        self, session_id: str, token_hash: str, statuses: Collection[SessionStatus]
+    ) -> None:
+        raise ConnectionError("dynamodb unreachable")
+
     def set_fields(self, *args: object, **kwargs: object) -> None:
         raise AssertionError("nothing is written for a stream that was never admitted")
 
-    def index_conversation(self, conversation_id: str, session_id: str) -> None:
+    def set_conversation(self, session_id: str, conversation_id: str) -> None:
+        raise AssertionError("no conversation is kept for a stream that was never admitted")
+
+    def index_conversation(self, conversation_id: str, session_id: str) -> bool:
         raise AssertionError("nothing is indexed for a stream that was never admitted")
 
 

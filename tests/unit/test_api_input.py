@@ -189,6 +189,19 @@ def test_malformed_session_id_is_a_422(client: TestClient) -> None:
     assert response.status_code == 422
 
 
+def test_session_status_shows_no_token_hash(client: TestClient) -> None:
+    from callflow.models import Session
+    from callflow.services import get_services
+
+    session = Session(session_id="s1", module="Leads", record_id="42")
+    get_services().store.create(
+        session.model_copy(update={"bridge_token_hash": "h", "media_claimed_hash": "h"})
+    )
+    view = client.get("/sessions/s1", headers={"Authorization": "Bearer status-token"}).json()
+    assert view["session_id"] == "s1"
+    assert not {"bridge_token_hash", "media_claimed_hash", "task_token"} & set(view)
+
+
 def test_unconfigured_secret_refuses_everything(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

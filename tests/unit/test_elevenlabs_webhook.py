@@ -11,6 +11,7 @@ from callflow.providers.elevenlabs.client import (
     WebhookSignatureError,
     parse_post_call,
     sign_webhook,
+    verify_delivery,
     verify_webhook,
 )
 from tests.unit.elevenlabs_fixtures import conversation, post_call
@@ -100,6 +101,18 @@ def test_any_matching_v0_among_several_is_accepted() -> None:
     raw, header = _signed(post_call())
     digest = header.partition(",v0=")[2]
     assert verify_webhook(raw, f"t={NOW},v0={'f' * 64},v0={digest}", SECRET, now=NOW)
+
+
+def test_a_verified_delivery_is_named_by_the_signature_that_matched() -> None:
+    """The replay cache keys on it: the same for every resend of a delivery, whatever other
+    ``v0`` values the header carries, and different for another timestamp."""
+    raw, header = _signed(post_call())
+    digest = header.partition(",v0=")[2]
+    delivery = verify_delivery(raw, f"t={NOW},v0={'f' * 64},v0={digest}", SECRET, now=NOW)
+    assert (delivery.timestamp, delivery.signature) == (NOW, digest)
+    assert delivery.payload == json.loads(raw)
+    later = verify_delivery(raw, sign_webhook(raw, SECRET, NOW + 1), SECRET, now=NOW)
+    assert later.signature != digest
 
 
 def test_empty_secret_refuses_everything() -> None:

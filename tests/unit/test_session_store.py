@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -159,3 +160,90 @@ def test_failed_writeback_can_be_reopened_for_replay_only_once(store: SessionSto
     assert store.reopen_writeback("s1") is not None
     assert store.reopen_writeback("s1") is None
     assert store.require("s1").status is SessionStatus.WRITING_BACK
+
+
+# --- media stream claims, the session's own conversation -------------------------------------
+
+LIVE = frozenset({SessionStatus.DIALING, SessionStatus.RINGING, SessionStatus.IN_CALL})
+
+
+def in_call(store: SessionStore) -> Session:
+    """Session s1 in a call, its bridge token hashing to ``hash-1``."""
+    new(store)
+    store.advance("s1", SessionStatus.IN_CALL, attempt=1)
+    moved = store.set_fields("s1", {"bridge_token_hash": "hash-1"})
+    assert moved is not None
+    return moved
+
+
+def test_a_bridge_token_admits_one_media_stream(store: SessionStore) -> None:
+    in_call(store)
+    first = store.claim_media_stream("s1", "hash-1", LIVE)
+    assert first is not None and first.media_claimed_hash == "hash-1"
+    assert store.claim_media_stream("s1", "hash-1", LIVE) is None
+
+
+def test_a_media_stream_claim_is_a_single_conditional_write(store: SessionStore) -> None:
+    in_call(store)
+    calls: list[str] = []
+    store.table.meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    assert store.claim_media_stream("s1", "hash-1", LIVE) is not None
+    assert store.claim_media_stream("s1", "hash-1", LIVE) is None
+    assert calls == ["UpdateItem", "UpdateItem"]
+
+
+def test_a_media_stream_claim_needs_the_current_token_and_a_live_session(
+    store: SessionStore,
+) -> None:
+    in_call(store)
+    assert store.claim_media_stream("s1", "hash-other", LIVE) is None
+    assert store.claim_media_stream("nope", "hash-1", LIVE) is None
+    assert store.get("nope") is None
+    store.advance("s1", SessionStatus.CALL_ENDED, attempt=1)
+    assert store.claim_media_stream("s1", "hash-1", LIVE) is None
+    assert store.require("s1").media_claimed_hash == ""
+
+
+def test_the_next_dialogs_token_admits_its_own_stream(store: SessionStore) -> None:
+    in_call(store)
+    assert store.claim_media_stream("s1", "hash-1", LIVE) is not None
+    store.set_fields("s1", {"bridge_token_hash": "hash-2"})
+    assert store.claim_media_stream("s1", "hash-1", LIVE) is None
+    assert store.claim_media_stream("s1", "hash-2", LIVE) is not None
+
+
+def test_a_session_keeps_the_first_conversation_set(store: SessionStore) -> None:
+    new(store)
+    assert store.set_conversation("s1", "conv_1") is not None
+    assert store.set_conversation("s1", "conv_1") is not None
+    assert store.set_conversation("s1", "conv_2") is None
+    assert store.require("s1").conversation_id == "conv_1"
+    assert store.set_conversation("nope", "conv_1") is None
+    assert store.get("nope") is None
+
+
+def test_a_conversation_index_entry_is_never_re_pointed(store: SessionStore) -> None:
+    assert store.index_conversation("conv_1", "s1") is True
+    assert store.index_conversation("conv_1", "s1") is True
+    assert store.index_conversation("conv_1", "s2") is False
+    assert store.session_for_conversation("conv_1") == "s1"
+
+
+# --- the webhook replay cache ------------------------------------------------------------------
+
+
+def test_a_delivery_is_first_seen_once_and_expires_with_its_window(store: SessionStore) -> None:
+    assert store.first_delivery("v0-abc", 1_790_001_800) is True
+    assert store.first_delivery("v0-abc", 1_790_001_800) is False
+    assert store.first_delivery("v0-def", 1_790_001_800) is True
+    digest = hashlib.sha256(b"v0-abc").hexdigest()
+    item = store.table.get_item(Key={"pk": f"webhook#{digest}"})["Item"]
+    assert item["expires_at"] == 1_790_001_800
+
+
+def test_a_forgotten_delivery_is_seen_afresh(store: SessionStore) -> None:
+    assert store.first_delivery("v0-abc", 1_790_001_800) is True
+    store.forget_delivery("v0-abc")
+    assert store.first_delivery("v0-abc", 1_790_001_800) is True

@@ -22,6 +22,12 @@ class AnalysisPending(Exception):
     """The conversation is still being analysed; the state machine retries with backoff."""
 
 
+class ForeignConversation(ValueError):
+    """Results of a conversation that is not the session's own: never stored, so nothing but
+    the session's own conversation is written back. In the workflow the task fails and goes to
+    the writeback without results."""
+
+
 def await_analysis(services: Services, state: dict[str, Any], task_token: str) -> dict[str, Any]:
     """Park the workflow on ``task_token`` until the results are in.
 
@@ -50,7 +56,9 @@ def fetch_analysis(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     """Poll the conversation instead of waiting for the webhook, and store its results once final.
 
     Raises :class:`AnalysisPending` while ElevenLabs is still analysing, so the state machine
-    retries; results already on the session (or no conversation) answer without a request.
+    retries, and :class:`ForeignConversation` (nothing stored) when the answer is another
+    conversation's; results already on the session (or no conversation) answer without a
+    request.
     """
     session = services.store.require(state["session_id"])
     if not session.conversation_id:
@@ -81,15 +89,25 @@ def store_results(
     services: Services, session_id: str, results: dict[str, Any], *, source: str
 ) -> bool:
     """Keep the results on the session before anything is written to the CRM; the first copy
-    wins (the webhook and the poll carry the same analysis). Resumes a waiting task."""
+    wins (the webhook and the poll carry the same analysis). Resumes a waiting task.
+
+    Only the session's own conversation's results are kept: the write is conditional on the
+    session's ``conversation_id`` being the one the results name, and
+    :class:`ForeignConversation` says when it is not. ``False``: results were already there.
+    """
+    conversation_id = str(results.get("conversation_id") or "")
+    if not conversation_id:
+        raise ForeignConversation("the results name no conversation")
     stored = services.store.set_fields(
         session_id,
         {"results": results},
         only_if_absent="results",
+        only_if_equal={"conversation_id": conversation_id},
         event="results collected",
         detail={"source": source, "status": results.get("status")},
     )
     if stored is None:
+        _refused(services, session_id, conversation_id)
         return False
     if stored.analysis_task_token:
         workflow.resume(
@@ -97,3 +115,15 @@ def store_results(
         )
     logger.info("results stored", extra={"source": source})
     return True
+
+
+def _refused(services: Services, session_id: str, conversation_id: str) -> None:
+    """Why the conditional write refused the results (read only then): raise when they are
+    another conversation's; return when the session already has its results (or is gone)."""
+    session = services.store.get(session_id)
+    if session is not None and session.conversation_id != conversation_id:
+        logger.warning(
+            "results of another conversation refused",
+            extra={"conversation_id": conversation_id, "own": session.conversation_id},
+        )
+        raise ForeignConversation(f"{conversation_id} is not the session's conversation")

@@ -27,6 +27,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import httpx
@@ -454,6 +455,17 @@ def _parse_signature(header: str) -> tuple[int, list[str]]:
     return timestamp, signatures
 
 
+@dataclass(frozen=True)
+class VerifiedDelivery:
+    """A post-call delivery whose signature checked out: its JSON body, the signed timestamp and
+    the signature (the ``v0`` hex) that matched, which identifies the delivery: any change to the
+    body or the timestamp changes it."""
+
+    payload: dict[str, Any]
+    timestamp: int
+    signature: str
+
+
 def verify_webhook(
     raw_body: bytes,
     signature_header: str | None,
@@ -462,11 +474,25 @@ def verify_webhook(
     max_age_s: int = 1800,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """Check the post-call webhook's HMAC and freshness, then return its JSON body.
+    """Check the post-call webhook's HMAC and freshness, then return its JSON body (see
+    :func:`verify_delivery`)."""
+    return verify_delivery(raw_body, signature_header, secret, max_age_s=max_age_s, now=now).payload
+
+
+def verify_delivery(
+    raw_body: bytes,
+    signature_header: str | None,
+    secret: str,
+    *,
+    max_age_s: int = 1800,
+    now: float | None = None,
+) -> VerifiedDelivery:
+    """Check the post-call webhook's HMAC and freshness, then return the verified delivery.
 
     The timestamp is inside the signed string, so an old request cannot be replayed with a fresh
-    ``t``; refusing stale (and far-future) timestamps bounds the replay window. Every candidate
-    ``v0`` is compared in constant time.
+    ``t``; refusing stale (and far-future) timestamps bounds the replay window. Within the window
+    a resend of the same delivery passes this check: the caller recognises it by ``signature``.
+    Every candidate ``v0`` is compared in constant time.
     """
     if not secret:
         raise WebhookSignatureError("no webhook secret configured")
@@ -490,7 +516,7 @@ def verify_webhook(
         raise WebhookPayloadError("body is not JSON") from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError("body is not a JSON object")
-    return payload
+    return VerifiedDelivery(payload, timestamp, expected)
 
 
 PostCallType = Literal["post_call_transcription", "post_call_audio", "call_initiation_failure"]

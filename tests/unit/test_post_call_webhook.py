@@ -1,0 +1,144 @@
+"""The post-call webhook through the API: a genuine delivery acts once, and only on the session
+whose own conversation it reports."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from moto import mock_aws
+
+from callflow.config import reset_settings
+from callflow.models import Session
+from callflow.providers.elevenlabs.client import SIGNATURE_HEADER, sign_webhook
+from callflow.services import get_services, reset_services
+from callflow.store import SessionStore
+from callflow_dev.local.aws import create_table
+from tests.unit.elevenlabs_fixtures import conversation, post_call
+
+SECRET = "el-secret"
+TABLE = "post-call-tests"
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("CALLFLOW_ELEVENLABS_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("CALLFLOW_TABLE_NAME", TABLE)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    reset_settings()
+    reset_services()
+    with mock_aws():
+        create_table(TABLE, "us-east-1")
+        from callflow_functions.api import app
+
+        yield TestClient(app, raise_server_exceptions=False)
+    reset_settings()
+    reset_services()
+
+
+@pytest.fixture
+def store(client: TestClient) -> SessionStore:
+    """The API's own store, with session s1 whose conversation is ``conv_own`` (indexed, as the
+    bridge leaves it)."""
+    store = get_services().store
+    store.create(
+        Session(session_id="s1", module="Leads", record_id="42", conversation_id="conv_own")
+    )
+    store.index_conversation("conv_own", "s1")
+    return store
+
+
+def delivery(conversation_id: str, *, at: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """A genuine delivery: the body ElevenLabs sends, signed with the real helper."""
+    raw = json.dumps(post_call(**conversation(conversation_id=conversation_id))).encode()
+    signature = sign_webhook(raw, SECRET, int(time.time()) if at is None else at)
+    return raw, {SIGNATURE_HEADER: signature, "Content-Type": "application/json"}
+
+
+def post(client: TestClient, raw: bytes, headers: dict[str, str]) -> Any:
+    response = client.post("/webhooks/elevenlabs", content=raw, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def dynamodb_calls(store: SessionStore) -> list[str]:
+    calls: list[str] = []
+    store.table.meta.client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    return calls
+
+
+def test_a_resent_delivery_is_acknowledged_and_not_acted_on_again(
+    client: TestClient, store: SessionStore
+) -> None:
+    raw, headers = delivery("conv_own")
+    assert post(client, raw, headers) == {"result": "stored"}
+    calls = dynamodb_calls(store)
+
+    assert post(client, raw, headers) == {"result": "duplicate delivery"}
+    assert calls == ["PutItem"]  # the replay cache's refused put: no session read, no write
+    timeline = [entry.event for entry in store.require("s1").timeline]
+    assert timeline.count("results collected") == 1
+
+
+def test_a_resent_delivery_is_refused_before_the_session_is_looked_up(
+    client: TestClient, store: SessionStore
+) -> None:
+    """The first copy found no session yet (the bridge indexes the conversation late): its
+    resend is still a duplicate, however the table changed since."""
+    raw, headers = delivery("conv_late")
+    assert post(client, raw, headers) == {"result": "ignored: unknown conversation"}
+    store.create(
+        Session(session_id="s2", module="Leads", record_id="43", conversation_id="conv_late")
+    )
+    store.index_conversation("conv_late", "s2")
+
+    assert post(client, raw, headers) == {"result": "duplicate delivery"}
+    assert store.require("s2").results == {}
+
+
+def test_a_new_delivery_of_the_same_conversation_is_not_a_replay(
+    client: TestClient, store: SessionStore
+) -> None:
+    """Another signature (a later timestamp) is another delivery: it is handled, and the
+    results, already kept, are not written again."""
+    now = int(time.time())
+    assert post(client, *delivery("conv_own", at=now - 10)) == {"result": "stored"}
+    assert post(client, *delivery("conv_own", at=now)) == {"result": "duplicate"}
+
+
+def test_a_delivery_that_failed_is_handled_when_resent(
+    client: TestClient, store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw, headers = delivery("conv_own")
+    with monkeypatch.context() as patch:
+
+        def unreachable(conversation_id: str) -> str | None:
+            raise ConnectionError("dynamodb unreachable")
+
+        patch.setattr(store, "session_for_conversation", unreachable)
+        assert client.post("/webhooks/elevenlabs", content=raw, headers=headers).status_code == 500
+
+    assert post(client, raw, headers) == {"result": "stored"}
+    assert store.require("s1").results["conversation_id"] == "conv_own"
+
+
+def test_a_post_call_webhook_for_another_conversation_cannot_store_results_on_the_session(
+    client: TestClient, store: SessionStore
+) -> None:
+    """An index entry leads ``conv_other`` to s1 (as a second media stream's conversation was
+    indexed before streams were claimed): its results are refused, the session's own are
+    kept."""
+    store.index_conversation("conv_other", "s1")
+    assert post(client, *delivery("conv_other")) == {
+        "result": "ignored: not the session's conversation"
+    }
+    assert store.require("s1").results == {}
+
+    assert post(client, *delivery("conv_own")) == {"result": "stored"}
+    assert store.require("s1").results["conversation_id"] == "conv_own"
