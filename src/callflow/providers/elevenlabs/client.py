@@ -488,6 +488,8 @@ def verify_webhook(
         payload = json.loads(raw_body)
     except ValueError:
         raise WebhookPayloadError("body is not JSON") from None
+    except RecursionError:  # the parser recurses once per nested array or object
+        raise WebhookPayloadError("body nested too deep") from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError("body is not a JSON object")
     return payload
