@@ -456,3 +456,18 @@ def test_a_trigger_with_a_record_id_that_is_no_zoho_id_is_a_422(
 
     assert response.status_code == 422
     assert "record_id" in response.json()["detail"]
+
+
+def test_a_signed_post_call_naming_no_conversation_elevenlabs_could_have_is_a_400(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation id longer than any key DynamoDB takes is the sender's mistake, not an AWS
+    outage."""
+    monkeypatch.setenv("CALLFLOW_MAX_BODY_BYTES", "65536")
+    reset_settings()
+    raw, headers = signed(post_call(conversation_id="c" * 3000, status="done"))
+
+    response = client.post("/webhooks/elevenlabs", content=raw, headers=headers)
+
+    assert response.status_code == 400
+    assert "conversation_id" in response.json()["detail"]

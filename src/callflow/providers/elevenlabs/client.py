@@ -52,6 +52,9 @@ lives in DynamoDB, whose items are capped at 400 KB."""
 TRANSCRIPT_MESSAGE_CHARS: Final = 500
 FUTURE_SKEW_S: Final = 300
 """How far in the future a webhook timestamp may be (clock skew) before it is refused."""
+MAX_CONVERSATION_ID_CHARS: Final = 256
+"""Room to spare for ElevenLabs' conversation ids, and well inside DynamoDB's 2048-byte key, which
+the id becomes part of (``conversation#<id>``)."""
 
 DynamicValue = str | int | float | bool | None
 
@@ -137,7 +140,7 @@ class Conversation(_Lenient):
     """One conversation, as ``GET /v1/convai/conversations/{id}`` and the post-call webhook's
     ``data`` describe it."""
 
-    conversation_id: str
+    conversation_id: str = Field(max_length=MAX_CONVERSATION_ID_CHARS)
     agent_id: str = ""
     status: str
     """initiated | in-progress | processing | done | failed. Kept a string so a status ElevenLabs
