@@ -135,7 +135,8 @@ async def _aws_error(request: Request, error: Exception) -> JSONResponse:
     this; everything else lands here. The reason names the operation and the error code, or the
     kind of connection failure, never the endpoint or the request."""
     reason = failure_reason(error)
-    logger.warning("aws error", extra={"reason": reason, "path": request.url.path})
+    route = getattr(request.scope.get("route"), "path", "")  # the template: the Infobip path
+    logger.warning("aws error", extra={"reason": reason, "route": route})  # has a secret in it
     return JSONResponse({"detail": f"AWS is unavailable: {reason}"}, status_code=503)
 
 

@@ -471,3 +471,16 @@ def test_a_signed_post_call_naming_no_conversation_elevenlabs_could_have_is_a_40
 
     assert response.status_code == 400
     assert "conversation_id" in response.json()["detail"]
+
+
+def test_an_aws_error_on_the_infobip_route_does_not_log_its_path_secret(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    fail_calls(get_services().store.table.meta.client, "UpdateItem", "InternalServerError")
+
+    with caplog.at_level("WARNING"):
+        assert send(client, "infobip").status_code == 503
+
+    [warning] = [r for r in caplog.records if r.getMessage() == "aws error"]
+    assert warning.__dict__["route"] == "/webhooks/infobip/{secret}"
+    assert "pathsecret" not in repr([r.__dict__ for r in caplog.records])
