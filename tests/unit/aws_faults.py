@@ -46,7 +46,8 @@ def fail_calls(
         }
         return AWSResponse(params.get("url", ""), status, {}, None), parsed
 
-    client.meta.events.register(f"before-call.{service}.{operation}", answer)
+    # First in line: an injected failure wins over any other answer a test registered.
+    client.meta.events.register_first(f"before-call.{service}.{operation}", answer)
     return injected
 
 

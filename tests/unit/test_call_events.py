@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from pydantic import SecretStr
@@ -97,13 +98,16 @@ def ours(name: str, session_id: str = "s1", attempt: str = "2") -> InfobipEvent:
 
 
 def task_successes(services: Services) -> list[dict[str, Any]]:
-    """Record every SendTaskSuccess the services' Step Functions client sends from now on."""
+    """Record every SendTaskSuccess the services' Step Functions client sends from now on, and
+    answer it as Step Functions answers a token of a waiting task (there is no execution here, and
+    whether moto would accept the token depends on the mode an earlier test left it in)."""
     sent: list[dict[str, Any]] = []
 
-    def record(params: dict[str, Any], **_: Any) -> None:
+    def accept(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         sent.append(json.loads(params["body"]))
+        return AWSResponse(params["url"], 200, {}, None), {"ResponseMetadata": {}}
 
-    services.sfn.meta.events.register("before-call.sfn.SendTaskSuccess", record)
+    services.sfn.meta.events.register("before-call.sfn.SendTaskSuccess", accept)
     return sent
 
 
@@ -113,12 +117,13 @@ def test_a_redelivered_call_end_resumes_the_task_the_first_delivery_could_not(
     """The first delivery stores the outcome, then Step Functions throttles it (the API answers
     503); Infobip's redelivery must still resume the workflow, or it waits out its timeout."""
     services.store.set_fields("s1", {"task_token": "token-2"})
+    sent = task_successes(services)
     fail_calls(services.sfn, "SendTaskSuccess", "ThrottlingException", times=1)
     with pytest.raises(ClientError, match="ThrottlingException"):
         handle(services, ours("busy"))
     assert services.store.require("s1").status is SessionStatus.CALL_ENDED
+    assert sent == []
 
-    sent = task_successes(services)
     assert handle(services, ours("busy")) == "call ended: busy"
 
     [resumed] = sent
@@ -130,9 +135,11 @@ def test_a_call_end_delivered_again_after_the_task_resumed_is_a_duplicate(
     services: Services,
 ) -> None:
     services.store.set_fields("s1", {"task_token": "token-2"})
+    sent = task_successes(services)
     assert handle(services, ours("busy")) == "call ended: busy"
     fail_calls(services.sfn, "SendTaskSuccess", "TaskDoesNotExist")
     assert handle(services, ours("busy")) == "duplicate"
+    assert len(sent) == 1
     assert services.store.require("s1").outcome is Outcome.BUSY
 
 
