@@ -13,3 +13,14 @@ def error_code(error: BaseException) -> str:
         return ""
     details = response.get("Error")
     return str(details.get("Code", "")) if isinstance(details, dict) else ""
+
+
+def failure_reason(error: BaseException) -> str:
+    """What went wrong with an AWS call, short enough for an answer or a log line: the operation
+    and error code of a ``ClientError``, the class name of anything else (a connection failure's
+    message names the endpoint, which tells a caller nothing it can use)."""
+    code = error_code(error)
+    if code:
+        operation = getattr(error, "operation_name", "") or "request"
+        return f"{operation} failed: {code}"
+    return type(error).__name__

@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from callflow.aws import failure_reason
+
 MachinePolicy = Literal["hangup", "continue"]
 OutsideHoursPolicy = Literal["wait", "skip"]
 DtmfMode = Literal["contextual_update", "user_message", "ignore"]
@@ -152,11 +154,25 @@ class Settings(BaseSettings):
         return dict(json.loads(self.elevenlabs_overrides)) if self.elevenlabs_overrides else {}
 
 
+class SecretsUnavailable(RuntimeError):
+    """Secrets Manager could not be read (unreachable, throttled, refused); ``reason`` says why
+    without naming the secret's value. Nothing is cached, so the next call tries again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _secret_values(secrets_id: str) -> dict[str, Any]:
     """The JSON secret, through Powertools' cached parameter provider."""
     from aws_lambda_powertools.utilities import parameters
 
-    raw = parameters.get_secret(secrets_id, max_age=300)
+    try:
+        raw = parameters.get_secret(secrets_id, max_age=300)
+    except parameters.GetParameterError as error:
+        # Powertools re-raises the SDK's error as this one (chained as its context); the message
+        # it copies would name the endpoint.
+        raise SecretsUnavailable(failure_reason(error.__context__ or error)) from error
     value = json.loads(raw) if isinstance(raw, str) else json.loads(bytes(raw).decode())
     if not isinstance(value, dict):
         raise ValueError("the Secrets Manager secret must hold a JSON object")

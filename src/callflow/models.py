@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime
@@ -113,6 +114,16 @@ def iso(dt: datetime) -> str:
 def new_session_id() -> str:
     """A random session id (32 hex characters)."""
     return uuid.uuid4().hex
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` can name a session: 1 to 64 ASCII letters, digits, ``-`` or ``_`` (what
+    :func:`new_session_id` makes, with room for other ids), so that a value from outside can go
+    into a table key and a log line as it is."""
+    return _SESSION_ID.fullmatch(value) is not None
 
 
 def new_bridge_token() -> str:

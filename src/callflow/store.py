@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Collection
-from decimal import Decimal
+from collections.abc import Callable, Collection
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from callflow.aws import CONDITION_FAILED, error_code
@@ -38,22 +38,65 @@ from callflow.models import (
     utcnow,
 )
 
+MAX_NESTING = 32
+"""DynamoDB stores maps and lists nested at most 32 levels deep."""
+
+PENDING_CLAIM_SECONDS = 60
+"""How long a record claim whose session does not exist yet still blocks the record: its trigger
+is reading the record and creating the session (the API's Lambda runs at most 29 s). Past that,
+the trigger that made the claim died before it could create the session or undo the claim."""
+
 
 class SessionNotFound(LookupError):
     """No session with that id."""
 
 
-def to_dynamo(value: Any) -> Any:
-    """DynamoDB takes no floats: numbers become Decimal, recursively."""
+class UnstorableValue(ValueError):
+    """A value DynamoDB cannot hold (a number out of its range, nesting too deep), refused before
+    the write is sent; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def to_dynamo(value: Any, depth: int = 0) -> Any:
+    """DynamoDB takes no floats: numbers become Decimal, recursively.
+
+    Raises :class:`UnstorableValue` for what DynamoDB would refuse: a number it cannot hold
+    exactly (more than 38 significant digits, beyond 1E+125, NaN, infinity) and maps or lists
+    nested deeper than :data:`MAX_NESTING`. ``depth`` is the level of ``value`` itself: 0 for a
+    whole item, 1 for an attribute's value.
+    """
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {str(k): to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_dynamo(v) for v in value]
+    if isinstance(value, int | float):
+        return _storable_number(value)
+    if isinstance(value, dict | list | tuple):
+        if depth > MAX_NESTING:
+            raise UnstorableValue(f"nested deeper than {MAX_NESTING} levels")
+        if isinstance(value, dict):
+            return {str(k): to_dynamo(v, depth + 1) for k, v in value.items()}
+        return [to_dynamo(v, depth + 1) for v in value]
     return value
+
+
+def _storable_number(value: int | float) -> int | Decimal:
+    """The number as boto3 will serialise it, checked first with boto3's own DynamoDB context
+    (which traps rounding, overflow and underflow), so the refusal is ours and says why."""
+    from boto3.dynamodb.types import DYNAMODB_CONTEXT
+
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        raise UnstorableValue(f"{number} is not a number DynamoDB stores")
+    try:
+        DYNAMODB_CONTEXT.create_decimal(number)
+    except DecimalException:
+        raise UnstorableValue(
+            f"{number:.3E} is outside the numbers DynamoDB stores"
+            " (38 significant digits, magnitude 1E-130 to 9.99E+125)"
+        ) from None
+    return number if isinstance(value, float) else value
 
 
 def from_dynamo(value: Any) -> Any:
@@ -75,11 +118,19 @@ def session_key(session_id: str) -> dict[str, str]:
 class SessionStore:
     """Reads and conditionally advances sessions."""
 
-    def __init__(self, table_name: str, region: str | None = None, ttl_days: int = 30) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        region: str | None = None,
+        ttl_days: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         import boto3  # here, not at import: the API's health route and cold start skip it
 
         self.table_name = table_name
         self.ttl_days = ttl_days
+        self.clock = clock
+        """Unix time for record claims (tests move it)."""
         self.table = boto3.resource("dynamodb", region_name=region).Table(table_name)
 
     @classmethod
@@ -228,7 +279,7 @@ class SessionStore:
                 Item={
                     "pk": f"conversation#{conversation_id}",
                     "session_id": session_id,
-                    "expires_at": int(time.time()) + self.ttl_days * 86400,
+                    "expires_at": int(self.clock()) + self.ttl_days * 86400,
                 },
                 ConditionExpression="attribute_not_exists(pk) OR session_id = :session",
                 ExpressionAttributeValues={":session": session_id},
@@ -315,14 +366,16 @@ class SessionStore:
         """Claim the record for a new session; the blocking session's id when refused.
 
         A record is blocked while its last session is active, and for ``window_seconds`` after
-        that session was triggered, whichever is longer.
+        that session was triggered, whichever is longer. A claim whose session was never created
+        blocks only for :data:`PENDING_CLAIM_SECONDS` (its trigger is still at work, or died).
         """
-        now = int(time.time())
-        key = {"pk": f"record#{module}#{record_id}"}
+        now = int(self.clock())
+        key = _claim_key(module, record_id)
         claim = {
             **key,
             "session_id": session_id,
             "until": now + window_seconds,
+            "pending_until": now + PENDING_CLAIM_SECONDS,
             "expires_at": now + max(window_seconds, 86400) + self.ttl_days * 86400,
         }
         # Most records have never been claimed: try that first, one write and no read.
@@ -330,8 +383,7 @@ class SessionStore:
         for _ in range(4):
             if item:
                 holder = str(item["session_id"])
-                held = self.get(holder)
-                if int(item["until"]) > now or (held is not None and held.active):
+                if _claim_blocks(item, self.get(holder), now):
                     return holder
             try:
                 condition = "attribute_not_exists(pk)" if not item else "session_id = :previous"
@@ -373,6 +425,47 @@ class SessionStore:
         rather than answered as a duplicate."""
         self.table.delete_item(Key={"pk": _delivery_key(signature)})
 
+    # --- undoing a failed trigger -----------------------------------------------------------
+
+    def release_claim(self, module: str, record_id: str, session_id: str) -> bool:
+        """Give the record up, if ``session_id`` still holds its claim; ``True`` when released.
+
+        For a trigger that failed after claiming: the record can be triggered again at once
+        instead of being blocked for the window. The delete is conditional on the holder, so a
+        claim another session has taken since is never removed.
+        """
+        try:
+            self.table.delete_item(
+                Key=_claim_key(module, record_id),
+                ConditionExpression="session_id = :mine",
+                ExpressionAttributeValues={":mine": session_id},
+            )
+        except Exception as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    def delete_created(self, session_id: str) -> bool:
+        """Delete the session while it is still ``created``; ``True`` when no such session remains.
+
+        For a trigger that failed after creating its session. The delete is conditional on the
+        status, so a session that something has moved past ``created`` (its workflow started after
+        all) is kept, and ``False`` says so. A session that was never written counts as gone.
+        """
+        try:
+            self.table.delete_item(
+                Key=session_key(session_id),
+                ConditionExpression="attribute_not_exists(pk) OR #status = :created",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":created": SessionStatus.CREATED.value},
+            )
+        except Exception as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
     # --- internals ------------------------------------------------------------------------
 
     def _update(
@@ -393,11 +486,11 @@ class SessionStore:
         sets = []
         for i, (key, value) in enumerate(fields.items()):
             names[f"#f{i}"] = key
-            values[f":f{i}"] = to_dynamo(value)
+            values[f":f{i}"] = to_dynamo(value, depth=1)
             sets.append(f"#f{i} = :f{i}")
         if event:
             names["#timeline"] = "timeline"
-            values[":entry"] = [to_dynamo(_entry(event, detail).model_dump())]
+            values[":entry"] = [to_dynamo(_entry(event, detail).model_dump(), depth=2)]
             values[":nil"] = []
             sets.append("#timeline = list_append(if_not_exists(#timeline, :nil), :entry)")
         try:
@@ -429,6 +522,19 @@ _CALL_PHASES = frozenset(
 
 def _delivery_key(signature: str) -> str:
     return "webhook#" + hashlib.sha256(signature.encode()).hexdigest()
+
+
+def _claim_key(module: str, record_id: str) -> dict[str, str]:
+    return {"pk": f"record#{module}#{record_id}"}
+
+
+def _claim_blocks(claim: dict[str, Any], holder: Session | None, now: int) -> bool:
+    """Whether a record claim still refuses new sessions (see :meth:`SessionStore.claim_record`).
+
+    Claims written before ``pending_until`` existed fall back to their window."""
+    if holder is None:
+        return int(claim.get("pending_until", claim["until"])) > now
+    return int(claim["until"]) > now or holder.active
 
 
 def _entry(event: str, detail: dict[str, Any] | None = None) -> TimelineEntry:

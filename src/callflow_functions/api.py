@@ -3,7 +3,8 @@
 One FastAPI app, served by Mangum on Lambda (behind an HTTP API) and by uvicorn locally. Routes stay
 thin: authenticate first, parse and validate, call the library, shape the answer. Anything long is
 the workflow's job, so every webhook answers well inside its provider's timeout. A client's mistake
-is a 4xx with a reason, never a 500.
+is a 4xx with a reason, never a 500; a dependency that fails (AWS, a provider) is a 503 (or a 502
+for a provider's refusal) with a reason, also never a 500.
 """
 
 from __future__ import annotations
@@ -12,16 +13,25 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callflow.config import get_settings
+from callflow.aws import failure_reason
+from callflow.config import SecretsUnavailable, get_settings
 from callflow.masking import mask
+from callflow.models import is_session_id
 from callflow.observability import bind_session, logger
-from callflow.providers.errors import ProviderError, RecordNotFound, RetryableProviderError
+from callflow.providers.errors import (
+    ProviderError,
+    RecordNotFound,
+    RetryableProviderError,
+    UnknownModule,
+)
 from callflow.services import get_services
+from callflow.store import UnstorableValue
 from callflow_functions.auth import (
     AuthError,
     check_basic,
@@ -58,7 +68,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.inner(scope, receive, send)
             return
-        limit = get_settings().max_body_bytes
+        try:
+            limit = get_settings().max_body_bytes
+        except SecretsUnavailable as error:  # outside the app: its exception handlers miss it
+            response = await _secrets_unavailable(None, error)
+            await response(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -108,6 +123,33 @@ async def _bad_request(request: Request, error: BadRequest) -> JSONResponse:
     return JSONResponse({"detail": error.reason}, status_code=error.status_code)
 
 
+@app.exception_handler(UnstorableValue)
+async def _unstorable(request: Request, error: UnstorableValue) -> JSONResponse:
+    """A value in the request that the table cannot hold: the sender's mistake, not ours."""
+    return JSONResponse({"detail": f"a value in the body cannot be stored: {error.reason}"}, 400)
+
+
+@app.exception_handler(ClientError)
+@app.exception_handler(BotoCoreError)
+async def _aws_error(request: Request, error: Exception) -> JSONResponse:
+    """AWS (DynamoDB, Step Functions) failed or could not be reached: 503, try again later.
+
+    Routes handle the AWS error codes they expect (a failed condition, a stale task token) before
+    this; everything else lands here. The reason names the operation and the error code, or the
+    kind of connection failure, never the endpoint or the request."""
+    reason = failure_reason(error)
+    route = getattr(request.scope.get("route"), "path", "")  # the template: the Infobip path
+    logger.warning("aws error", extra={"reason": reason, "route": route})  # has a secret in it
+    return JSONResponse({"detail": f"AWS is unavailable: {reason}"}, status_code=503)
+
+
+@app.exception_handler(SecretsUnavailable)
+async def _secrets_unavailable(request: Request | None, error: SecretsUnavailable) -> JSONResponse:
+    """The settings' secrets could not be read from Secrets Manager: 503, try again later."""
+    logger.warning("secrets unavailable", extra={"reason": error.reason})
+    return JSONResponse({"detail": f"Secrets Manager is unavailable: {error.reason}"}, 503)
+
+
 @app.exception_handler(ProviderError)
 async def _provider_error(request: Request, error: ProviderError) -> JSONResponse:
     """A provider we depend on failed: tell the caller to try again later (503) when it might
@@ -122,6 +164,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(400, "body is not valid JSON") from None
+    except RecursionError:  # the parser recurses once per nested array or object
+        raise BadRequest(400, "body nested too deep") from None
     if not isinstance(body, dict):
         raise BadRequest(400, "body must be a JSON object")
     return body
@@ -135,6 +179,10 @@ async def zoho_trigger(request: Request) -> JSONResponse:
     """Called by a Zoho CRM workflow rule: call the person on this record.
 
     Accepts a JSON body or form parameters with ``module`` and ``record_id`` (``id`` also works).
+    202 with the session; 404 for an unknown record, 422 for an unknown module, 409 while another
+    session holds the record; 503 when AWS or Zoho is unavailable (502 when Zoho refuses). A
+    trigger that fails undoes its claim and session first (see
+    :func:`callflow.lifecycle.trigger.start_session`), so sending it again later is safe.
     """
     settings = get_settings()
     check_shared_secret(request.headers.get("x-callflow-secret"), settings.zoho_trigger_secret)
@@ -147,6 +195,8 @@ async def zoho_trigger(request: Request) -> JSONResponse:
         session = await _in_thread(start_session, get_services(), module, record_id)
     except RecordNotFound:
         raise BadRequest(404, f"no {module} record with id {record_id}") from None
+    except UnknownModule:
+        raise BadRequest(422, f"no such Zoho module: {module}") from None
     except TriggerRefused as refused:
         return JSONResponse(
             {"detail": refused.reason, "session_id": refused.session_id},
@@ -189,7 +239,17 @@ def _validated_trigger(fields: dict[str, Any]) -> tuple[str, str]:
 
 @app.post("/webhooks/infobip/{secret}", tags=["webhooks"])
 async def infobip_events(secret: str, request: Request) -> dict[str, str]:
-    """Call events from the Infobip subscription (Basic auth + secret path segment)."""
+    """Call events from the Infobip subscription (Basic auth + secret path segment).
+
+    200 when the event was applied, was a duplicate, or is not for a callflow call; 400 when the
+    body is not an Infobip call event. A 503 (AWS or Infobip unavailable; 502 when Infobip refused
+    a request the event needed) means the event was not applied, or only partly, and the caller
+    must deliver it again; Infobip may redeliver it (the stand-in makes up to three attempts when
+    it gets a 5xx or 429). Applying an event twice is harmless, and a redelivery finishes the
+    steps a failed one can leave half done (the dialog after CALL_ESTABLISHED, resuming the
+    workflow after CALL_FINISHED / CALL_FAILED). Each failure is logged at error level with the
+    event's type, call id, session and attempt, so an event never redelivered is still on record.
+    """
     settings = get_settings()
     check_basic(
         request.headers.get("authorization"),
@@ -208,7 +268,19 @@ async def infobip_events(secret: str, request: Request) -> dict[str, str]:
         raise BadRequest(400, f"not an Infobip call event: {error}") from None
     if event.session_id:
         bind_session(event.session_id)
-    result = await _in_thread(handle, get_services(), event)
+    try:
+        result = await _in_thread(handle, get_services(), event)
+    except (ClientError, BotoCoreError, ProviderError) as error:
+        logger.error(
+            "infobip event not applied; it must be delivered again",
+            extra={
+                "type": event.type,
+                "call_id": event.call_id,
+                "attempt": event.attempt,
+                "error": type(error).__name__,
+            },
+        )
+        raise
     logger.info("infobip event", extra={"type": event.type, "result": result})
     return {"result": result}
 
@@ -221,7 +293,10 @@ async def elevenlabs_post_call(request: Request) -> dict[str, str]:
     """The post-call webhook (HMAC-signed). Unknown conversations are other agents' calls in the
     same workspace: acknowledged and ignored. A delivery already accepted (same signature, within
     its freshness window) is acknowledged as a duplicate and not acted on again; not with a 4xx,
-    as ElevenLabs disables a webhook whose deliveries keep failing."""
+    as ElevenLabs disables a webhook whose deliveries keep failing.
+
+    503 when AWS is unavailable: the results are not stored, and the workflow, which polls the
+    conversation when no webhook came in time, fetches them itself."""
     from callflow.providers.elevenlabs.client import parse_post_call
 
     delivery = _verified_delivery(request.headers.get("elevenlabs-signature"), await request.body())
@@ -295,7 +370,7 @@ _PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash", "me
 async def session_status(session_id: str, request: Request) -> dict[str, Any]:
     """A call session's state, timeline and results (bearer token)."""
     check_bearer(request.headers.get("authorization"), get_settings().status_api_token)
-    if not session_id.isalnum() or len(session_id) > 64:
+    if not is_session_id(session_id):
         raise BadRequest(422, "malformed session id")
     session = await _in_thread(get_services().store.get, session_id)
     if session is None:

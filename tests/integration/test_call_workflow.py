@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,22 @@ def test_second_trigger_for_the_same_record_is_refused(stack: LocalStack) -> Non
     stack.wait_for_execution(first.json()["session_id"])
     session = get_services().store.require(first.json()["session_id"])
     assert session.outcome is Outcome.BUSY  # the number the behaviour was set for was dialled
+
+
+def test_twenty_parallel_triggers_for_one_record_cost_one_zoho_read(stack: LocalStack) -> None:
+    """The claim comes before the read: the 19 refused triggers spend no Zoho credit."""
+    record_id = busy_record(stack, "Crowd")
+    path = f"/crm/v8/Leads/{record_id}"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(lambda _: stack.trigger("Leads", record_id), range(20)))
+
+    assert sorted(r.status_code for r in responses) == [202] + [409] * 19
+    [accepted] = [r.json()["session_id"] for r in responses if r.status_code == 202]
+    assert {r.json()["session_id"] for r in responses if r.status_code == 409} == {accepted}
+    reads = [r for r in stack.zoho.requests if r.method == "GET" and r.path == path]
+    assert len(reads) == 1
+    stack.wait_for_execution(accepted)
 
 
 def test_trigger_for_an_unknown_record_is_a_404(stack: LocalStack) -> None:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
 from callflow.config import reset_settings
-from callflow.services import reset_services
+from callflow.models import Session, SessionStatus
+from callflow.providers.elevenlabs.client import sign_webhook
+from callflow.services import get_services, reset_services
 from callflow_dev.local.aws import create_table
+from tests.unit.aws_faults import closed_port, fail_calls
+from tests.unit.elevenlabs_fixtures import conversation, post_call
+from tests.unit.infobip_fixtures import example
 
 SECRETS = {
     "CALLFLOW_ZOHO_TRIGGER_SECRET": "trigger-secret",
@@ -213,3 +220,280 @@ def test_unconfigured_secret_refuses_everything(
         headers={"X-Callflow-Secret": ""},
     )
     assert response.status_code == 503
+
+
+# --- AWS unavailable: 503 with a reason, on every route --------------------------------------
+
+
+def ringing_event(attempt: str = "1", session_id: str = "s1") -> dict[str, Any]:
+    body = example("ringing")
+    body["properties"]["call"]["customData"] = {"session_id": session_id, "attempt": attempt}
+    return body
+
+
+def signed(body: Any) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    return raw, {"ElevenLabs-Signature": sign_webhook(raw, "el-secret", int(time.time()))}
+
+
+def send(client: TestClient, route: str) -> Any:
+    """One authenticated, well-formed request to ``route``."""
+    if route == "zoho":
+        return client.post(
+            "/webhooks/zoho",
+            json={"module": "Leads", "record_id": "5725767000000524001"},
+            headers={"X-Callflow-Secret": "trigger-secret"},
+        )
+    if route == "infobip":
+        return client.post(
+            "/webhooks/infobip/pathsecret", json=ringing_event(), headers={"Authorization": BASIC}
+        )
+    if route == "elevenlabs":
+        raw, headers = signed(post_call(conversation_id="conv_1", status="done"))
+        return client.post("/webhooks/elevenlabs", content=raw, headers=headers)
+    return client.get("/sessions/s1", headers={"Authorization": "Bearer status-token"})
+
+
+ROUTES = ["zoho", "infobip", "elevenlabs", "sessions"]
+
+
+@pytest.fixture
+def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The API with every AWS endpoint (and Zoho) on a port that refuses connections."""
+    with closed_port() as nowhere:
+        for key, value in SECRETS.items():
+            monkeypatch.setenv(key, value)
+        environment = {
+            "AWS_ENDPOINT_URL": nowhere,
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_RETRY_MODE": "standard",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "CALLFLOW_ZOHO_ACCOUNTS_URL": nowhere,
+            "CALLFLOW_ZOHO_API_DOMAIN": nowhere,
+        }
+        for key, value in environment.items():
+            monkeypatch.setenv(key, value)
+        reset_settings()
+        reset_services()
+        from callflow_functions.api import app
+
+        yield TestClient(app, raise_server_exceptions=False)
+    reset_settings()
+    reset_services()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_route_answers_503_with_a_reason_when_aws_is_unreachable(
+    unreachable: TestClient, route: str
+) -> None:
+    response = send(unreachable, route)
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "AWS is unavailable: EndpointConnectionError"}
+
+
+def test_health_needs_no_aws(unreachable: TestClient) -> None:
+    assert unreachable.get("/health").json() == {"status": "ok"}
+
+
+def test_unreadable_secrets_are_a_503_on_every_route(
+    unreachable: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.parameters import base
+
+    monkeypatch.setattr(base, "DEFAULT_PROVIDERS", {})  # no client built for another endpoint
+    monkeypatch.setenv("CALLFLOW_SECRETS_ID", "callflow/secrets")
+    reset_settings()
+
+    for route in ROUTES:
+        response = send(unreachable, route)
+        assert response.status_code == 503, route
+        assert response.json() == {
+            "detail": "Secrets Manager is unavailable: EndpointConnectionError"
+        }
+
+
+@pytest.mark.parametrize(
+    ("route", "operation", "code"),
+    [
+        ("sessions", "GetItem", "InternalServerError"),
+        ("infobip", "UpdateItem", "ProvisionedThroughputExceededException"),
+        ("zoho", "PutItem", "ThrottlingException"),
+        ("elevenlabs", "GetItem", "RequestLimitExceeded"),
+    ],
+)
+def test_an_aws_error_no_route_expects_is_a_503_naming_the_operation(
+    client: TestClient, route: str, operation: str, code: str
+) -> None:
+    fail_calls(get_services().store.table.meta.client, operation, code)
+
+    response = send(client, route)
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": f"AWS is unavailable: {operation} failed: {code}"}
+
+
+def test_an_infobip_event_that_could_not_be_applied_is_applied_when_delivered_again(
+    client: TestClient,
+) -> None:
+    store = get_services().store
+    store.create(Session(session_id="s1", module="Leads", record_id="42"))
+    store.advance("s1", SessionStatus.DIALING, attempt=1)
+    fail_calls(store.table.meta.client, "UpdateItem", "InternalServerError", times=1)
+
+    assert send(client, "infobip").status_code == 503
+    assert store.require("s1").status is SessionStatus.DIALING
+
+    again = send(client, "infobip")
+    assert (again.status_code, again.json()) == (200, {"result": "ringing"})
+    assert store.require("s1").status is SessionStatus.RINGING
+
+
+# --- malformed input after authentication: 4xx with a reason ---------------------------------
+
+
+@pytest.mark.parametrize("attempt", ["²", "1" * 40, "0"])
+def test_an_infobip_attempt_callflow_cannot_have_sent_is_not_ours(
+    client: TestClient, attempt: str
+) -> None:
+    response = client.post(
+        "/webhooks/infobip/pathsecret",
+        json=ringing_event(attempt=attempt),
+        headers={"Authorization": BASIC},
+    )
+
+    assert (response.status_code, response.json()) == (
+        200,
+        {"result": "ignored: not a callflow call"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("duration", "reason"),
+    [(10**40, "out of range (0 to 86400)"), (-1, "out of range"), (12.5, "not an integer")],
+)
+def test_an_infobip_call_duration_no_call_can_have_is_a_400(
+    client: TestClient, duration: Any, reason: str
+) -> None:
+    body = example("busy")
+    body["properties"]["callLog"]["customData"] = {"session_id": "s1", "attempt": "1"}
+    body["properties"]["callLog"]["duration"] = duration
+
+    response = client.post(
+        "/webhooks/infobip/pathsecret", json=body, headers={"Authorization": BASIC}
+    )
+
+    assert response.status_code == 400
+    assert reason in response.json()["detail"]
+    assert "callLog.duration" in response.json()["detail"]
+
+
+DEEP = b"[" * 5000 + b"]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/webhooks/zoho", {"X-Callflow-Secret": "trigger-secret"}),
+        ("/webhooks/infobip/pathsecret", {"Authorization": BASIC}),
+    ],
+)
+def test_a_body_nested_too_deep_is_a_400(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, path: str, headers: dict[str, str]
+) -> None:
+    monkeypatch.setenv("CALLFLOW_MAX_BODY_BYTES", "65536")
+    reset_settings()
+
+    response = client.post(
+        path, content=DEEP, headers={**headers, "Content-Type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()) == (400, {"detail": "body nested too deep"})
+
+
+def test_a_signed_elevenlabs_body_nested_too_deep_is_a_400(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLFLOW_MAX_BODY_BYTES", "65536")
+    reset_settings()
+    headers = {"ElevenLabs-Signature": sign_webhook(DEEP, "el-secret", int(time.time()))}
+
+    response = client.post("/webhooks/elevenlabs", content=DEEP, headers=headers)
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == "signed body is not a JSON object: body nested too deep"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [(10**40, "1.000E+40 is outside"), (float("nan"), "NaN is not")]
+)
+def test_signed_results_dynamodb_cannot_hold_are_a_400(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, value: float, reason: str
+) -> None:
+    monkeypatch.setenv("CALLFLOW_MAX_BODY_BYTES", "65536")
+    reset_settings()
+    store = get_services().store
+    store.create(Session(session_id="s1", module="Leads", record_id="42"))
+    store.index_conversation("conv_0101k0example", "s1")
+    data = conversation()
+    data["analysis"]["data_collection_results"]["interested"]["value"] = value
+    raw, headers = signed(post_call(**data))
+
+    response = client.post("/webhooks/elevenlabs", content=raw, headers=headers)
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("a value in the body cannot be stored: ")
+    assert reason in response.json()["detail"]
+    assert store.require("s1").results == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"module": "Leads", "record_id": 1e400}',
+        b'{"module": "Leads", "record_id": NaN}',
+        b'{"module": "Leads", "record_id": 10000000000000000000000000000000000000000}',
+        b'{"module": "Leads", "record_id": true}',
+    ],
+)
+def test_a_trigger_with_a_record_id_that_is_no_zoho_id_is_a_422(
+    client: TestClient, body: bytes
+) -> None:
+    response = client.post(
+        "/webhooks/zoho",
+        content=body,
+        headers={"X-Callflow-Secret": "trigger-secret", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422
+    assert "record_id" in response.json()["detail"]
+
+
+def test_a_signed_post_call_naming_no_conversation_elevenlabs_could_have_is_a_400(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation id longer than any key DynamoDB takes is the sender's mistake, not an AWS
+    outage."""
+    monkeypatch.setenv("CALLFLOW_MAX_BODY_BYTES", "65536")
+    reset_settings()
+    raw, headers = signed(post_call(conversation_id="c" * 3000, status="done"))
+
+    response = client.post("/webhooks/elevenlabs", content=raw, headers=headers)
+
+    assert response.status_code == 400
+    assert "conversation_id" in response.json()["detail"]
+
+
+def test_an_aws_error_on_the_infobip_route_does_not_log_its_path_secret(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    fail_calls(get_services().store.table.meta.client, "UpdateItem", "InternalServerError")
+
+    with caplog.at_level("WARNING"):
+        assert send(client, "infobip").status_code == 503
+
+    [warning] = [r for r in caplog.records if r.getMessage() == "aws error"]
+    assert warning.__dict__["route"] == "/webhooks/infobip/{secret}"
+    assert "pathsecret" not in repr([r.__dict__ for r in caplog.records])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -128,3 +129,56 @@ def test_malformed_events_raise_invalid_event_naming_the_problem(body: Any, reas
         parse_event(body)
 
     assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("attempt", ["²", "\u0661", "1" * 40, "0", "1001", "-1", "+1", " 1", ""])
+def test_an_attempt_that_callflow_cannot_have_sent_makes_the_event_not_ours(attempt: str) -> None:
+    """``"²".isdigit()`` holds and ``int("²")`` raises: only ASCII digits from 1 to 1000 count."""
+    body = example("ringing")
+    body["properties"]["call"]["customData"]["attempt"] = attempt
+
+    event = parse_event(body)
+
+    assert event.attempt is None
+
+
+@pytest.mark.parametrize("attempt", ["1", "2", "1000"])
+def test_attempts_callflow_sends_are_read(attempt: str) -> None:
+    body = example("ringing")
+    body["properties"]["call"]["customData"]["attempt"] = attempt
+
+    assert parse_event(body).attempt == int(attempt)
+
+
+@pytest.mark.parametrize("session_id", ["s 1", "s#1", "x" * 65, "ß1", "a/b"])
+def test_a_session_id_callflow_cannot_have_sent_makes_the_event_not_ours(session_id: str) -> None:
+    body = example("ringing")
+    body["properties"]["call"]["customData"]["session_id"] = session_id
+
+    assert parse_event(body).session_id == ""
+
+
+@pytest.mark.parametrize(
+    ("duration", "reason"),
+    [
+        (10**40, "out of range (0 to 86400)"),
+        (-1, "out of range (0 to 86400)"),
+        (86401, "out of range (0 to 86400)"),
+        (12.5, "not an integer"),
+        (True, "not an integer"),
+    ],
+)
+def test_a_duration_no_call_can_have_is_an_invalid_event(duration: Any, reason: str) -> None:
+    body = example("finished after a conversation")
+    body["properties"]["callLog"]["duration"] = duration
+
+    with pytest.raises(InvalidEvent, match=re.escape(f"'callLog.duration' is {reason}")):
+        parse_event(body)
+
+
+@pytest.mark.parametrize("duration", [0, 86400])
+def test_durations_within_a_day_are_read(duration: int) -> None:
+    body = example("finished after a conversation")
+    body["properties"]["callLog"]["duration"] = duration
+
+    assert parse_event(body).duration == duration

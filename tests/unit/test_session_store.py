@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from callflow.models import Session, SessionStatus, progress_of
-from callflow.store import SessionNotFound, SessionStore
+from callflow.store import (
+    MAX_NESTING,
+    PENDING_CLAIM_SECONDS,
+    SessionNotFound,
+    SessionStore,
+    UnstorableValue,
+)
 from callflow_dev.local.aws import create_table
 
 
@@ -247,3 +256,110 @@ def test_a_forgotten_delivery_is_seen_afresh(store: SessionStore) -> None:
     assert store.first_delivery("v0-abc", 1_790_001_800) is True
     store.forget_delivery("v0-abc")
     assert store.first_delivery("v0-abc", 1_790_001_800) is True
+
+
+def test_a_released_claim_frees_the_record_at_once(store: SessionStore) -> None:
+    new(store)
+    assert store.claim_record("Leads", "42", "s1", 3600) is None
+    assert store.release_claim("Leads", "42", "s1") is True
+    assert store.claim_record("Leads", "42", "s2", 3600) is None
+
+
+def test_only_the_holder_can_release_a_claim(store: SessionStore) -> None:
+    new(store)
+    assert store.claim_record("Leads", "42", "s1", 3600) is None
+    assert store.release_claim("Leads", "42", "s2") is False
+    assert store.claim_record("Leads", "42", "s3", 3600) == "s1"
+
+
+def test_a_created_session_can_be_deleted(store: SessionStore) -> None:
+    new(store)
+    assert store.delete_created("s1") is True
+    assert store.get("s1") is None
+    assert store.delete_created("never-written") is True
+
+
+def test_a_session_that_moved_past_created_is_not_deleted(store: SessionStore) -> None:
+    new(store)
+    store.advance("s1", SessionStatus.DIALING, attempt=1)
+    assert store.delete_created("s1") is False
+    assert store.require("s1").status is SessionStatus.DIALING
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_claim_whose_session_is_not_created_yet_blocks_even_without_a_window(
+    store: SessionStore,
+) -> None:
+    """The trigger that claimed is still reading the record: its session comes next."""
+    store.clock = Clock()
+    assert store.claim_record("Leads", "42", "s1", 0) is None
+    assert store.claim_record("Leads", "42", "s2", 0) == "s1"
+
+
+def test_a_claim_whose_session_never_appeared_lapses_after_the_pending_time(
+    store: SessionStore,
+) -> None:
+    """Its trigger died before it could create the session or undo the claim."""
+    clock = store.clock = Clock()
+    assert store.claim_record("Leads", "42", "s1", 3600) is None
+    clock.now += PENDING_CLAIM_SECONDS - 1
+    assert store.claim_record("Leads", "42", "s2", 3600) == "s1"
+    clock.now += 2
+    assert store.claim_record("Leads", "42", "s2", 3600) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (10**40, "1.000E+40 is outside"),
+        (-(10**38), "outside"),
+        (1e300, "1.000E+300 is outside"),
+        (1e-300, "outside"),
+        (float("nan"), "NaN is not a number"),
+        (float("inf"), "Infinity is not a number"),
+    ],
+)
+def test_numbers_dynamodb_cannot_hold_are_refused_with_a_reason(
+    store: SessionStore, value: float, reason: str
+) -> None:
+    new(store)
+    with pytest.raises(UnstorableValue, match=re.escape(reason)):
+        store.set_fields("s1", {"results": {"data_collection": {"bill": value}}})
+    assert store.require("s1").results == {}
+
+
+def test_the_numbers_at_the_edges_of_dynamodb_s_range_are_stored(store: SessionStore) -> None:
+    new(store)
+    edge = {"digits": 10**38 - 1, "big": 9.99e125, "small": 1e-130, "negative": -12.5}
+    store.set_fields("s1", {"results": edge})
+    stored = store.require("s1").results
+    assert stored == {**edge, "big": int(Decimal("9.99E+125"))}  # integral: read back as an int
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """A map ``levels`` deep, counting itself."""
+    value: dict[str, Any] = {"bottom": True}
+    for _ in range(levels - 1):
+        value = {"down": value}
+    return value
+
+
+def test_values_nested_as_deep_as_dynamodb_allows_are_stored(store: SessionStore) -> None:
+    new(store)
+    store.set_fields("s1", {"results": nested(MAX_NESTING)})
+    assert store.require("s1").results == nested(MAX_NESTING)
+
+
+def test_values_nested_deeper_than_dynamodb_allows_are_refused(store: SessionStore) -> None:
+    new(store)
+    with pytest.raises(UnstorableValue, match="nested deeper than 32 levels"):
+        store.set_fields("s1", {"results": nested(MAX_NESTING + 1)})
+    with pytest.raises(UnstorableValue, match="nested deeper than 32 levels"):
+        store.create(Session(session_id="s2", module="Leads", record_id="1", record=nested(33)))

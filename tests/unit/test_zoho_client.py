@@ -12,6 +12,7 @@ from callflow.providers.errors import (
     ProviderRejected,
     RecordNotFound,
     RetryableProviderError,
+    UnknownModule,
 )
 from callflow.providers.zoho.client import ZohoClient, ZohoRequestError, format_duration
 from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
@@ -69,10 +70,35 @@ def test_malformed_record_id_is_record_not_found(zoho_env: ZohoEnv) -> None:
 
 
 def test_unknown_module_is_rejected_with_zohos_code(zoho_env: ZohoEnv) -> None:
-    with pytest.raises(ProviderRejected) as caught:
+    with pytest.raises(UnknownModule) as caught:
         zoho_env.client().get_record("Leeds", "5725767000000999999", ["Phone"])
-    assert caught.value.code == "INVALID_MODULE"
+    assert (caught.value.code, caught.value.module, caught.value.status) == (
+        "INVALID_MODULE",
+        "Leeds",
+        400,
+    )
     assert not isinstance(caught.value, RecordNotFound)
+
+
+def test_a_path_zoho_has_no_api_for_is_an_unknown_module_not_a_missing_record(
+    zoho_env: ZohoEnv,
+) -> None:
+    """Zoho answers 404 ``INVALID_URL_PATTERN`` for such a path: the 404 is not the record's."""
+
+    def no_such_api(request: httpx.Request) -> httpx.Response:
+        body = {
+            "code": "INVALID_URL_PATTERN",
+            "details": {},
+            "message": "Please check if the URL trying to access is a correct one",
+            "status": "error",
+        }
+        return httpx.Response(404, json=body)
+
+    http = httpx.Client(transport=httpx.MockTransport(no_such_api))
+    client = ZohoClient(zoho_env.settings, zoho_env.tokens(), http)
+    with pytest.raises(UnknownModule) as caught:
+        client.get_record("settings", "5725767000000999999", ["Phone"])
+    assert (caught.value.code, caught.value.module) == ("INVALID_URL_PATTERN", "settings")
 
 
 def test_more_than_fifty_fields_is_refused_before_sending(zoho_env: ZohoEnv) -> None:

@@ -43,6 +43,18 @@ def test_field_metadata_lists_types_picklists_and_mandatory_fields(zoho_env: Zoh
     assert {"Contacted", "Qualified", "Not Qualified", "Attempted to Contact"} <= set(choices)
 
 
+def test_a_record_of_an_unknown_module_is_answered_as_zoho_answers_it(zoho_env: ZohoEnv) -> None:
+    response = call(zoho_env, "GET", "/Leeds/5725767000000524001", params={"fields": "Phone"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "INVALID_MODULE",
+        "details": {"resource_path_index": 0},
+        "message": "the module name given seems to be invalid",
+        "status": "error",
+    }
+
+
 def test_field_metadata_of_an_unknown_module_is_invalid_module(zoho_env: ZohoEnv) -> None:
     response = call(zoho_env, "GET", "/settings/fields", params={"module": "Widgets"})
     assert response.status_code == 400

@@ -4,15 +4,21 @@ Events arrive in any order and more than once (Infobip retries slow webhooks). E
 conditional write first and an action second, so only the first delivery of an event that moves
 the session forward acts: the dialog to the bridge is created once, the waiting workflow task is
 resumed once, and an event of an earlier attempt changes nothing.
+
+A delivery can fail between the write and the action (AWS or Infobip unavailable: the API answers
+503 and Infobip delivers the event again). The redelivery finds the write done and finishes the
+action: CALL_ESTABLISHED requests the dialog if none was requested, CALL_FINISHED / CALL_FAILED
+resumes the waiting task with the outcome stored (a token already used makes that a no-op).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from callflow.lifecycle import workflow
 from callflow.models import (
     Outcome,
+    Session,
     SessionStatus,
     hash_token,
     iso,
@@ -56,7 +62,7 @@ def handle(services: Services, event: InfobipEvent) -> str:
             same_attempt=True,
         )
         if moved is None:
-            return _not_applied(services, session_id, attempt)
+            return _answered_again(services, session_id, attempt, event.call_id)
         count(Metric.CALLS_ANSWERED)
         if services.settings.infobip_machine_detection:
             return "answered: waiting for machine detection"
@@ -75,6 +81,21 @@ def _not_applied(services: Services, session_id: str, attempt: int) -> str:
         return "ignored: unknown session"
     if attempt != session.attempt:
         return "ignored: event of another attempt"
+    return "duplicate"
+
+
+def _answered_again(services: Services, session_id: str, attempt: int, call_id: str) -> str:
+    """A CALL_ESTABLISHED whose write was already done: request the dialog if the delivery that
+    did the write failed before requesting it (:func:`connect_bridge`'s claim keeps this to one
+    dialog); otherwise a duplicate."""
+    session = services.store.get(session_id)
+    if session is None:
+        return "ignored: unknown session"
+    if attempt != session.attempt:
+        return "ignored: event of another attempt"
+    waiting = session.status is SessionStatus.IN_CALL and not session.dialog_requested
+    if waiting and not services.settings.infobip_machine_detection:
+        return connect_bridge(services, session_id, attempt, call_id)
     return "duplicate"
 
 
@@ -163,7 +184,7 @@ def _call_ended(services: Services, session_id: str, attempt: int, event: Infobi
         same_attempt=True,
     )
     if moved is None:
-        return "duplicate"
+        return _ended_again(services, current, attempt)
     if outcome is not Outcome.ANSWERED:
         count(
             Metric.CALLS_UNREACHED
@@ -171,9 +192,26 @@ def _call_ended(services: Services, session_id: str, attempt: int, event: Infobi
             else (Metric.CALLS_FAILED)
         )
     resumed = workflow.resume(
-        services.sfn,
-        moved.task_token,
-        {"outcome": outcome.value, "attempt": attempt, "duration": int(event.duration or 0)},
+        services.sfn, moved.task_token, _ended(outcome, attempt, int(event.duration or 0))
     )
     logger.info("call ended", extra={"outcome": outcome.value, "resumed": resumed})
     return f"call ended: {outcome.value}"
+
+
+def _ended_again(services: Services, current: Session, attempt: int) -> str:
+    """A call-end event whose write was already done (``current`` was read before the write was
+    refused): resume the waiting task with the stored outcome, in case the delivery that stored it
+    failed before resuming. A token already used or timed out makes this a duplicate."""
+    if current.status is not SessionStatus.CALL_ENDED or current.attempt != attempt:
+        return "duplicate"
+    outcome = current.outcome or Outcome.FAILED
+    output = _ended(outcome, attempt, current.call_duration)
+    if not workflow.resume(services.sfn, current.task_token, output):
+        return "duplicate"
+    logger.info("call ended: resumed on redelivery", extra={"outcome": outcome.value})
+    return f"call ended: {outcome.value}"
+
+
+def _ended(outcome: Outcome, attempt: int, duration: int) -> dict[str, Any]:
+    """What the task waiting for the call's outcome is resumed with."""
+    return {"outcome": outcome.value, "attempt": attempt, "duration": duration}

@@ -5,6 +5,11 @@ is re-read through the API (one Zoho credit). That read happens here rather than
 an unknown record is refused to the caller at once (404) and the workflow starts from a snapshot it
 does not have to read again: reading, the field update, the note and the logged call are the four
 credits a completed call costs.
+
+The record is claimed before it is read, so a duplicate trigger is refused without spending a
+credit. Whatever fails after the claim (the read, the session's creation, the execution's start) is
+undone before the error goes back to the caller: the claim is released and the ``created`` session
+deleted, so a failed trigger leaves the record free to be triggered again.
 """
 
 from __future__ import annotations
@@ -65,13 +70,16 @@ def dynamic_variables(record: dict[str, Any], fields: list[str]) -> dict[str, Dy
 
 
 def start_session(services: Services, module: str, record_id: str) -> Session:
-    """Re-read the record, claim it, create its session and start the session's workflow.
+    """Claim the record, re-read it, create its session and start the session's workflow.
 
     Raises :class:`TriggerRefused` (409) when another session holds the record (active, or inside
-    ``trigger_window_seconds``); provider errors from reading the record propagate.
+    ``trigger_window_seconds``), before Zoho is asked anything. Any error after the claim
+    (provider errors from reading the record, AWS errors from the store or Step Functions)
+    propagates once :func:`_undo` has released the claim and deleted the session. If the undo
+    finds the session moved past ``created``, the execution did start (only its answer was lost):
+    the session is returned as if nothing had failed.
     """
     settings = services.settings
-    record = services.zoho.get_record(module, record_id, record_fields(services))
     session_id = new_session_id()
     blocking = services.store.claim_record(
         module, record_id, session_id, settings.trigger_window_seconds
@@ -80,6 +88,21 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
         raise TriggerRefused(
             409, f"a call session for {module}/{record_id} is active or too recent", blocking
         )
+    try:
+        session = _open(services, module, record_id, session_id)
+    except Exception as error:
+        started = _undo(services, module, record_id, session_id, error)
+        if started is None:
+            raise
+        return started
+    logger.info("session started", extra={"session_id": session_id, "record": f"{module}"})
+    return session
+
+
+def _open(services: Services, module: str, record_id: str, session_id: str) -> Session:
+    """Read the record, create the session from it, start its execution."""
+    settings = services.settings
+    record = services.zoho.get_record(module, record_id, record_fields(services))
     session = services.store.create(
         Session(
             session_id=session_id,
@@ -95,5 +118,33 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
         )
     )
     workflow.start(services.sfn, settings.state_machine_arn, session_id, {"session_id": session_id})
-    logger.info("session started", extra={"session_id": session_id, "record": f"{module}"})
     return session
+
+
+def _undo(
+    services: Services, module: str, record_id: str, session_id: str, cause: Exception
+) -> Session | None:
+    """Take back what a failed trigger wrote: the ``created`` session, then the claim.
+
+    ``None`` when undone. A session still ``created`` is deleted even if a lost answer hid an
+    execution that did start: that execution then finds no session and ends without calling
+    anyone. The session is returned, and the claim kept for it, when it has moved past
+    ``created``: only its execution moves it, so the execution runs.
+
+    When the undo fails as well (the store unreachable), ``None``, and the failure is logged with
+    the session id: a claim whose session was never created lapses after
+    :data:`callflow.store.PENDING_CLAIM_SECONDS`, but a ``created`` session that could not be
+    deleted counts as active and keeps the record blocked until it is deleted or expires.
+    """
+    store = services.store
+    where = {"session_id": session_id, "crm_module": module, "error": type(cause).__name__}
+    try:
+        if not store.delete_created(session_id):
+            logger.warning("trigger failed after its execution started; keeping it", extra=where)
+            return store.get(session_id)
+        store.release_claim(module, record_id, session_id)
+    except Exception:
+        logger.exception("a failed trigger could not undo its claim and session", extra=where)
+        return None
+    logger.info("failed trigger undone: claim released, no session left", extra=where)
+    return None

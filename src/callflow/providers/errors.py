@@ -52,6 +52,14 @@ class RecordNotFound(ProviderRejected):
     """The CRM record does not exist (or the credentials cannot see it)."""
 
 
+class UnknownModule(ProviderRejected):
+    """The CRM has no module of that API name: the caller named the wrong one."""
+
+    def __init__(self, provider: str, module: str, message: str, *, status: int, code: str) -> None:
+        super().__init__(provider, message, status=status, code=code)
+        self.module = module
+
+
 def error_for_status(provider: str, status: int, message: str, code: str = "") -> ProviderError:
     """The error class an HTTP status deserves."""
     if status == 429 or status >= 500:

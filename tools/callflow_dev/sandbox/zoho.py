@@ -688,10 +688,13 @@ def _error(
 
 
 def _invalid_module() -> JSONResponse:
+    """Zoho's answer to a path naming no module. The live API writes the message in lower case,
+    as the notes spec's ``Invalid_Module_API_Exception`` does (record.json's error enum lists only
+    a capitalised variant)."""
     return _error(
         400,
         "INVALID_MODULE",
-        "The module name given seems to be invalid",
+        "the module name given seems to be invalid",
         {"resource_path_index": 0},
     )
 

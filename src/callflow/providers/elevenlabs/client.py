@@ -53,6 +53,9 @@ lives in DynamoDB, whose items are capped at 400 KB."""
 TRANSCRIPT_MESSAGE_CHARS: Final = 500
 FUTURE_SKEW_S: Final = 300
 """How far in the future a webhook timestamp may be (clock skew) before it is refused."""
+MAX_CONVERSATION_ID_CHARS: Final = 256
+"""Room to spare for ElevenLabs' conversation ids, and well inside DynamoDB's 2048-byte key, which
+the id becomes part of (``conversation#<id>``)."""
 
 DynamicValue = str | int | float | bool | None
 
@@ -138,7 +141,7 @@ class Conversation(_Lenient):
     """One conversation, as ``GET /v1/convai/conversations/{id}`` and the post-call webhook's
     ``data`` describe it."""
 
-    conversation_id: str
+    conversation_id: str = Field(max_length=MAX_CONVERSATION_ID_CHARS)
     agent_id: str = ""
     status: str
     """initiated | in-progress | processing | done | failed. Kept a string so a status ElevenLabs
@@ -514,6 +517,8 @@ def verify_delivery(
         payload = json.loads(raw_body)
     except ValueError:
         raise WebhookPayloadError("body is not JSON") from None
+    except RecursionError:  # the parser recurses once per nested array or object
+        raise WebhookPayloadError("body nested too deep") from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError("body is not a JSON object")
     return VerifiedDelivery(payload, timestamp, expected)

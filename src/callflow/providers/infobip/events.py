@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from callflow.models import Outcome
+from callflow.models import Outcome, is_session_id
 
 LIVE_CALL_EVENTS = frozenset(
     {
@@ -39,6 +39,12 @@ CALL_END_EVENTS = frozenset({"CALL_FINISHED", "CALL_FAILED"})
 MACHINE_DETECTION_EVENTS = frozenset({"MACHINE_DETECTION_FINISHED", "MACHINE_DETECTION_FAILED"})
 #: Event types that always concern one call: for them a missing ``callId`` is a malformed body.
 CALL_EVENTS = LIVE_CALL_EVENTS | CALL_END_EVENTS | MACHINE_DETECTION_EVENTS
+
+MAX_ATTEMPT = 1000
+"""The highest attempt number an event may carry; callflow numbers attempts from 1 up to the
+configured ``max_attempts``, so anything beyond this is not a call it placed."""
+MAX_CALL_SECONDS = 86400
+"""The longest ``callLog.duration`` accepted: a day, far past any call Infobip lets last."""
 
 #: Error names meaning the person's phone did ring but nobody picked up in time.
 _NO_ANSWER = frozenset({"NO_ANSWER"})
@@ -78,14 +84,20 @@ class InfobipEvent:
     @property
     def session_id(self) -> str:
         """The session the call belongs to, from ``customData``; empty for a call not placed by
-        callflow."""
-        return self.custom_data.get("session_id", "")
+        callflow (none given, or not shaped like a session id)."""
+        raw = self.custom_data.get("session_id", "")
+        return raw if is_session_id(raw) else ""
 
     @property
     def attempt(self) -> int | None:
-        """The attempt number from ``customData``; ``None`` when it is missing or not digits."""
+        """The attempt number from ``customData``; ``None`` when it is missing or is not a number
+        from 1 to :data:`MAX_ATTEMPT` in ASCII digits (``str.isdigit`` alone accepts "²", which
+        ``int`` refuses)."""
         raw = self.custom_data.get("attempt", "")
-        return int(raw) if raw.isdigit() else None
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ATTEMPT)):
+            return None
+        number = int(raw)
+        return number if 1 <= number <= MAX_ATTEMPT else None
 
     @property
     def answered(self) -> bool:
@@ -147,7 +159,7 @@ def parse_event(body: Any) -> InfobipEvent:
         state=_optional_str(record, "state", "state"),
         error_name=_optional_str(error, "name", "errorCode.name"),
         error_description=_optional_str(error, "description", "errorCode.description"),
-        duration=_optional_int(record, "duration", "callLog.duration"),
+        duration=_optional_int(record, "duration", "callLog.duration", MAX_CALL_SECONDS),
         answer_time=_optional_str(record, "answerTime", "answerTime"),
         hangup_source=_optional_str(record, "hangupSource", "hangupSource"),
         detection_result=detection.upper(),
@@ -198,10 +210,14 @@ def _optional_str(holder: dict[str, Any], key: str, where: str) -> str:
     return value
 
 
-def _optional_int(holder: dict[str, Any], key: str, where: str) -> int | None:
+def _optional_int(holder: dict[str, Any], key: str, where: str, maximum: int) -> int | None:
+    """The integer at ``key``, from 0 to ``maximum``; bounded so that what reaches DynamoDB is a
+    number it can store (its Decimal refuses 10**40) and that means something."""
     value = holder.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidEvent(f"'{where}' is not an integer")
+    if not 0 <= value <= maximum:
+        raise InvalidEvent(f"'{where}' is out of range (0 to {maximum})")
     return value

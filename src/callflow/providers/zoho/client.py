@@ -25,6 +25,7 @@ from callflow.providers.errors import (
     ProviderAuthError,
     ProviderRejected,
     RecordNotFound,
+    UnknownModule,
     error_for_status,
 )
 from callflow.providers.http import HttpTransport
@@ -39,6 +40,10 @@ RECENT_PAGE = 200
 
 _WHO_MODULES = frozenset({"Contacts"})
 """Modules a call links to with ``Who_Id``; every other module uses ``What_Id`` + ``$se_module``."""
+
+_UNKNOWN_MODULE_CODES = frozenset({"INVALID_MODULE", "INVALID_URL_PATTERN"})
+"""Zoho's answers to a path whose module segment names no module (``/Leeds/{id}``): 400
+``INVALID_MODULE``, or ``INVALID_URL_PATTERN`` when the path matches no API at all."""
 
 _ELEMENT_STATUSES = frozenset({200, 201, 202, 207, 400})
 """Statuses whose body may carry per-record results in ``data``."""
@@ -99,7 +104,8 @@ class ZohoClient:
     # --- records --------------------------------------------------------------------------
 
     def get_record(self, module: str, record_id: str, fields: list[str]) -> dict[str, Any]:
-        """The record's ``fields`` (plus ``id``); :class:`RecordNotFound` when there is none."""
+        """The record's ``fields`` (plus ``id``); :class:`RecordNotFound` when there is none,
+        :class:`UnknownModule` when Zoho has no such module."""
         _check_segment("module", module)
         _check_segment("record id", record_id)
         if len(fields) > MAX_READ_FIELDS:
@@ -110,6 +116,10 @@ class ZohoClient:
         try:
             response = self._send("GET", f"/{module}/{record_id}", params=params)
         except ProviderRejected as error:
+            if error.code in _UNKNOWN_MODULE_CODES:
+                raise UnknownModule(
+                    PROVIDER, module, error.message, status=error.status or 400, code=error.code
+                ) from error
             if error.status == 404 or error.code in {"INVALID_DATA", "NO_CONTENT", "NOT_FOUND"}:
                 raise _not_found(module, record_id) from error
             raise
