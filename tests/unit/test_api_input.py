@@ -15,8 +15,9 @@ from moto import mock_aws
 from callflow.config import reset_settings
 from callflow.models import Session, SessionStatus
 from callflow.providers.elevenlabs.client import sign_webhook
-from callflow.services import get_services, reset_services
+from callflow.services import get_services
 from callflow_dev.local.aws import create_table
+from tests.unit.api_app import api_client
 from tests.unit.aws_faults import closed_port, fail_calls
 from tests.unit.elevenlabs_fixtures import conversation, post_call
 from tests.unit.infobip_fixtures import example
@@ -36,18 +37,10 @@ BASIC = "Basic " + base64.b64encode(b"infobip:hook-password").decode()
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    for key, value in SECRETS.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    reset_settings()
-    reset_services()
     with mock_aws():
         create_table("api-tests", "us-east-1")
-        from callflow_functions.api import app
-
-        yield TestClient(app, raise_server_exceptions=False)
-    reset_settings()
-    reset_services()
+        with api_client(monkeypatch, {**SECRETS, "AWS_DEFAULT_REGION": "us-east-1"}) as client:
+            yield client
 
 
 def test_health_answers_ok(client: TestClient) -> None:
@@ -261,9 +254,8 @@ ROUTES = ["zoho", "infobip", "elevenlabs", "sessions"]
 def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """The API with every AWS endpoint (and Zoho) on a port that refuses connections."""
     with closed_port() as nowhere:
-        for key, value in SECRETS.items():
-            monkeypatch.setenv(key, value)
         environment = {
+            **SECRETS,
             "AWS_ENDPOINT_URL": nowhere,
             "AWS_MAX_ATTEMPTS": "1",
             "AWS_RETRY_MODE": "standard",
@@ -273,15 +265,8 @@ def unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
             "CALLFLOW_ZOHO_ACCOUNTS_URL": nowhere,
             "CALLFLOW_ZOHO_API_DOMAIN": nowhere,
         }
-        for key, value in environment.items():
-            monkeypatch.setenv(key, value)
-        reset_settings()
-        reset_services()
-        from callflow_functions.api import app
-
-        yield TestClient(app, raise_server_exceptions=False)
-    reset_settings()
-    reset_services()
+        with api_client(monkeypatch, environment) as client:
+            yield client
 
 
 @pytest.mark.parametrize("route", ROUTES)

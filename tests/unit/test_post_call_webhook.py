@@ -12,12 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
-from callflow.config import reset_settings
 from callflow.models import Session
 from callflow.providers.elevenlabs.client import SIGNATURE_HEADER, sign_webhook
-from callflow.services import get_services, reset_services
+from callflow.services import get_services
 from callflow.store import SessionStore
 from callflow_dev.local.aws import create_table
+from tests.unit.api_app import api_client
 from tests.unit.elevenlabs_fixtures import conversation, post_call
 
 SECRET = "el-secret"
@@ -26,18 +26,15 @@ TABLE = "post-call-tests"
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("CALLFLOW_ELEVENLABS_WEBHOOK_SECRET", SECRET)
-    monkeypatch.setenv("CALLFLOW_TABLE_NAME", TABLE)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    reset_settings()
-    reset_services()
+    environment = {
+        "CALLFLOW_ELEVENLABS_WEBHOOK_SECRET": SECRET,
+        "CALLFLOW_TABLE_NAME": TABLE,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     with mock_aws():
         create_table(TABLE, "us-east-1")
-        from callflow_functions.api import app
-
-        yield TestClient(app, raise_server_exceptions=False)
-    reset_settings()
-    reset_services()
+        with api_client(monkeypatch, environment) as client:
+            yield client
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from fastapi.testclient import TestClient
 
-from callflow.config import reset_settings
 from callflow.lifecycle.trigger import TriggerRefused, start_session
 from callflow.models import SessionStatus
 from callflow.providers.errors import RecordNotFound, RetryableProviderError, UnknownModule
-from callflow.services import Services, get_services, reset_services
+from callflow.services import Services, get_services
 from callflow_dev.sandbox.zoho import ZohoSandbox
+from tests.unit.api_app import api_client
 from tests.unit.aws_faults import closed_port, fail_calls, item_key_starts
 from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
     CLIENT_ID,
@@ -230,15 +230,8 @@ def api(
         "CALLFLOW_STATE_MACHINE_ARN": settings.state_machine_arn,
         "AWS_REGION": REGION,
     }
-    for key, value in environment.items():
-        monkeypatch.setenv(key, value)
-    reset_settings()
-    reset_services()
-    from callflow_functions.api import app
-
-    yield TestClient(app, raise_server_exceptions=False)
-    reset_settings()
-    reset_services()
+    with api_client(monkeypatch, environment) as client:
+        yield client
 
 
 def trigger(api: TestClient, module: str, record_id: str) -> Any:
