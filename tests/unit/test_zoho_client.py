@@ -240,6 +240,20 @@ def test_expired_token_is_refreshed_once_and_the_request_retried(zoho_env: ZohoE
     assert client.calls_made == 3  # the read, the refused read, the retried read
 
 
+def test_an_evicted_token_is_refreshed_once_and_the_request_retried(zoho_env: ZohoEnv) -> None:
+    """Zoho keeps 15 live access tokens per refresh token; another user's 16th evicts ours."""
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    client = zoho_env.client()
+    client.get_record("Leads", lead_id, ["Phone"])
+    zoho_env.sandbox.evict_tokens()
+
+    record = client.get_record("Leads", lead_id, ["Phone"])
+
+    assert record["Phone"] == LEAD["Phone"]
+    assert len(zoho_env.sandbox.token_requests()) == 2
+    assert client.calls_made == 3
+
+
 def test_a_token_refused_twice_is_an_auth_error(zoho_env: ZohoEnv) -> None:
     lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
     zoho_env.sandbox.token_lifetime = 0  # every token Zoho issues is already dead

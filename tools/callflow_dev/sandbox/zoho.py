@@ -178,6 +178,7 @@ class ZohoSandbox:
         self.workflow_runs: list[tuple[str, str]] = []
         """(module, id) of writes that would have fired workflow rules (no ``"trigger": []``)."""
         self.tokens: dict[str, float] = {}
+        self._evicted: set[str] = set()
         """Issued access token -> expiry (unix time)."""
         self._issued: deque[float] = deque()
         self._failing: dict[str, int] = {}
@@ -214,6 +215,13 @@ class ZohoSandbox:
         """Let writes succeed again, whichever knob made them fail."""
         with self._lock:
             self._failing, self._fail_forever, self._lose_answers = {}, False, 0
+
+    def evict_tokens(self) -> None:
+        """Every issued access token is evicted now, as when a 16th token is issued for the same
+        refresh token: using one answers 401 ``INVALID_OAUTHTOKEN``."""
+        with self._lock:
+            self._evicted.update(self.tokens)
+            self.tokens = {}
 
     def expire_tokens(self) -> None:
         """Every issued access token stops working now (as after an hour)."""
@@ -370,6 +378,8 @@ class ZohoSandbox:
         if scheme != "Zoho-oauthtoken" or not token:
             return _error(401, "AUTHENTICATION_FAILURE", "Authentication failed")
         with self._lock:
+            if token in self._evicted:
+                return _error(401, "INVALID_OAUTHTOKEN", "invalid oauth token")
             expiry = self.tokens.get(token)
             if expiry is None or expiry <= self.clock():
                 return _error(401, "INVALID_TOKEN", "invalid oauth token")

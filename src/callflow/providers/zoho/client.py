@@ -2,9 +2,9 @@
 
 Plain synchronous httpx with timeouts. It does not loop on throttling: 429 and 5xx become
 :class:`RetryableProviderError` and the state machine's Retry backs off (Zoho sends no
-Retry-After). The one retry inside is after ``INVALID_TOKEN``: the shared token is marked stale
-and the request is sent once more with a fresh one, because an expired token is not the caller's
-problem.
+Retry-After). The one retry inside is after ``INVALID_TOKEN`` or ``INVALID_OAUTHTOKEN``: the
+shared token is marked stale and the request is sent once more with a fresh one, because an
+expired or evicted token is not the caller's problem.
 
 Writes answer per record (``data[0].code``), with HTTP 200, 201, 202, 207 or 400, so every write
 checks the element rather than the status. Every request is counted in :attr:`ZohoClient.calls_made`
@@ -44,6 +44,11 @@ _WHO_MODULES = frozenset({"Contacts"})
 _UNKNOWN_MODULE_CODES = frozenset({"INVALID_MODULE", "INVALID_URL_PATTERN"})
 """Zoho's answers to a path whose module segment names no module (``/Leeds/{id}``): 400
 ``INVALID_MODULE``, or ``INVALID_URL_PATTERN`` when the path matches no API at all."""
+
+_STALE_TOKEN_CODES = frozenset({"INVALID_TOKEN", "INVALID_OAUTHTOKEN"})
+"""401 codes that mean "this access token is no longer good": expired (``INVALID_TOKEN``), or
+evicted because the refresh token has more than 15 live access tokens (``INVALID_OAUTHTOKEN``;
+another user of the same refresh token can evict ours). Both are answered by one refresh."""
 
 _ELEMENT_STATUSES = frozenset({200, 201, 202, 207, 400})
 """Statuses whose body may carry per-record results in ``data``."""
@@ -302,13 +307,13 @@ class ZohoClient:
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
     ) -> httpx.Response:
-        """Send with the shared token; refresh once on ``INVALID_TOKEN``; type every failure."""
+        """Send with the shared token; refresh once on a stale token; type every failure."""
         for attempt in (1, 2):
             token = self.tokens.access_token()
             response = self._exchange(
                 method, token.api_domain + API_PREFIX + path, params, json, token.access_token
             )
-            if response.status_code == 401 and _body(response).get("code") == "INVALID_TOKEN":
+            if response.status_code == 401 and _body(response).get("code") in _STALE_TOKEN_CODES:
                 if attempt == 1:
                     logger.info("zoho token refused; refreshing once", extra={"path": path})
                     self.tokens.invalidate(token.access_token)
