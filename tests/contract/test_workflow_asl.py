@@ -76,6 +76,11 @@ def test_provider_throttling_is_retried_with_backoff_on_calls_and_writeback() ->
         assert policy["BackoffRate"] > 1 and policy["MaxAttempts"] >= 5
 
 
+def test_a_reconciled_answered_call_goes_on_to_the_analysis() -> None:
+    routes = {c["StringEquals"]: c["Next"] for c in STATES["Route"]["Choices"]}
+    assert routes["collect"] == "AwaitAnalysis"
+
+
 def test_analysis_still_processing_is_retried() -> None:
     [policy] = [
         r for r in STATES["FetchAnalysis"]["Retry"] if r["ErrorEquals"] == ["AnalysisPending"]

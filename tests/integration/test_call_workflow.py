@@ -303,3 +303,23 @@ def test_duplicate_and_reordered_events_are_harmless(tmp_path: Path) -> None:
         dialogs = [r for r in stack.infobip.requests if r.path == "/calls/1/dialogs"]
         assert len(dialogs) == 1
         assert len(result.notes) == 1 and len(result.calls) == 1
+
+
+def test_a_call_whose_end_event_was_lost_keeps_the_agents_results(tmp_path: Path) -> None:
+    """Infobip never delivers CALL_FINISHED: the call's task times out, the workflow asks
+    Infobip what became of the call, and goes on to the analysis as if the event had come."""
+    options = StackOptions(
+        brief_clips_ms=700,
+        retry_delay_seconds=1,
+        fast_retries=True,
+        extra_env={"CALLFLOW_CALL_OUTCOME_TIMEOUT_SECONDS": "20"},
+    )
+    with LocalStack(options) as lossy:
+        lossy.infobip.lost_event_types = {"CALL_FINISHED"}
+        result = call(lossy, tmp_path, lambda: [net.answer(1)])
+    session = result.session
+    assert session.status is SessionStatus.COMPLETED
+    assert session.outcome is Outcome.ANSWERED
+    assert "no call event arrived; Infobip said FINISHED" in session.outcome_detail
+    assert session.results["data_collection"]  # the conversation's results were collected
+    assert [e for e in session.timeline if e.event == "call reconciled"]

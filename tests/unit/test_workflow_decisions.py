@@ -47,6 +47,14 @@ class FakeInfobip:
         self.hung_up.append(call_id)
         return True
 
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What ``GET /calls/1/calls/{id}`` answers, by call id (absent: 404)."""
+
+    def get_call(self, call_id: str) -> dict[str, Any]:
+        if call_id not in self.calls:
+            raise ProviderRejected("infobip", "call not found", status=404)
+        return self.calls[call_id]
+
 
 @dataclass
 class FakeZoho:
@@ -277,13 +285,76 @@ def test_outcomes_that_are_not_retried_go_to_the_writeback(
     assert services.store.require("s1").status is SessionStatus.CALL_ENDED
 
 
-def test_a_timed_out_call_is_hung_up_and_written_back_as_timeout(services: Services) -> None:
-    new_session(services)
-    services.store.set_fields("s1", {"call_id": "call-7"})
-    error = {"Error": "States.Timeout", "Cause": ""}
-    state = calling.plan_retry(services, {"session_id": "s1", "error": error})
-    assert state["action"] == calling.WRITE_BACK
+TIMEOUT = {"Error": "States.Timeout", "Cause": ""}
+
+
+def _dialled(services: Services, call: dict[str, Any] | None = None) -> None:
+    """Session s1 dialled on attempt 1 as call-7; Infobip reports ``call`` for it."""
+    new_session(services, max_attempts=3)
+    services.store.advance("s1", SessionStatus.DIALING, attempt=1, fields={"call_id": "call-7"})
+    if call is not None:
+        infobip(services).calls["call-7"] = call
+
+
+def test_a_call_whose_end_event_was_lost_is_reconciled_and_collected(services: Services) -> None:
+    _dialled(
+        services,
+        {
+            "state": "FINISHED",
+            "answerTime": "2026-12-01T15:00:05.000+0000",
+            "endTime": "2026-12-01T15:01:05.000+0000",
+        },
+    )
+    state = calling.plan_retry(services, {"session_id": "s1", "error": TIMEOUT})
+    assert state["action"] == calling.COLLECT
+    session = services.store.require("s1")
+    assert session.outcome is Outcome.ANSWERED and session.call_duration == 60
+    assert session.status is SessionStatus.CALL_ENDED
+    assert "no call event arrived; Infobip said FINISHED" in session.outcome_detail
+    assert infobip(services).hung_up == []
+
+
+def test_a_lost_no_answer_is_reconciled_and_retried(services: Services) -> None:
+    _dialled(services, {"state": "NO_ANSWER"})
+    state = calling.plan_retry(services, {"session_id": "s1", "error": TIMEOUT})
+    assert state["action"] == calling.WAIT
+    assert services.store.require("s1").attempt == 2
+
+
+def test_a_call_still_live_past_its_timeout_is_hung_up_and_collected(services: Services) -> None:
+    _dialled(services, {"state": "ESTABLISHED", "answerTime": "2026-12-01T15:00:05.000+0000"})
+    state = calling.plan_retry(services, {"session_id": "s1", "error": TIMEOUT})
+    assert state["action"] == calling.COLLECT
     assert infobip(services).hung_up == ["call-7"]
+
+
+def test_an_outcome_that_arrived_without_resuming_the_task_is_used_as_is(
+    services: Services,
+) -> None:
+    _dialled(services)
+    services.store.advance(
+        "s1", SessionStatus.CALL_ENDED, attempt=1, fields={"outcome": Outcome.BUSY.value}
+    )
+    state = calling.plan_retry(services, {"session_id": "s1", "error": TIMEOUT})
+    assert state["action"] == calling.WAIT  # busy, retried; Infobip was not asked
+    assert infobip(services).calls == {}
+
+
+def test_a_call_infobip_no_longer_knows_is_failed_unless_the_agent_spoke(
+    services: Services,
+) -> None:
+    _dialled(services)
+    state = calling.plan_retry(services, {"session_id": "s1", "error": TIMEOUT})
+    assert state["action"] == calling.WRITE_BACK
+    assert services.store.require("s1").outcome is Outcome.FAILED
+
+
+def test_a_timeout_before_any_call_was_placed_is_written_back_as_timeout(
+    services: Services,
+) -> None:
+    new_session(services)
+    state = calling.plan_retry(services, {"session_id": "s1", "error": TIMEOUT})
+    assert state["action"] == calling.WRITE_BACK
     assert services.store.require("s1").outcome is Outcome.TIMEOUT
 
 

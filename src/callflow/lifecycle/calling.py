@@ -15,11 +15,25 @@ from callflow.lifecycle import workflow
 from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
+from callflow.providers.errors import ProviderRejected
 from callflow.services import Services
 
 CALL = "call"
 WAIT = "wait"
 WRITE_BACK = "write_back"
+COLLECT = "collect"
+"""A call whose outcome was reconciled after its events were lost, answered: on to the analysis."""
+
+#: Infobip call states of a call still going on.
+_LIVE_STATES = frozenset({"CALLING", "RINGING", "PRE_ESTABLISHED", "ESTABLISHED"})
+#: Infobip call states that end a call, and the outcome each means when nobody answered.
+_ENDED_UNANSWERED = {
+    "NO_ANSWER": Outcome.NO_ANSWER,
+    "BUSY": Outcome.BUSY,
+    "FAILED": Outcome.FAILED,
+    "CANCELLED": Outcome.FAILED,
+    "FINISHED": Outcome.FAILED,
+}
 
 
 def next_state(
@@ -183,6 +197,8 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
 def _after_error(services: Services, session: Session, error: dict[str, Any]) -> dict[str, Any]:
     name = str(error.get("Error", "Error"))
     cause = workflow.error_cause(error.get("Cause"))
+    if name == "States.Timeout" and session.call_id:
+        return reconcile(services, session)
     if name == "States.Timeout":
         outcome, detail = Outcome.TIMEOUT, "no call outcome arrived in time"
         if session.call_id:
@@ -204,3 +220,69 @@ def _gave_up(outcome: Outcome, session: Session) -> str:
     summary = f"{outcome.value} on all {session.attempt} attempts"
     last = session.outcome_detail
     return f"{summary}; the last: {last}"[:500] if last else summary
+
+
+def reconcile(services: Services, session: Session) -> dict[str, Any]:
+    """The call's outcome never reached the workflow (CALL_FINISHED lost, or its task resumed
+    in vain): learn what became of the call and go on as if the event had come.
+
+    An outcome the session already holds (the event arrived, the resume did not) is used as it
+    is. Otherwise Infobip is asked (``GET`` the call): a call still live after the outcome's
+    timeout, which is past its maximum duration, is hung up. An answered call goes on to the
+    analysis, which finds the conversation if the agent spoke; an unanswered one is planned like
+    any other (retried when its outcome is).
+    """
+    if session.status is SessionStatus.CALL_ENDED and session.outcome is not None:
+        outcome = session.outcome
+    else:
+        outcome, duration, detail = _ask_infobip(services, session)
+        services.store.advance(
+            session.session_id,
+            SessionStatus.CALL_ENDED,
+            attempt=session.attempt,
+            fields={
+                "outcome": outcome.value,
+                "outcome_detail": detail,
+                "call_duration": duration,
+                "call_ended_at": iso(utcnow()),
+            },
+            event="call reconciled",
+            detail={"outcome": outcome.value, "detail": detail},
+            same_attempt=True,
+        )
+    if outcome is Outcome.ANSWERED:
+        return next_state(services, session.session_id, COLLECT)
+    return plan_retry(services, {"session_id": session.session_id, "call": {"outcome": outcome}})
+
+
+def _ask_infobip(services: Services, session: Session) -> tuple[Outcome, int, str]:
+    """(outcome, seconds of conversation, detail) from the call as Infobip reports it now."""
+    try:
+        call = services.infobip.get_call(session.call_id)
+    except ProviderRejected as error:
+        if error.status != 404:
+            raise
+        if session.conversation_id:
+            return Outcome.ANSWERED, 0, "no call event arrived; Infobip no longer knows the call"
+        return Outcome.FAILED, 0, "no call event arrived, and Infobip no longer knows the call"
+    state = str(call.get("state") or "")
+    answered = _time(call.get("answerTime"))
+    ended = _time(call.get("endTime"))
+    if state in _LIVE_STATES:
+        services.infobip.hangup_call(session.call_id)
+        ended = utcnow()
+    duration = int((ended - answered).total_seconds()) if answered and ended else 0
+    if answered or session.conversation_id:
+        return Outcome.ANSWERED, max(duration, 0), f"no call event arrived; Infobip said {state}"
+    outcome = _ENDED_UNANSWERED.get(state, Outcome.TIMEOUT)
+    return outcome, 0, f"no call event arrived; Infobip said {state or 'nothing'}"
+
+
+def _time(value: object) -> datetime | None:
+    """An Infobip timestamp (``2026-01-15T11:59:30.000+0000``), or ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return None

@@ -368,6 +368,8 @@ class InfobipSandbox:
         self.call_log: list[LogEntry] = []
         self.deliveries: list[Delivery] = []
         self.events_sent: list[dict[str, Any]] = []
+        self.lost_event_types: set[str] = set()
+        """Event types never delivered, as if Infobip gave up on them (tests of reconciliation)."""
         self.calls: dict[str, SimCall] = {}
         self.dialogs: dict[str, SimDialog] = {}
         self.media_stream_configs: dict[str, dict[str, Any]] = {}
@@ -1002,6 +1004,9 @@ class InfobipSandbox:
                 return
 
     async def _post_event(self, call: SimCall, event: dict[str, Any]) -> None:
+        if event["type"] in self.lost_event_types:
+            self._log(event["callId"], f"event {event['type']} lost")
+            return
         self.events_sent.append(event)
         self._log(event["callId"], f"event {event['type']}")
         if self._http is None:
