@@ -13,7 +13,11 @@ from callflow.services import get_services
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Run ``event["step"]`` of the session's writeback (every step when none is named)."""
+    """Run ``event["step"]`` of the session's writeback (every step when none is named).
+
+    No step is named by executions that started under the earlier definition, whose single
+    WriteBack state passed the whole workflow state: an execution keeps the definition it
+    started with, so after a deploy those still run to completion here."""
     bind_session(event["session_id"])
     step = event.get("step")
     if step is None:
