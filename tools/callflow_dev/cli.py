@@ -40,6 +40,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     demo.add_argument("--out", default="demo-output", help="where the call's WAV is saved")
     demo.add_argument("--quiet", action="store_true", help="print only the final summary")
+    demo.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run under a stand-in variant of an unverified provider behaviour (repeatable)",
+    )
+    demo.add_argument(
+        "--list-variants", action="store_true", help="print the variants' names, one a line"
+    )
 
     serve = commands.add_parser("serve", help="the local stack against the real providers")
     serve.add_argument("--api-port", type=int, default=8000)
@@ -70,9 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(args_list)
     if args.command == "demo":
-        from callflow_dev.local.demo import run_demo
+        from callflow_dev.local.demo import list_variants, run_demo
 
-        return run_demo(args.scenario, out_dir=args.out, quiet=args.quiet)
+        if args.list_variants:
+            return list_variants()
+        return run_demo(
+            args.scenario, out_dir=args.out, quiet=args.quiet, variant_names=args.variant
+        )
     if args.command == "serve":
         from callflow_dev.local.serve import serve_forever
 

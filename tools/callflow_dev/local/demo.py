@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -371,11 +371,26 @@ def report(result: DemoResult, printer: Printer) -> None:
     )
 
 
-def run_demo(scenario_name: str, *, out_dir: str = "demo-output", quiet: bool = False) -> int:
+def run_demo(
+    scenario_name: str,
+    *,
+    out_dir: str = "demo-output",
+    quiet: bool = False,
+    variant_names: Sequence[str] = (),
+) -> int:
     """``callflow demo``: run the named scenario on a fresh embedded stack and report it.
 
-    Returns the exit status: 0 if the writeback landed (the session completed), 1 if not.
+    Returns the exit status: 0 if the writeback landed (the session completed), 1 if not. Under
+    stand-in ``variant_names`` (see :mod:`callflow_dev.local.variants`) 0 also needs the call to
+    have ended as the variants say (the agent reached, unless a variant says it must not be).
     """
+    from callflow_dev.local import variants as known
+
+    try:
+        chosen = known.lookup(variant_names)
+    except known.UnknownVariant as error:
+        print(error.args[0], file=sys.stderr)
+        return 2
     scenario = _scenarios()[scenario_name]
     printer = Printer(quiet)
     printer.line("Starting the embedded stack: moto (DynamoDB, Secrets Manager, Lambda, Step")
@@ -385,10 +400,27 @@ def run_demo(scenario_name: str, *, out_dir: str = "demo-output", quiet: bool = 
     with LocalStack(scenario.options) as stack:
         printer.line(f"  API {stack.api_url}   bridge {stack.bridge_url.rsplit('/', 1)[0]}/…")
         printer.line("")
+        for variant in chosen:
+            printer.line(f"  Variant {variant.name}: {variant.description}")
         printer.start = time.monotonic()
-        result = run_scenario(stack, scenario, out_dir, printer)
+        with known.applied(stack, chosen):
+            result = run_scenario(stack, scenario, out_dir, printer)
         report(result, printer)
+    if chosen:
+        problems = known.problems(result.session, chosen)
+        for problem in problems:
+            print(f"Not as the variants expect: {problem}.", file=sys.stderr)
+        return 1 if problems else 0
     landed = result.session.status is SessionStatus.COMPLETED
     if not landed:
         print("The writeback did not land.", file=sys.stderr)
     return 0 if landed else 1
+
+
+def list_variants() -> int:
+    """``callflow demo --list-variants``: every stand-in variant's name, one a line."""
+    from callflow_dev.local.variants import all_variants
+
+    for name in all_variants():
+        print(name)
+    return 0

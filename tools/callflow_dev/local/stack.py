@@ -267,6 +267,11 @@ class LocalStack:
                 raise TimeoutError(f"execution {session_id} still {execution['status']}")
             time.sleep(0.1)
 
+    def refresh_settings(self) -> None:
+        """Re-read the settings and rebuild the services after ``CALLFLOW_*`` variables changed
+        (the API and the workflow tasks see the new values; the running bridge keeps its own)."""
+        self._refresh()
+
     # --- internals ------------------------------------------------------------------------
 
     def _serve(self, app: Any, name: str) -> AsgiServer:

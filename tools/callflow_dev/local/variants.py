@@ -1,0 +1,146 @@
+"""Stand-in variants: one named way each unverified provider behaviour could really be.
+
+The project has never met the real providers, so where a behaviour cannot be checked from here
+(where Infobip puts the session's identifiers on the media socket, the order of its events, an
+unknown ElevenLabs enum value, ...) the stand-ins can play each plausible version of it, and the
+project must cope with every one. A :class:`Variant` names one version: the stand-in attributes
+it sets, the settings it needs (for a behaviour the project handles by a setting), and what the
+call must end as under it.
+
+``callflow demo --list-variants`` prints the names; ``callflow demo --variant NAME`` (repeatable)
+runs a scenario under them; the end-to-end suite runs the answered scenario under each one.
+
+Variants apply to a running stack and are undone after the run, so one stack serves them all.
+Each area keeps its own list below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from callflow.models import Outcome, Session, SessionStatus
+
+if TYPE_CHECKING:
+    from callflow_dev.local.stack import LocalStack
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One version of an unverified provider behaviour, as the stand-ins play it."""
+
+    name: str
+    description: str
+    stand_ins: Mapping[str, Any] = field(default_factory=dict)
+    """Attributes set on the running stack, by dotted path from it (``"infobip.x": value``),
+    restored after the run."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """``CALLFLOW_*`` settings the project needs under this behaviour, set for the run (read by
+    the API and the workflow tasks; the bridge accepts every mode without a setting)."""
+    reaches_agent: bool = True
+    """Whether the person must end up talking to the agent under this variant."""
+    outcome: Outcome | None = None
+    """The outcome the session must end with; ``None``: answered when it reaches the agent."""
+
+    def expected_outcome(self) -> Outcome | None:
+        """The outcome the session must have; ``None`` when any is acceptable."""
+        if self.outcome is not None:
+            return self.outcome
+        return Outcome.ANSWERED if self.reaches_agent else None
+
+
+# --- Infobip's media WebSocket: where the session's identifiers arrive -----------------------
+INFOBIP_MEDIA: list[Variant] = []
+
+# --- Infobip events: orders, legs, failures ------------------------------------------------
+INFOBIP_EVENTS: list[Variant] = []
+
+# --- Zoho --------------------------------------------------------------------------------
+ZOHO: list[Variant] = []
+
+# --- ElevenLabs ------------------------------------------------------------------------------
+ELEVENLABS: list[Variant] = []
+
+
+def all_variants() -> dict[str, Variant]:
+    """Every variant by name, in the order the areas list them."""
+    variants = [*INFOBIP_MEDIA, *INFOBIP_EVENTS, *ZOHO, *ELEVENLABS]
+    named = {variant.name: variant for variant in variants}
+    if len(named) != len(variants):
+        raise RuntimeError("two variants share a name")
+    return named
+
+
+class UnknownVariant(KeyError):
+    """A name that is not a variant; the message lists the known ones."""
+
+
+def lookup(names: Iterable[str]) -> list[Variant]:
+    """The named variants; :class:`UnknownVariant` for a name that is none of them."""
+    known = all_variants()
+    chosen = []
+    for name in names:
+        if name not in known:
+            raise UnknownVariant(f"no variant {name!r}; `callflow demo --list-variants` lists them")
+        chosen.append(known[name])
+    return chosen
+
+
+@contextlib.contextmanager
+def applied(stack: LocalStack, variants: Iterable[Variant]) -> Iterator[None]:
+    """Run the block with ``variants`` in force on ``stack``; everything is restored after."""
+    restore: list[tuple[Any, str, Any]] = []
+    saved_env: dict[str, str | None] = {}
+    try:
+        for variant in variants:
+            for path, value in variant.stand_ins.items():
+                holder, attribute = _resolve(stack, path)
+                restore.append((holder, attribute, getattr(holder, attribute)))
+                setattr(holder, attribute, value)
+            for key, value in variant.env.items():
+                saved_env.setdefault(key, os.environ.get(key))
+                os.environ[key] = value
+        if saved_env:
+            stack.refresh_settings()
+        yield
+    finally:
+        for holder, attribute, value in reversed(restore):
+            setattr(holder, attribute, value)
+        for key, old in saved_env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        if saved_env:
+            stack.refresh_settings()
+
+
+def _resolve(stack: LocalStack, path: str) -> tuple[Any, str]:
+    *parents, attribute = path.split(".")
+    holder: Any = stack
+    for parent in parents:
+        holder = getattr(holder, parent)
+    if not hasattr(holder, attribute):
+        raise AttributeError(f"variant path {path!r}: {type(holder).__name__} has no {attribute!r}")
+    return holder, attribute
+
+
+def problems(session: Session, variants: Iterable[Variant]) -> list[str]:
+    """What about the ended session contradicts ``variants``' expectations (empty: it ended as it
+    should). The writeback must always land; the agent must have been reached when every variant
+    says so, and the outcome must be the one a variant names."""
+    found = []
+    chosen = list(variants)
+    if session.status is not SessionStatus.COMPLETED:
+        found.append(f"the writeback did not land (status {session.status.value})")
+    if all(variant.reaches_agent for variant in chosen) and not session.conversation_id:
+        found.append("the call never reached the agent")
+    for variant in chosen:
+        expected = variant.expected_outcome()
+        if expected is not None and session.outcome is not expected:
+            got = session.outcome.value if session.outcome else "none"
+            found.append(f"{variant.name}: outcome {got}, expected {expected.value}")
+    return found
