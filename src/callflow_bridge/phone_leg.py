@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from . import protocol
 from .audio import AudioFormat
+from .frame_stats import FrameStats
 from .metrics import CallMetrics
 from .pacing import OutboundPacer
 from .turns import TurnTimer
@@ -35,6 +36,8 @@ class PhoneLeg:
         """Frames that could not be audio (empty, odd length) or text that was not JSON."""
         self.clears = 0
         """``clear`` frames sent (barge-in)."""
+        self.frames = FrameStats()
+        """What the stream sent: sizes, cadence, text events (for the operator's doctor)."""
         self._credit = 0
 
     def valid_audio(self, frame: bytes) -> bool:
@@ -46,6 +49,7 @@ class PhoneLeg:
 
     async def release(self, size: int, now: float) -> None:
         """``size`` bytes of caller audio arrived: send one frame out for each frame's worth."""
+        self.frames.audio(size, now)
         self._credit += size
         pacer = self.pacer
         while self._credit >= self.frame_bytes:

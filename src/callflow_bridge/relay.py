@@ -317,7 +317,9 @@ class CallRelay:
         if data is None:
             self.phone.malformed += 1
             return
-        if data.get("event") == protocol.DTMF_EVENT:
+        event = data.get("event")
+        self.phone.frames.text(event if isinstance(event, str) else "")
+        if event == protocol.DTMF_EVENT:
             digit = data.get("digit")
             if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
                 self.phone.malformed += 1
@@ -481,6 +483,7 @@ class CallRelay:
             "metrics": self.call.summary(),
             "clears": phone.clears if phone else 0,
             "malformed_frames": phone.malformed if phone else 0,
+            "phone_frames": phone.frames.summary() if phone else {},
             "early_frames_dropped": self.early.dropped if self.early else 0,
             "hangup": self.end.hangup_result,
             "end_call_requested": agent.end_call_requested,

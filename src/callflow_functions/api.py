@@ -42,6 +42,7 @@ from callflow_functions.auth import (
 
 if TYPE_CHECKING:
     from callflow.providers.elevenlabs.client import Conversation, VerifiedDelivery
+    from callflow.providers.infobip.events import InfobipEvent
 
 app = FastAPI(
     title="callflow",
@@ -282,7 +283,39 @@ async def infobip_events(secret: str, request: Request) -> dict[str, str]:
         )
         raise
     logger.info("infobip event", extra={"type": event.type, "result": result})
+    if event.session_id and event.attempt is not None:
+        await _in_thread(_keep_event, event, result)
     return {"result": result}
+
+
+def _keep_event(event: InfobipEvent, result: str) -> None:
+    """Put the event as received on the session's timeline, after it was applied: what
+    ``callflow doctor --test-call`` reports (the order, the legs, Infobip's own timestamps).
+
+    Best effort: the event is applied already, so a failed write is logged, not redelivered.
+    """
+    detail = {
+        "call_id": event.call_id,
+        "dialog_id": event.dialog_id,
+        "state": event.state,
+        "error": event.error_name,
+        "timestamp": event.timestamp,
+        "attempt": event.attempt,
+        "result": result[:120],
+    }
+    from callflow.providers.infobip.events import TIMELINE_PREFIX
+
+    try:
+        get_services().store.log(
+            event.session_id,
+            f"{TIMELINE_PREFIX}{event.type}"[:80],
+            {key: value for key, value in detail.items() if value not in ("", None)},
+        )
+    except (ClientError, BotoCoreError) as error:
+        logger.warning(
+            "infobip event not kept on the timeline",
+            extra={"type": event.type, "error": type(error).__name__},
+        )
 
 
 # --- ElevenLabs post-call webhook -----------------------------------------------------------

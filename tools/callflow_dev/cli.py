@@ -6,6 +6,8 @@
 - ``status SESSION``: a session's state through the API.
 - ``replay SESSION``: run a failed writeback again (against the AWS account in the environment).
 - ``setup infobip|elevenlabs|zoho``: connect the providers to a deployment.
+- ``doctor``: check a deployment against the providers (read-only); ``--test-call`` places one
+  real call to the operator's own number and reports what each provider really did.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from callflow_dev import provisioning
 
         return provisioning.main(args_list[1:])
+    if args_list[:1] == ["doctor"]:
+        from callflow_dev.doctor import command
+
+        return command.main(args_list[1:])
     parser = argparse.ArgumentParser(
         prog="callflow", description="AI phone agents from your CRM (Zoho, Infobip, ElevenLabs)."
     )
@@ -77,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("session_id")
 
     commands.add_parser("setup", help="connect the providers to a deployment (see setup --help)")
+    commands.add_parser(
+        "doctor", help="check a deployment against the providers; --test-call (see doctor --help)"
+    )
 
     args = parser.parse_args(args_list)
     if args.command == "demo":

@@ -273,9 +273,11 @@ def setup_infobip(
     calls_client: MediaStreamConfigApi,
     subscriptions: InfobipSubscriptionsClient,
     out: TextIO,
+    report: Report | None = None,
 ) -> Report:
-    """Media-stream config and events subscription for this deployment."""
-    report = Report(out)
+    """Media-stream config and events subscription for this deployment (``report``: where the
+    findings go; ``callflow doctor`` passes one that counts a needed change as a problem)."""
+    report = report if report is not None else Report(out)
     base = api_base_url(options.api_url)
     path_secret = _required_secret(settings, "infobip_webhook_path_secret")
     password = _required_secret(settings, "infobip_webhook_password")
@@ -481,9 +483,10 @@ def setup_elevenlabs(
     workspace: ElevenLabsWorkspace,
     mapped_items: Sequence[str],
     out: TextIO,
+    report: Report | None = None,
 ) -> Report:
     """Read-only check of the agent and the workspace's post-call webhook."""
-    report = Report(out)
+    report = report if report is not None else Report(out)
     _required_secret(settings, "elevenlabs_api_key")
     if not settings.elevenlabs_agent_id:
         raise SetupError("elevenlabs_agent_id is not set (CALLFLOW_ELEVENLABS_AGENT_ID)")

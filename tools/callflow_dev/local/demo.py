@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.models import Session, SessionStatus
+from callflow.providers.infobip.events import TIMELINE_PREFIX
 from callflow_dev.local.stack import LocalStack, StackOptions
 
 PERSON = {
@@ -144,16 +145,9 @@ def run_scenario(
     """
     if phone is not None:
         scenario = replace(scenario, phone=phone)
-    from callflow.phone import normalise
     from callflow_dev.sandbox.media_leg import stereo_wav
 
-    record_id = stack.zoho.seed_record("Leads", {**PERSON, "Phone": scenario.phone})
-    try:
-        number = normalise(scenario.phone, "US").infobip
-        stack.infobip.set_behaviour(number, scenario.behaviours())
-        stack.infobip.set_script(number, callee_script(scenario, stack.options.brief_clips_ms))
-    except ValueError:
-        pass  # an invalid number never reaches the phone network
+    record_id = seed_scenario(stack, scenario)
     before = dict(stack.zoho.records["Leads"][record_id])
     printer.line(f"Scenario '{scenario.name}': {scenario.description}")
     printer.line("")
@@ -190,6 +184,21 @@ def run_scenario(
     )
 
 
+def seed_scenario(stack: LocalStack, scenario: Scenario) -> str:
+    """The scenario's lead in the Zoho stand-in and its person on the phone network; the
+    record's id."""
+    from callflow.phone import normalise
+
+    record_id = stack.zoho.seed_record("Leads", {**PERSON, "Phone": scenario.phone})
+    try:
+        number = normalise(scenario.phone, "US").infobip
+        stack.infobip.set_behaviour(number, scenario.behaviours())
+        stack.infobip.set_script(number, callee_script(scenario, stack.options.brief_clips_ms))
+    except ValueError:
+        pass  # an invalid number never reaches the phone network
+    return record_id
+
+
 def callee_script(scenario: Scenario, brief_clips_ms: int | None) -> Any:
     """The person's side of the dialogue; shortened clips for fast tests."""
     from callflow_dev.sandbox.media_leg import CalleeScript
@@ -218,7 +227,8 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
     while time.monotonic() < deadline:
         session = stack.session(session_id)
         for entry in session.timeline[seen_timeline:]:
-            printer.event(_describe(entry.event, entry.detail))
+            if not entry.event.startswith(TIMELINE_PREFIX):  # the phone log below shows them
+                printer.event(_describe(entry.event, entry.detail))
         seen_timeline = len(session.timeline)
         calls = {c for c in list(stack.infobip.calls) if _is_session_call(stack, c, session_id)}
         log = [e for e in stack.infobip.call_log if e.call_id in calls]

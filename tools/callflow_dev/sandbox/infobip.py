@@ -400,6 +400,10 @@ class InfobipSandbox:
         """Send events to ``url`` too (as a subscription would, without creating one)."""
         self._targets.append(WebhookTarget(url, username, password))
 
+    def drop_webhooks(self) -> None:
+        """Forget the URLs :meth:`add_webhook` added: a subscription carries the events now."""
+        self._targets.clear()
+
     def events_for(self, call_id: str) -> list[str]:
         """Types of the events sent for ``call_id``, in sending order."""
         return [e["type"] for e in self.events_sent if e.get("callId") == call_id]

@@ -138,6 +138,9 @@ class _Refused(Exception):
         self.element = element
 
 
+DEFAULT_SCOPE = "ZohoCRM.modules.ALL ZohoCRM.settings.fields.READ"
+
+
 class ZohoSandbox:
     """State and knobs of the stand-in; :attr:`app` is the ASGI app to serve."""
 
@@ -169,6 +172,8 @@ class ZohoSandbox:
             self._reset()
 
     def _reset(self) -> None:
+        self.granted_scope = DEFAULT_SCOPE
+        """What the token endpoint says it granted (``callflow doctor`` reads it)."""
         self.token_lifetime = self._default_lifetime
         self.clock = self._default_clock
         self.modules = default_modules()
@@ -361,7 +366,7 @@ class ZohoSandbox:
         return JSONResponse(
             {
                 "access_token": token,
-                "scope": "ZohoCRM.modules.ALL ZohoCRM.settings.fields.READ",
+                "scope": self.granted_scope,
                 "api_domain": api_domain,
                 "token_type": "Bearer",
                 "expires_in": self.token_lifetime,

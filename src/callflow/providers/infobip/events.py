@@ -40,6 +40,9 @@ MACHINE_DETECTION_EVENTS = frozenset({"MACHINE_DETECTION_FINISHED", "MACHINE_DET
 #: Event types that always concern one call: for them a missing ``callId`` is a malformed body.
 CALL_EVENTS = LIVE_CALL_EVENTS | CALL_END_EVENTS | MACHINE_DETECTION_EVENTS
 
+TIMELINE_PREFIX = "infobip "
+"""Timeline entries of the events as received are named this plus the event type."""
+
 MAX_ATTEMPT = 1000
 """The highest attempt number an event may carry; callflow numbers attempts from 1 up to the
 configured ``max_attempts``, so anything beyond this is not a call it placed."""

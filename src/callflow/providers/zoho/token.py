@@ -57,6 +57,9 @@ class ZohoToken:
     api_domain: str
     expires_at: float
     """Unix time at which Zoho stops accepting the token."""
+    scope: str = ""
+    """The scopes Zoho granted, space-separated as its token endpoint lists them (``callflow
+    doctor`` checks them); empty when it listed none."""
 
     def usable(self, now: float) -> bool:
         """Whether the token is good at ``now`` with :data:`REFRESH_MARGIN_SECONDS` to spare."""
@@ -167,6 +170,7 @@ class ZohoTokenProvider:
             access_token=str(item["token"]),
             api_domain=self.settings.zoho_api_domain or str(item["api_domain"]),
             expires_at=float(item["expires_at"]),
+            scope=str(item.get("scope") or ""),
         )
         return token if token.usable(self.clock()) else None
 
@@ -178,6 +182,7 @@ class ZohoTokenProvider:
                 "api_domain": token.api_domain,
                 # Also the table's TTL attribute: an expired token item disappears by itself.
                 "expires_at": int(token.expires_at),
+                "scope": token.scope,
                 "stale": False,
             }
         )
@@ -253,6 +258,7 @@ class ZohoTokenProvider:
             api_domain=api_domain.rstrip("/"),
             # Whole seconds, as stored (the table's TTL attribute is an integer).
             expires_at=float(int(self.clock() + expires_in)),
+            scope=str(body.get("scope") or "")[:2000],
         )
 
 
