@@ -124,3 +124,9 @@ def test_the_test_call_dials_only_a_record_holding_the_number(stack: LocalStack)
     code, output = doctor(stack, "--test-call", "+14155550000", "--record", f"Leads/{record_id}")
     assert code == 2
     assert len(stack.infobip.calls) == dialled_before
+
+
+def test_a_calls_configuration_the_account_does_not_have_is_named(stack: LocalStack) -> None:
+    code, output = doctor(stack, settings_changes={"infobip_calls_configuration_id": "nope"})
+    assert code == 1
+    assert "the account has no calls configuration 'nope'" in output

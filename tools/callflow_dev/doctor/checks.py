@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -285,6 +285,42 @@ def check_zoho(
             report.done("the token's scopes cover records, notes, calls and field metadata")
     if fields_check is not None:
         fields_check(report)
+
+
+# --- Infobip --------------------------------------------------------------------------------
+
+
+class CallsConfigurations(Protocol):
+    """What the check needs from :class:`callflow.providers.infobip.calls.InfobipClient`."""
+
+    def get_calls_configuration(self, configuration_id: str) -> dict[str, Any] | None:
+        """The configuration, or ``None`` when the account has none by that id."""
+
+
+def check_calls_configuration(
+    settings: Settings, calls: CallsConfigurations, report: Report
+) -> None:
+    """The calls configuration every call is placed under exists on the account (the API key
+    works if this answers at all)."""
+    print("Infobip account", file=report.out)
+    configuration_id = settings.infobip_calls_configuration_id
+    if not configuration_id:
+        report.problem(
+            "infobip_calls_configuration_id is not set: calls are placed under a calls "
+            "configuration; create one in the Infobip portal (Channels > Voice > Calls API) and "
+            "set its id"
+        )
+        return
+    found = calls.get_calls_configuration(configuration_id)
+    if found is None:
+        report.problem(
+            f"the account has no calls configuration {configuration_id!r}: check "
+            "infobip_calls_configuration_id (and that the API key is this account's)"
+        )
+    else:
+        report.done(f"calls configuration {configuration_id!r} ({found.get('name', '')}) exists")
+    if not settings.infobip_from_number:
+        report.problem("infobip_from_number is not set: calls need a caller id")
 
 
 def section(title: str, out: TextIO) -> None:

@@ -19,6 +19,7 @@ from callflow.providers.errors import ProviderAuthError, ProviderError
 from callflow_dev.doctor.checks import (
     DoctorOptions,
     DoctorReport,
+    check_calls_configuration,
     check_endpoints,
     check_zoho,
     section,
@@ -196,6 +197,7 @@ def _infobip(
         InfobipClient(settings, http) as calls,
         InfobipSubscriptionsClient(settings, http) as subscriptions,
     ):
+        check_calls_configuration(settings, calls, report)
         setup_infobip(
             settings,
             setup,

@@ -131,6 +131,11 @@ class LocalStack:
         elevenlabs_server = self._serve(self.elevenlabs.app, "elevenlabs")
         infobip_server = self._serve(self.infobip.app, "infobip")
         self.infobip.public_base_url = infobip_server.url
+        # Made in the Infobip portal (or its API) once per account.
+        self.infobip.calls_configurations["callflow-local"] = {
+            "id": "callflow-local",
+            "name": "callflow local",
+        }
 
         from callflow_functions.api import app
 

@@ -373,6 +373,8 @@ class InfobipSandbox:
         self.calls: dict[str, SimCall] = {}
         self.dialogs: dict[str, SimDialog] = {}
         self.media_stream_configs: dict[str, dict[str, Any]] = {}
+        self.calls_configurations: dict[str, dict[str, Any]] = {}
+        """By id, as ``GET /calls/1/configurations/{id}`` answers (``id``, ``name``)."""
         self.security: dict[str, dict[str, Any]] = {}
         self.profiles: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
@@ -478,6 +480,15 @@ class InfobipSandbox:
                 raise _not_found("Dialog")
             self._finish(self.calls[dialog.parent_call_id], "API")
             return self._dialog_view(dialog)
+
+        @app.get("/calls/1/configurations/{configuration_id}")
+        async def get_calls_configuration(
+            configuration_id: str, request: Request
+        ) -> dict[str, Any]:
+            await self._enter(request)
+            if configuration_id not in self.calls_configurations:
+                raise _not_found("Calls configuration")
+            return self.calls_configurations[configuration_id]
 
         @app.post("/calls/1/media-stream-configs", status_code=201)
         async def create_config(request: Request) -> dict[str, Any]:

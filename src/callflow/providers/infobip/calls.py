@@ -154,6 +154,19 @@ class InfobipClient(InfobipHttp):
         """Every config of the account, across pages."""
         return self._all_pages("/calls/1/media-stream-configs", "media-stream config")
 
+    # --- calls configurations ---------------------------------------------------------------
+
+    def get_calls_configuration(self, configuration_id: str) -> dict[str, Any] | None:
+        """The calls configuration (``id``, ``name``); ``None`` when the account has none by
+        that id."""
+        try:
+            response = self._request("GET", f"/calls/1/configurations/{_path_id(configuration_id)}")
+        except ProviderRejected as error:
+            if error.status == 404:
+                return None
+            raise
+        return self._json(response)
+
     # --- transport --------------------------------------------------------------------------
 
     def _hangup(self, path: str, body: dict[str, Any] | None) -> bool:
