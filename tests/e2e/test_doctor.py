@@ -117,12 +117,15 @@ def test_the_test_call_reports_what_each_provider_did(stack: LocalStack) -> None
     assert "not held" not in output
 
 
-def test_the_test_call_dials_only_a_record_holding_the_number(stack: LocalStack) -> None:
+def test_the_test_call_dials_only_a_record_holding_the_number(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     phone = f"(415) 555-{next(_numbers)}"
     record_id = seed_scenario(stack, replace(_scenarios()["answered"], phone=phone))
     dialled_before = len(stack.infobip.calls)
-    code, output = doctor(stack, "--test-call", "+14155550000", "--record", f"Leads/{record_id}")
+    code, _ = doctor(stack, "--test-call", "+14155550000", "--record", f"Leads/{record_id}")
     assert code == 2
+    assert "the test call only dials a record that holds the number" in capsys.readouterr().err
     assert len(stack.infobip.calls) == dialled_before
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from callflow.config import get_settings
+from callflow_dev.doctor.assumptions import Observed, judge_all
 from callflow_dev.local import variants
 from callflow_dev.local.demo import Printer, _scenarios, run_scenario
 from callflow_dev.local.stack import LocalStack, StackOptions
@@ -35,6 +37,7 @@ def test_the_answered_call_copes_with_the_variant(
 ) -> None:
     (variant,) = variants.lookup([name])
     with variants.applied(stack, [variant]):
+        settings = get_settings()
         result = run_scenario(
             stack,
             _scenarios()["answered"],
@@ -43,6 +46,14 @@ def test_the_answered_call_copes_with_the_variant(
             phone=f"(415) 555-{next(_numbers)}",
         )
     assert variants.problems(result.session, [variant]) == []
+    # What the doctor's test call would report of this call (it judges the same session).
+    seen = Observed(
+        result.session.model_dump(mode="json"),
+        settings.infobip_sample_rate,
+        settings.infobip_machine_detection,
+    )
+    judged = [(a.title, verdict.value, evidence) for a, verdict, evidence in judge_all(seen)]
+    assert variants.doctor_problems(judged, [variant]) == []
 
 
 def test_every_variant_has_a_unique_name_and_a_description() -> None:

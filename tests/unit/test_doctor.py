@@ -218,3 +218,25 @@ def test_frame_stats_count_sizes_gaps_and_text_events() -> None:
     gaps = summary["interval_ms"]
     assert isinstance(gaps, dict) and gaps["p50"] == 20.0
     assert summary["text_events"] == {"websocket:dtmf": 1, "?": 1}
+
+
+def test_a_variant_says_what_the_doctor_must_report() -> None:
+    from callflow_dev.local.variants import Variant, doctor_problems
+
+    variant = Variant("v", "d", doctor={"A": "not held"})
+    assert doctor_problems([("A", "not held", "x"), ("B", "held", "y")], [variant]) == []
+    assert doctor_problems([("A", "held", "x")], [variant]) == [
+        "doctor: 'A' held (x), expected not held"
+    ]
+    assert doctor_problems([("A", "not held", "x"), ("B", "not held", "z")], [variant]) == [
+        "doctor: 'B' not held (z)"
+    ]
+    assert doctor_problems([], [variant]) == ["doctor: no behaviour titled 'A'"]
+
+
+def test_every_title_a_variant_names_is_a_behaviour_the_doctor_judges() -> None:
+    from callflow_dev.local.variants import all_variants
+
+    titles = {assumption.title for assumption in ASSUMPTIONS}
+    for variant in all_variants().values():
+        assert set(variant.doctor) <= titles, variant.name

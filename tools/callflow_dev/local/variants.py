@@ -44,6 +44,10 @@ class Variant:
     """Whether the person must end up talking to the agent under this variant."""
     outcome: Outcome | None = None
     """The outcome the session must end with; ``None``: answered when it reaches the agent."""
+    doctor: Mapping[str, str] = field(default_factory=dict)
+    """What ``callflow doctor --test-call`` must say of a relied-on behaviour under this variant:
+    its title (see :mod:`callflow_dev.doctor.assumptions`) -> ``held``, ``not held`` or ``not
+    seen``. A behaviour not listed must not be judged ``not held``."""
 
     def expected_outcome(self) -> Outcome | None:
         """The outcome the session must have; ``None`` when any is acceptable."""
@@ -126,6 +130,25 @@ def _resolve(stack: LocalStack, path: str) -> tuple[Any, str]:
     if not hasattr(holder, attribute):
         raise AttributeError(f"variant path {path!r}: {type(holder).__name__} has no {attribute!r}")
     return holder, attribute
+
+
+def doctor_problems(
+    judged: Iterable[tuple[str, str, str]], variants: Iterable[Variant]
+) -> list[str]:
+    """Where the doctor's judgements (title, verdict, evidence) of a call under ``variants``
+    contradict what the variants say it must report (empty: it reported them correctly)."""
+    expected: dict[str, str] = {}
+    for variant in variants:
+        expected.update(variant.doctor)
+    found = []
+    for title, verdict, evidence in judged:
+        wanted = expected.pop(title, None)
+        if wanted is not None and verdict != wanted:
+            found.append(f"doctor: {title!r} {verdict} ({evidence}), expected {wanted}")
+        elif wanted is None and verdict == "not held":
+            found.append(f"doctor: {title!r} not held ({evidence})")
+    found += [f"doctor: no behaviour titled {title!r}" for title in expected]
+    return found
 
 
 def problems(session: Session, variants: Iterable[Variant]) -> list[str]:
