@@ -28,6 +28,11 @@ CALL_EVENTS = (
     "CALL_FAILED",
     "MACHINE_DETECTION_FINISHED",
     "MACHINE_DETECTION_FAILED",
+    # The dialog to the bridge failed: hang up and say so, instead of leaving the person in
+    # silence until the call's max duration.
+    "DIALOG_FAILED",
+    "ERROR",
+    "MEDIA_STREAM_FAILED",
 )
 
 
