@@ -181,7 +181,7 @@ class FakeCallsApi:
     def answer(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
         path = request.url.path
-        body = json.loads(request.content) if request.content else None
+        body: Any = json.loads(request.content) if request.content else {}
         if request.method == "GET" and path == "/calls/1/dialogs":
             parent = request.url.params.get("parentCallId")
             found = [d for d in self.dialogs if parent in (None, d["parentCall"]["id"])]
