@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from callflow.config import Settings
 from callflow.models import Outcome
-from callflow.providers.infobip.calls import InfobipClient
 from callflow.providers.errors import RetryableProviderError
+from callflow.providers.infobip.calls import InfobipClient
 from callflow.providers.infobip.events import parse_event
 from callflow_dev.local.servers import AsgiServer
 from callflow_dev.sandbox import phone_network as net
