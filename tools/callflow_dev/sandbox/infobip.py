@@ -575,6 +575,16 @@ class InfobipSandbox:
         async def create_subscription(channel: str, request: Request) -> dict[str, Any]:
             return self._create_subscription(channel, await self._enter(request))
 
+        @app.put("/subscriptions/1/subscription/{channel}/{subscription_id}")
+        async def update_subscription(
+            channel: str, subscription_id: str, request: Request
+        ) -> dict[str, Any]:
+            body = await self._enter(request)
+            subscription = self.subscriptions.get(subscription_id)
+            if subscription is None or subscription["channel"] != channel:
+                raise _not_found("Subscription")
+            return self._update_subscription(subscription, body)
+
         @app.get("/subscriptions/1/subscription/{channel}")
         async def list_subscriptions(
             channel: str, request: Request, page: int = 0, size: int = 20
@@ -1010,6 +1020,31 @@ class InfobipSandbox:
             "profileId": profile["profileId"],
         }
         return {"subscriptionId": subscription_id, "profile": self._profile_id_only(profile)}
+
+    def _update_subscription(self, subscription: dict[str, Any], body: Any) -> dict[str, Any]:
+        """``update-subscription`` (``VoiceVideoNoIdSubscriptionRequest``): ``events`` and
+        ``profile`` (an existing profile, by id) are required; criteria and name replace the
+        old ones when given. Answers ``IdOnlySubscriptionResponse``."""
+        body = _object(body, "body")
+        events = body.get("events")
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise _bad_request("events", "must not be null")
+        profile = _object(body.get("profile"), "profile")
+        profile_id = profile.get("profileId")
+        if not isinstance(profile_id, str) or not profile_id:
+            raise _bad_request("profile.profileId", "must not be blank")
+        if profile_id not in self.profiles:
+            raise _not_found("Profile")
+        criteria = body.get("criteria", subscription["criteria"])
+        if not isinstance(criteria, list) or not all(isinstance(c, dict) for c in criteria):
+            raise _bad_request("criteria", "must be a list of objects")
+        name = body.get("name", subscription["name"])
+        if not isinstance(name, str) or not name:
+            raise _bad_request("name", "size must be between 1 and 255")
+        subscription.update(
+            {"events": events, "criteria": criteria, "name": name, "profileId": profile_id}
+        )
+        return {"subscriptionId": subscription["subscriptionId"]}
 
     def _webhook_targets(self) -> list[WebhookTarget]:
         """Where call events go: the fixed webhooks, then every VOICE_VIDEO subscription as its
