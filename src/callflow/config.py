@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from callflow.aws import failure_reason
 
 MachinePolicy = Literal["hangup", "continue"]
+DetectionFailedPolicy = Literal["connect", "hangup"]
 OutsideHoursPolicy = Literal["wait", "skip"]
 DtmfMode = Literal["contextual_update", "user_message", "ignore"]
 
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     infobip_webhook_password: SecretStr = SecretStr("")
     infobip_webhook_path_secret: SecretStr = SecretStr("")
     machine_policy: MachinePolicy = "hangup"
+    machine_detection_failed: DetectionFailedPolicy = "connect"
+    """What to do when Infobip cannot tell a person from a machine (MACHINE_DETECTION_FAILED):
+    ``connect`` treats the call as a person's (they would otherwise hear silence), ``hangup``
+    ends it as failed."""
 
     # --- ElevenLabs -----------------------------------------------------------------------
     elevenlabs_base_url: str = "https://api.elevenlabs.io"

@@ -172,6 +172,13 @@ class Session(BaseModel):
     dialog_id: str = ""
     dialog_requested: bool = False
     call_state: str = ""
+    machine_detection: str = ""
+    """This attempt's detection result as Infobip reported it: HUMAN, MACHINE or FAILED (empty
+    until one arrives); the dialog waits for it when detection is on."""
+    machine_detection_reason: str = ""
+    dialog_failure: str = ""
+    """Why this attempt's dialog to the bridge failed (DIALOG_FAILED, ERROR, MEDIA_STREAM_FAILED,
+    or a refused creation); empty when it did not."""
     bridge_token_hash: str = ""
     media_claimed_hash: str = ""
     """The bridge token hash whose media stream the bridge admitted: a token admits one stream."""

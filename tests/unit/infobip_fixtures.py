@@ -127,11 +127,81 @@ def _machine(result: str) -> dict[str, Any]:
     }
 
 
+PHONE_CALL_ID = _CALL["id"]
+CHILD_CALL_ID = "ae024ad1-52e7-45d5-a5d2-cd7c809e03f8"
+DIALOG_ID = "034e622a-cc7e-456d-8a10-0ba43b11aa5e"
+_WEBSOCKET = {"type": "WEBSOCKET", "websocketEndpointConfigId": "63467c6e2885a5389ba11d80"}
+_DIALOG_DATA = {"session_id": "s-1", "attempt": "2", "bridge_token": "t0ken"}
+
+
+def _websocket_leg_finished() -> dict[str, Any]:
+    """The dialog's child call ends: a CallLog of its own, the dialog's customData in it."""
+    body = _ended(
+        "CALL_FINISHED",
+        callId=CHILD_CALL_ID,
+        endpoint=dict(_WEBSOCKET),
+        to=None,
+        duration=7,
+        parentCallId=_CALL["id"],
+        dialogId=DIALOG_ID,
+        customData=dict(_DIALOG_DATA),
+        hangupSource="API",
+        externalId=None,
+        ringDuration=None,
+    )
+    body["callId"] = CHILD_CALL_ID
+    body["dialogId"] = DIALOG_ID
+    del body["properties"]["callLog"]["from"]
+    return body
+
+
+def _dialog_failed() -> dict[str, Any]:
+    parent = {**copy.deepcopy(_CALL), "state": "ESTABLISHED", "dialogId": DIALOG_ID}
+    child = {
+        "id": CHILD_CALL_ID,
+        "endpoint": dict(_WEBSOCKET),
+        "direction": "OUTBOUND",
+        "state": "FAILED",
+        "startTime": "2026-01-15T11:59:36.000+0000",
+        "parentCallId": _CALL["id"],
+        "dialogId": DIALOG_ID,
+        "customData": dict(_DIALOG_DATA),
+    }
+    return {
+        "type": "DIALOG_FAILED",
+        "callId": _CALL["id"],
+        "dialogId": DIALOG_ID,
+        "timestamp": "2026-01-15T11:59:37.000+0000",
+        "callsConfigurationId": CALLS_CONFIGURATION_ID,
+        "properties": {
+            "dialog": {
+                "id": DIALOG_ID,
+                "callsConfigurationId": CALLS_CONFIGURATION_ID,
+                "state": "FAILED",
+                "startTime": "2026-01-15T11:59:36.000+0000",
+                "parentCall": parent,
+                "childCall": child,
+            },
+            "errorCode": {
+                "id": 10006,
+                "name": "DESTINATION_UNAVAILABLE",
+                "description": "The WebSocket endpoint could not be reached.",
+            },
+            "hangupSource": "PLATFORM",
+        },
+    }
+
+
 @dataclass(frozen=True)
 class ExampleEvent:
     name: str
     body: dict[str, Any]
     outcome: Outcome | None
+    custom_data: dict[str, str] = field(
+        default_factory=lambda: {"session_id": "s-1", "attempt": "2"}
+    )
+    """What the parser finds: the call's customData, the dialog's on its WebSocket leg, none on
+    the event types whose properties have no place for it."""
 
 
 EXAMPLE_EVENTS = [
@@ -196,6 +266,38 @@ EXAMPLE_EVENTS = [
             },
         },
         None,
+    ),
+    ExampleEvent(
+        "websocket leg finished", _websocket_leg_finished(), Outcome.ANSWERED, dict(_DIALOG_DATA)
+    ),
+    ExampleEvent("dialog failed", _dialog_failed(), None),
+    ExampleEvent(
+        "error",
+        {
+            "type": "ERROR",
+            "callId": _CALL["id"],
+            "timestamp": "2026-01-15T11:59:37.000+0000",
+            "callsConfigurationId": CALLS_CONFIGURATION_ID,
+            "properties": {"errorCode": "MEDIA_ERROR", "errorDetails": "Media failed."},
+        },
+        None,
+        {},
+    ),
+    ExampleEvent(
+        "media stream failed",
+        {
+            "type": "MEDIA_STREAM_FAILED",
+            "callId": _CALL["id"],
+            "timestamp": "2026-01-15T11:59:37.000+0000",
+            "callsConfigurationId": CALLS_CONFIGURATION_ID,
+            "properties": {
+                "configId": "63467c6e2885a5389ba11d80",
+                "streamId": "b7bc6b5c-b1a9-4e6b-8f3b-4b1a6f0c1d2e",
+                "reason": "Connection to the endpoint was refused.",
+            },
+        },
+        None,
+        {},
     ),
 ]
 

@@ -24,6 +24,7 @@ from tests.unit.infobip_fixtures import (
     API_KEY,
     CALLS_CONFIGURATION_ID,
     Receiver,
+    voice_spec,
 )
 
 NUMBER = "+41792036727"
@@ -351,3 +352,42 @@ def test_ids_that_would_change_the_url_path_are_refused() -> None:
     for bad in ("../dialogs/x", "..", "", "a b", "c-1?x=1"):
         with pytest.raises(InvalidInfobipRequest):
             client.hangup_call(bad)
+
+
+def test_a_hangup_names_its_cause_as_the_specs_error_code() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"id": "c-1", "state": "FINISHED"})
+
+    _client_with(handler).hangup_call("c-1", error_code="MACHINE_DETECTED")
+
+    body = json.loads(seen[0].content)
+    assert body == {"errorCode": "MACHINE_DETECTED"}
+    spec = voice_spec()
+    pointer = spec.request_schema_pointer("POST", "/calls/1/calls/{callId}/hangup")
+    assert spec.problems(body, pointer) == []
+
+
+def test_a_calls_dialog_is_looked_up_by_the_parent_call_id_filter() -> None:
+    seen: list[httpx.Request] = []
+    page = {
+        "results": [
+            {"id": "d-0", "state": "FINISHED", "parentCall": {"id": "c-1"}},
+            {"id": "d-1", "state": "ESTABLISHED", "parentCall": {"id": "c-1"}},
+        ],
+        "paging": {"page": 0, "size": 100, "totalPages": 1, "totalResults": 2},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=page)
+
+    found = _client_with(handler).find_dialog("c-1")
+
+    assert found is not None and found.id == "d-1"
+    assert seen[0].url.path == "/calls/1/dialogs"
+    assert seen[0].url.params["parentCallId"] == "c-1"
+    names = {p["name"] for p in voice_spec().spec["paths"]["/calls/1/dialogs"]["get"]["parameters"]}
+    assert set(seen[0].url.params) <= names

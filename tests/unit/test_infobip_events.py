@@ -9,7 +9,14 @@ import pytest
 
 from callflow.models import Outcome
 from callflow.providers.infobip.events import InvalidEvent, parse_event
-from tests.unit.infobip_fixtures import EXAMPLE_EVENTS, ExampleEvent, example
+from tests.unit.infobip_fixtures import (
+    CHILD_CALL_ID,
+    DIALOG_ID,
+    EXAMPLE_EVENTS,
+    PHONE_CALL_ID,
+    ExampleEvent,
+    example,
+)
 
 
 @pytest.mark.parametrize("item", EXAMPLE_EVENTS, ids=lambda item: item.name)
@@ -18,9 +25,9 @@ def test_every_example_event_parses_with_its_custom_data_and_outcome(item: Examp
 
     assert event.type == item.body["type"]
     assert event.call_id == item.body["callId"]
-    assert event.custom_data == {"session_id": "s-1", "attempt": "2"}
-    assert event.session_id == "s-1"
-    assert event.attempt == 2
+    assert event.custom_data == item.custom_data
+    assert event.session_id == ("s-1" if item.custom_data else "")
+    assert event.attempt == (2 if item.custom_data else None)
     assert event.outcome() == item.outcome
 
 
@@ -182,3 +189,36 @@ def test_durations_within_a_day_are_read(duration: int) -> None:
     body["properties"]["callLog"]["duration"] = duration
 
     assert parse_event(body).duration == duration
+
+
+def test_the_websocket_legs_end_names_its_parent_call() -> None:
+    event = parse_event(example("websocket leg finished"))
+
+    assert event.websocket_leg
+    assert (event.call_id, event.parent_call_id) == (CHILD_CALL_ID, PHONE_CALL_ID)
+    assert not parse_event(example("finished after a conversation")).websocket_leg
+
+
+def test_a_dialog_failure_names_the_phone_call_its_session_and_why() -> None:
+    event = parse_event(example("dialog failed"))
+
+    assert (event.call_id, event.dialog_id) == (PHONE_CALL_ID, DIALOG_ID)
+    assert event.session_id == "s-1"
+    assert event.reason.startswith("DESTINATION_UNAVAILABLE: ")
+
+
+def test_error_and_media_stream_failures_say_why() -> None:
+    assert parse_event(example("error")).reason == "MEDIA_ERROR: Media failed."
+    failed = parse_event(example("media stream failed"))
+    assert failed.reason == "Connection to the endpoint was refused."
+    assert parse_event(example("machine detection failed")).reason == "TIMEOUT"
+
+
+def test_an_end_event_without_answer_time_or_talk_time_is_answered_once_established() -> None:
+    body = example("finished after a conversation")
+    del body["properties"]["callLog"]["answerTime"]
+    body["properties"]["callLog"]["duration"] = 0
+    event = parse_event(body)
+
+    assert event.outcome() is Outcome.FAILED
+    assert event.outcome(established=True) is Outcome.ANSWERED

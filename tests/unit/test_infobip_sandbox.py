@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from callflow.config import Settings
 from callflow.models import Outcome
+from callflow.providers.errors import RetryableProviderError
 from callflow.providers.infobip.calls import InfobipClient
 from callflow.providers.infobip.events import parse_event
 from callflow_dev.local.servers import AsgiServer
@@ -25,6 +26,8 @@ from tests.unit.infobip_fixtures import (
     WEBHOOK_PASSWORD,
     WEBHOOK_USER,
     Receiver,
+    event_pointer,
+    voice_spec,
 )
 
 NUMBER = "+41792036727"
@@ -474,11 +477,13 @@ def test_hanging_up_before_the_answer_cancels_the_call(env: Env) -> None:
 
 
 def test_hanging_up_on_a_detected_machine_finishes_with_machine_detected(env: Env) -> None:
+    """The cause is the one the hangup request names (``errorCode``), not guessed from
+    detection: a plain hangup of a machine is a NORMAL_HANGUP at Infobip too."""
     env.sandbox.set_behaviour(NUMBER, [net.voicemail(after_s=0)])
     call_id = env.place(infobip_machine_detection=True)
     env.receiver.wait_for(lambda: "MACHINE_DETECTION_FINISHED" in env.receiver.types_for(call_id))
 
-    assert env.client.hangup_call(call_id)
+    assert env.client.hangup_call(call_id, error_code="MACHINE_DETECTED")
 
     last = parse_event(env.ended_events(call_id)[-1])
     assert (last.type, last.error_name, last.hangup_source) == (
@@ -629,3 +634,140 @@ async def test_the_stand_in_runs_inside_the_callers_event_loop() -> None:
     assert call.state == "BUSY"
     assert sandbox.events_for(call.id) == ["CALL_FAILED"]
     await sandbox.aclose()
+
+
+def test_a_plain_hangup_of_a_detected_machine_is_a_normal_hangup(env: Env) -> None:
+    env.sandbox.set_behaviour(NUMBER, [net.voicemail(after_s=0)])
+    call_id = env.place(infobip_machine_detection=True)
+    env.receiver.wait_for(lambda: "MACHINE_DETECTION_FINISHED" in env.receiver.types_for(call_id))
+
+    assert env.client.hangup_call(call_id)
+
+    assert parse_event(env.ended_events(call_id)[-1]).error_name == "NORMAL_HANGUP"
+
+
+@pytest.mark.parametrize(
+    ("answered", "body"),
+    [
+        (False, {"errorCode": "MACHINE_DETECTED"}),
+        (True, {"errorCode": "BUSY"}),
+        (True, {"errorCode": "HUNG_UP"}),
+    ],
+)
+def test_a_hangup_cause_against_the_specs_rules_is_refused(
+    env: Env, answered: bool, body: dict[str, Any]
+) -> None:
+    behaviour = net.answer(after_s=0) if answered else net.no_answer()
+    env.sandbox.set_behaviour(NUMBER, [behaviour])
+    call_id = env.place()
+    if answered:
+        env.receiver.wait_for(lambda: "CALL_ESTABLISHED" in env.receiver.types_for(call_id))
+
+    answer = env.api.post(f"/calls/1/calls/{call_id}/hangup", json=body, headers=APP_AUTH)
+
+    assert answer.status_code == 400
+    assert answer.json()["requestError"]["serviceException"]["messageId"] == "BAD_REQUEST"
+    env.client.hangup_call(call_id)
+
+
+def _media_client(env: Env) -> InfobipClient:
+    config_id = _config(env)
+    settings = env.client._settings.model_copy(update={"infobip_media_stream_config_id": config_id})
+    return InfobipClient(settings)
+
+
+def test_dialogs_are_listed_by_parent_call_and_a_misnamed_filter_filters_nothing(
+    env: Env,
+) -> None:
+    client = _media_client(env)
+    first, second = _answered(env, "list-1"), _answered(env, "list-2")
+    made = [client.create_dialog(c, custom_data={"session_id": "x"}) for c in (first, second)]
+
+    found = client.find_dialog(second)
+    everything = env.api.get("/calls/1/dialogs", params={"callId": first}, headers=APP_AUTH)
+
+    assert found is not None and found.id == made[1].id
+    assert {d["id"] for d in everything.json()["results"]} == {d.id for d in made}
+    spec = voice_spec()
+    pointer = spec.response_schema_pointer("GET", "/calls/1/dialogs", 200)
+    assert spec.problems(everything.json(), pointer) == []
+    for call_id in (first, second):
+        client.hangup_call(call_id)
+    assert client.find_dialog(first) is None
+
+
+def test_a_dialog_creation_can_lose_its_answer_after_doing_the_work(env: Env) -> None:
+    client = _media_client(env)
+    call_id = _answered(env, "lost-1")
+    env.sandbox.lose_dialog_answers = 1
+
+    with pytest.raises(RetryableProviderError):
+        client.create_dialog(call_id, custom_data={"session_id": "lost-1"})
+
+    found = client.find_dialog(call_id)
+    assert found is not None and [found.id] == list(env.sandbox.dialogs)
+    assert env.sandbox.lose_dialog_answers == 0
+    client.hangup_call(call_id)
+
+
+def test_a_failing_dialog_reports_dialog_failed_and_leaves_the_phone_call_up(env: Env) -> None:
+    client = _media_client(env)
+    call_id = _answered(env, "fails-1")
+    env.sandbox.fail_dialogs = "the endpoint refused the connection"
+
+    dialog = client.create_dialog(call_id, custom_data={"session_id": "fails-1"})
+    env.receiver.wait_for(lambda: "DIALOG_FAILED" in env.receiver.types_for(call_id))
+    assert env.sandbox.calls[call_id].ended.is_set() is False
+    client.hangup_call(call_id)
+
+    [failed] = [e for e in env.ended_events(call_id) if e["type"] == "DIALOG_FAILED"]
+    assert voice_spec().problems(failed, event_pointer("DIALOG_FAILED")) == []
+    parsed = parse_event(failed)
+    assert (parsed.session_id, parsed.dialog_id) == ("fails-1", dialog.id)
+    assert "refused the connection" in parsed.reason
+    assert env.receiver.types_for(dialog.child_call_id) == []  # the leg never connected
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_detection_can_overtake_the_answer_or_fail(env: Env, fails: bool) -> None:
+    env.sandbox.detection_before_established = not fails
+    env.sandbox.machine_detection_fails = "TIMEOUT" if fails else ""
+    env.sandbox.set_behaviour(NUMBER, [net.answer(after_s=0, hangup_after_s=3)])
+    call_id = env.place(infobip_machine_detection=True)
+
+    events = env.ended_events(call_id)
+    types = [e["type"] for e in events]
+
+    if fails:
+        [failed] = [e for e in events if e["type"] == "MACHINE_DETECTION_FAILED"]
+        assert voice_spec().problems(failed, event_pointer("MACHINE_DETECTION_FAILED")) == []
+        assert parse_event(failed).reason == "TIMEOUT"
+        assert types.index("CALL_ESTABLISHED") < types.index("MACHINE_DETECTION_FAILED")
+    else:
+        assert types.index("MACHINE_DETECTION_FINISHED") < types.index("CALL_ESTABLISHED")
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_the_websocket_legs_end_reports_first_when_it_ended_first_or_when_forced(
+    env: Env, forced: bool
+) -> None:
+    """Infobip reports each leg: by default the leg that ended first reports first (here the
+    phone call is hung up, so the phone leg); the variant puts the WebSocket leg first."""
+    env.sandbox.websocket_leg_finishes_first = forced
+    client = _media_client(env)
+    call_id = _answered(env, f"legs-{forced}")
+    dialog = client.create_dialog(call_id, custom_data={"session_id": f"legs-{forced}"})
+    env.receiver.wait_for(
+        lambda: "CALL_ESTABLISHED" in env.receiver.types_for(dialog.child_call_id)
+    )
+
+    client.hangup_call(call_id)
+    env.ended_events(call_id)
+    env.receiver.wait_for(lambda: "CALL_FINISHED" in env.receiver.types_for(dialog.child_call_id))
+
+    with env.receiver.lock:
+        ends = [e["callId"] for e in env.receiver.events if e["type"] == "CALL_FINISHED"]
+    ends = [c for c in ends if c in (call_id, dialog.child_call_id)]
+    assert ends == ([dialog.child_call_id, call_id] if forced else [call_id, dialog.child_call_id])
+    child = next(parse_event(e) for e in env.receiver.events if e["callId"] == dialog.child_call_id)
+    assert child.parent_call_id == call_id and child.websocket_leg

@@ -21,12 +21,14 @@ from starlette.routing import Route
 from callflow.config import Settings
 from callflow.providers.elevenlabs.client import override_paths
 from callflow.providers.infobip.calls import InfobipClient
+from callflow.providers.infobip.subscriptions import CALL_EVENTS
 from callflow_dev.local.servers import AsgiServer
 from callflow_dev.provisioning import MASK, main
 from callflow_dev.sandbox.agent import AgentConfig
 from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox, WorkspaceWebhook
 from callflow_dev.sandbox.infobip import InfobipSandbox
 from callflow_dev.sandbox.phone_network import busy
+from tests.unit.infobip_fixtures import subscriptions_spec
 
 INFOBIP_KEY = "infobip-test-key"
 ELEVENLABS_KEY = "xi-test-key"
@@ -156,6 +158,35 @@ def test_infobip_config_at_another_sample_rate_is_not_reused(infobip: InfobipRig
     rates = sorted(c["sampleRate"] for c in infobip.sandbox.media_stream_configs.values())
     assert rates == ["16000", "8000"]
     assert "sample rate 8000, not 16000" in output
+
+
+def test_infobip_setup_adds_the_dialog_failure_events_to_an_older_subscription(
+    infobip: InfobipRig,
+) -> None:
+    """A subscription made before DIALOG_FAILED, ERROR and MEDIA_STREAM_FAILED were handled
+    would never send them: setup brings its events up to date, keeping profile and criteria."""
+    run(["infobip", "--api-url", API_URL], infobip.settings())
+    (subscription,) = infobip.sandbox.subscriptions.values()
+    subscription["events"] = [e for e in subscription["events"] if "DIALOG" not in e]
+    before = dict(subscription)
+
+    code, output = run(["infobip", "--api-url", API_URL], infobip.settings())
+
+    assert code == 0, output
+    assert set(subscription["events"]) == set(CALL_EVENTS)
+    assert subscription["criteria"] == before["criteria"]
+    assert subscription["profileId"] == before["profileId"]
+    assert "now also sends DIALOG_FAILED" in output
+    [put] = [r for r in infobip.sandbox.requests if r.method == "PUT"]
+    spec = subscriptions_spec()
+    name = next(
+        n
+        for n in spec.spec["components"]["schemas"]
+        if n.endswith(".VoiceVideoNoIdSubscriptionRequest")
+    )
+    assert spec.problems(put.body, f"#/components/schemas/{name}") == []
+    _, again = run(["infobip", "--api-url", API_URL], infobip.settings())
+    assert "now also sends" not in again
 
 
 def test_infobip_moves_the_existing_profile_to_a_new_api_url(infobip: InfobipRig) -> None:

@@ -242,6 +242,13 @@ def ensure_voice_subscription(
             f"created VOICE_VIDEO subscription {plan.subscription_id!r} -> {shown_url} (Basic auth)"
         )
         return
+    subscribed = existing.get("events")
+    missing = [e for e in plan.events if not isinstance(subscribed, list) or e not in subscribed]
+    if missing and dry_run:
+        report.would(f"add events {', '.join(missing)} to subscription {plan.subscription_id!r}")
+    elif missing:
+        client.update_subscription(plan)
+        report.done(f"subscription {plan.subscription_id!r} now also sends {', '.join(missing)}")
     profile_ref = existing.get("profile")
     profile_id = (
         str(profile_ref.get("profileId", "")) if isinstance(profile_ref, Mapping) else ""

@@ -127,6 +127,11 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         "dialog_id": "",
         "dialog_requested": False,
         "call_state": "",
+        # What the previous attempt's events established must not speak for this one.
+        "call_answered_at": "",
+        "machine_detection": "",
+        "machine_detection_reason": "",
+        "dialog_failure": "",
         "outcome": None,
         "outcome_detail": "",
     }

@@ -60,7 +60,43 @@ class Variant:
 INFOBIP_MEDIA: list[Variant] = []
 
 # --- Infobip events: orders, legs, failures ------------------------------------------------
-INFOBIP_EVENTS: list[Variant] = []
+_DETECTION = {"CALLFLOW_INFOBIP_MACHINE_DETECTION": "true"}
+INFOBIP_EVENTS: list[Variant] = [
+    Variant(
+        "infobip-detection-before-established",
+        "MACHINE_DETECTION_FINISHED (HUMAN) arrives before CALL_ESTABLISHED; the dialog is "
+        "created once both are known",
+        stand_ins={"infobip.detection_before_established": True},
+        env=_DETECTION,
+    ),
+    Variant(
+        "infobip-websocket-leg-finishes-first",
+        "the WebSocket leg's CALL_FINISHED (same customData, its own call id and duration) "
+        "arrives before the phone call's; only the phone leg decides",
+        stand_ins={"infobip.websocket_leg_finishes_first": True},
+    ),
+    Variant(
+        "infobip-detection-failed",
+        "answering-machine detection fails (MACHINE_DETECTION_FAILED); the policy 'connect' "
+        "treats the call as a person's",
+        stand_ins={"infobip.machine_detection_fails": "TIMEOUT"},
+        env={**_DETECTION, "CALLFLOW_MACHINE_DETECTION_FAILED": "connect"},
+    ),
+    Variant(
+        "infobip-dialog-failed",
+        "every dialog to the bridge fails (DIALOG_FAILED): hung up, retried, and written back "
+        "as answered-but-nobody-spoke with the reason",
+        stand_ins={"infobip.fail_dialogs": "the WebSocket endpoint refused the connection"},
+        reaches_agent=False,
+        outcome=Outcome.AGENT_UNAVAILABLE,
+    ),
+    Variant(
+        "infobip-dialog-create-answer-lost",
+        "Infobip creates the dialog but its answer is lost (500 after the work); the dialog is "
+        "found, not created twice",
+        stand_ins={"infobip.lose_dialog_answers": 1},
+    ),
+]
 
 # --- Zoho --------------------------------------------------------------------------------
 ZOHO: list[Variant] = []

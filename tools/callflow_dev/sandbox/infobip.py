@@ -60,7 +60,20 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "MACHINE_DETECTED": (10005, "An answering machine answered the call."),
     "DESTINATION_UNAVAILABLE": (10006, "The destination is unavailable."),
     "DESTINATION_NOT_FOUND": (10007, "The destination was not found."),
+    "FORBIDDEN": (10008, "The call is forbidden."),
+    "INVALID_DESTINATION": (10009, "The destination is invalid."),
+    "INVALID_REQUEST": (10011, "The request is invalid."),
+    "REQUEST_TIMEOUT": (10012, "The request timed out."),
+    "SERVICE_UNAVAILABLE": (10013, "The service is unavailable."),
 }
+#: ``PublicHangupRequest.errorCode`` values allowed on an established call (the spec's rules:
+#: NORMAL_HANGUP and MACHINE_DETECTED need an established call; every other one needs a call
+#: that is not established yet).
+ESTABLISHED_HANGUP_CODES = frozenset({"NORMAL_HANGUP", "MACHINE_DETECTED"})
+HANGUP_CODES = frozenset(ERROR_CODES)
+#: The call state an unanswered call ends in when hung up with that cause.
+_UNANSWERED_STATE = {"NO_ANSWER": "NO_ANSWER", "BUSY": "BUSY", "CANCELLED": "CANCELLED"}
+DIALOG_STATES = ("CREATED", "PRE_ESTABLISHED", "ESTABLISHED", "FINISHED", "FAILED", "TRANSFERRING")
 SAMPLE_RATES = ("8000", "16000", "24000", "32000")
 END_EVENTS = frozenset({"CALL_FINISHED", "CALL_FAILED"})
 SETUP_DELAY_S = 0.2
@@ -182,7 +195,7 @@ class SimDialog:
                 "websocketEndpointConfigId": self.config["id"],
             },
             "direction": "OUTBOUND",
-            "state": {"CREATED": "CALLING", "ESTABLISHED": "ESTABLISHED"}.get(
+            "state": {"CREATED": "CALLING", "ESTABLISHED": "ESTABLISHED", "FAILED": "FAILED"}.get(
                 self.state, "FINISHED"
             ),
             "startTime": _ts(self.start_time),
@@ -324,9 +337,19 @@ class InfobipSandbox:
     """State and FastAPI app of the stand-in. Create it, serve ``.app``, point the client at it.
 
     ``time_scale`` multiplies every simulated delay (ringing, connect timeout, detection, max
-    duration); the media leg itself always runs at real time. ``child_call_events`` also sends
-    the WebSocket leg's own CALL_ESTABLISHED / CALL_FINISHED (its ``callId`` is the child's, its
-    customData the dialog's), as a subscription on the calls configuration would receive them.
+    duration); the media leg itself always runs at real time. ``child_call_events`` (on, as
+    Infobip does) also sends the WebSocket leg's own CALL_ESTABLISHED / CALL_FINISHED (its
+    ``callId`` is the child's, ``parentCallId`` the phone call's, its customData the dialog's), as
+    a subscription on the calls configuration receives them; the leg that ended first reports
+    first, unless ``websocket_leg_finishes_first`` puts the WebSocket leg's end first always.
+
+    Event-side faults and orders (attributes, so a variant can set them on a running stand-in):
+    ``detection_before_established`` sends MACHINE_DETECTION_FINISHED ahead of CALL_ESTABLISHED;
+    ``machine_detection_fails`` (a reason) sends MACHINE_DETECTION_FAILED instead of a result;
+    ``fail_dialogs`` (a reason) makes every dialog fail with DIALOG_FAILED before its WebSocket
+    leg connects (the phone call stays up, as nothing propagates a failed dialog);
+    ``lose_dialog_answers`` answers that many dialog creations with a 500 after making the
+    dialog, as when Infobip did the work and the answer was lost.
     """
 
     def __init__(
@@ -342,7 +365,7 @@ class InfobipSandbox:
         reorder_events: bool = False,
         time_scale: float = 1.0,
         media_leg: MediaLegRunner | None = None,
-        child_call_events: bool = False,
+        child_call_events: bool = True,
         rate_limits: bool = True,
         webhook_attempts: int = 3,
     ) -> None:
@@ -370,6 +393,11 @@ class InfobipSandbox:
         self.events_sent: list[dict[str, Any]] = []
         self.lost_event_types: set[str] = set()
         """Event types never delivered, as if Infobip gave up on them (tests of reconciliation)."""
+        self.websocket_leg_finishes_first = False
+        self.detection_before_established = False
+        self.machine_detection_fails = ""
+        self.fail_dialogs = ""
+        self.lose_dialog_answers = 0
         self.calls: dict[str, SimCall] = {}
         self.dialogs: dict[str, SimDialog] = {}
         self.media_stream_configs: dict[str, dict[str, Any]] = {}
@@ -465,12 +493,43 @@ class InfobipSandbox:
             call = self.calls.get(call_id)
             if call is None or call.ended.is_set():
                 raise _not_found("Call")
-            self._finish(call, "API")
+            code = _hangup_code(body or {}, established=call.answer_time is not None)
+            if call.answer_time is None:
+                self._fail(call, _UNANSWERED_STATE.get(code, "FAILED"), code, "API")
+            else:
+                self._finish(call, "API", code)
             return call.view()
 
         @app.post("/calls/1/dialogs", status_code=201)
         async def create_dialog(request: Request) -> dict[str, Any]:
             return self._create_dialog(await self._enter(request))
+
+        @app.get("/calls/1/dialogs")
+        async def list_dialogs(request: Request, page: int = 0, size: int = 20) -> dict[str, Any]:
+            """``get-dialogs``: the live dialogs, filtered as the spec's query parameters say. A
+            parameter the spec does not name filters nothing (an HTTP API ignores it), so a
+            filter under the wrong name lists every dialog."""
+            await self._enter(request)
+            if page < 0 or not 1 <= size <= 100:
+                raise _bad_request("size", "must be between 1 and 100")
+            query = request.query_params
+            state = query.get("state")
+            if state is not None and state not in DIALOG_STATES:
+                raise _bad_request("state", f"must be one of {', '.join(DIALOG_STATES)}")
+            found = []
+            for dialog in self.dialogs.values():
+                view = self._dialog_view(dialog)
+                if dialog.end_time is not None or dialog.state == "FAILED":
+                    continue  # ended dialogs are in the history (/calls/1/dialogs/history)
+                wanted = {
+                    "parentCallId": dialog.parent_call_id,
+                    "childCallId": dialog.child_call_id,
+                    "callsConfigurationId": view["callsConfigurationId"],
+                    "state": dialog.state,
+                }
+                if all(query.get(k) in (None, v) for k, v in wanted.items()):
+                    found.append(view)
+            return {"results": found[page * size : (page + 1) * size], **_paging(page, size, found)}
 
         @app.post("/calls/1/dialogs/{dialog_id}/hangup")
         async def hangup_dialog(dialog_id: str, request: Request) -> dict[str, Any]:
@@ -530,6 +589,16 @@ class InfobipSandbox:
         @app.post("/subscriptions/1/subscription/{channel}", status_code=201)
         async def create_subscription(channel: str, request: Request) -> dict[str, Any]:
             return self._create_subscription(channel, await self._enter(request))
+
+        @app.put("/subscriptions/1/subscription/{channel}/{subscription_id}")
+        async def update_subscription(
+            channel: str, subscription_id: str, request: Request
+        ) -> dict[str, Any]:
+            body = await self._enter(request)
+            subscription = self.subscriptions.get(subscription_id)
+            if subscription is None or subscription["channel"] != channel:
+                raise _not_found("Subscription")
+            return self._update_subscription(subscription, body)
 
         @app.get("/subscriptions/1/subscription/{channel}")
         async def list_subscriptions(
@@ -647,14 +716,18 @@ class InfobipSandbox:
         call.state = "PRE_ESTABLISHED"
         pre = self._event(call, "CALL_PRE_ESTABLISHED")
         call.state = "ESTABLISHED"
-        call.outbox.put_nowait([pre, self._event(call, "CALL_ESTABLISHED")])
+        answered = [pre, self._event(call, "CALL_ESTABLISHED")]
+        early = call.machine_detection and self.detection_before_established
+        if early:
+            # Detection's event overtakes the answer's (the order is undocumented).
+            answered.insert(0, self._detection_event(call))
+        call.outbox.put_nowait(answered)
         self._log(call.id, "answered")
         started = time.monotonic()
-        if call.machine_detection:
+        if call.machine_detection and not early:
             if await self._wait_ended(call, DETECTION_DELAY_S):
                 return
-            call.detection = "MACHINE" if behaviour.kind == "voicemail" else "HUMAN"
-            self._emit(call, "MACHINE_DETECTION_FINISHED")
+            call.outbox.put_nowait([self._detection_event(call)])
         limit_s = float(call.max_duration)
         source = "PLATFORM"
         if behaviour.hangup_after_s is not None and behaviour.hangup_after_s < limit_s:
@@ -662,6 +735,14 @@ class InfobipSandbox:
         elapsed_s = (time.monotonic() - started) / self.time_scale
         if not await self._wait_ended(call, max(0.0, limit_s - elapsed_s)):
             self._finish(call, source)
+
+    def _detection_event(self, call: SimCall) -> dict[str, Any]:
+        """Detection's verdict on the answered call, or its failure when the stand-in is set to
+        fail detection."""
+        if self.machine_detection_fails:
+            return self._event(call, "MACHINE_DETECTION_FAILED")
+        call.detection = "MACHINE" if call.behaviour.kind == "voicemail" else "HUMAN"
+        return self._event(call, "MACHINE_DETECTION_FINISHED")
 
     async def _wait_ended(self, call: SimCall, simulated_s: float) -> bool:
         """Sleep ``simulated_s`` (scaled), waking early if the call ends; True if it ended."""
@@ -685,8 +766,12 @@ class InfobipSandbox:
         self._log(call.id, "failed", error=error)
         self._emit(call, "CALL_FAILED")
 
-    def _finish(self, call: SimCall, source: str) -> None:
-        """End the call now (hangup, the media leg ended, the person hung up, max duration)."""
+    def _finish(
+        self, call: SimCall, source: str, error: str = "NORMAL_HANGUP", *, by_leg: bool = False
+    ) -> None:
+        """End the call now (hangup, the media leg ended, the person hung up, max duration);
+        ``error`` is the cause its CALL_FINISHED names (a hangup request's ``errorCode``),
+        ``by_leg`` that the WebSocket leg ended first (its end then reports first)."""
         if call.ended.is_set():
             return
         if call.answer_time is None:
@@ -697,18 +782,21 @@ class InfobipSandbox:
         call.duration = round(time.monotonic() - call.answered_at)
         call.state = "FINISHED"
         call.hangup_source = source
-        machine_hung_up = call.detection == "MACHINE" and source == "API"
-        call.error_name = "MACHINE_DETECTED" if machine_hung_up else "NORMAL_HANGUP"
+        call.error_name = error
         dialog = call.dialog
+        child_end: list[dict[str, Any]] = []
         if dialog is not None and dialog.end_time is None:
             dialog.stop.set()
             dialog.end_time = call.end_time
             dialog.state = "FINISHED"
             if self.child_call_events and dialog.establish_time is not None:
-                child_end = self._child_event(call, dialog, "CALL_FINISHED", source)
-                call.outbox.put_nowait([child_end])
+                child_end = [self._child_event(call, dialog, "CALL_FINISHED", source)]
         self._log(call.id, "finished", by=source, duration=call.duration, error=call.error_name)
-        self._emit(call, "CALL_FINISHED")
+        end = self._event(call, "CALL_FINISHED")
+        if by_leg or self.websocket_leg_finishes_first:
+            call.outbox.put_nowait([*child_end, end])
+        else:
+            call.outbox.put_nowait([end, *child_end])
 
     # --- dialogs ----------------------------------------------------------------------------
 
@@ -750,8 +838,27 @@ class InfobipSandbox:
         parent.dialog = dialog
         self.dialogs[dialog.id] = dialog
         self._log(parent.id, "dialog created", dialog_id=dialog.id, url=config["url"])
-        self._spawn(self._run_media(parent, dialog), f"media:{dialog.id}")
+        if self.fail_dialogs:
+            self._spawn(self._fail_dialog(parent, dialog), f"dialog-fails:{dialog.id}")
+        else:
+            self._spawn(self._run_media(parent, dialog), f"media:{dialog.id}")
+        if self.lose_dialog_answers > 0:
+            self.lose_dialog_answers -= 1
+            self._log(parent.id, "dialog answer lost", dialog_id=dialog.id)
+            raise ApiError(500, "GENERAL_ERROR", "Something went wrong. Please contact support.")
         return self._dialog_view(dialog)
+
+    async def _fail_dialog(self, call: SimCall, dialog: SimDialog) -> None:
+        """The WebSocket leg cannot be connected: DIALOG_FAILED, and the phone call stays up
+        (nothing propagates a dialog that never established) until someone hangs it up."""
+        await asyncio.sleep(SETUP_DELAY_S * self.time_scale)
+        if call.ended.is_set():
+            return
+        dialog.state, dialog.error = "FAILED", self.fail_dialogs
+        self._log(call.id, "dialog failed", dialog_id=dialog.id, reason=dialog.error)
+        call.outbox.put_nowait([self._event(call, "DIALOG_FAILED")])
+        dialog.end_time = _now()
+        call.dialog = None
 
     def _dialog_view(self, dialog: SimDialog) -> dict[str, Any]:
         parent = self.calls[dialog.parent_call_id]
@@ -795,7 +902,7 @@ class InfobipSandbox:
             dialog.error = f"{type(error).__name__}: {error}"
             self._log(call.id, "media leg failed", error=dialog.error)
         # childCallHangup propagation (the default): the phone call ends with the WebSocket leg.
-        self._finish(call, "API" if dialog.stop.is_set() else "PLATFORM")
+        self._finish(call, "API" if dialog.stop.is_set() else "PLATFORM", by_leg=True)
 
     # --- media-stream configs ---------------------------------------------------------------
 
@@ -929,6 +1036,31 @@ class InfobipSandbox:
         }
         return {"subscriptionId": subscription_id, "profile": self._profile_id_only(profile)}
 
+    def _update_subscription(self, subscription: dict[str, Any], body: Any) -> dict[str, Any]:
+        """``update-subscription`` (``VoiceVideoNoIdSubscriptionRequest``): ``events`` and
+        ``profile`` (an existing profile, by id) are required; criteria and name replace the
+        old ones when given. Answers ``IdOnlySubscriptionResponse``."""
+        body = _object(body, "body")
+        events = body.get("events")
+        if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+            raise _bad_request("events", "must not be null")
+        profile = _object(body.get("profile"), "profile")
+        profile_id = profile.get("profileId")
+        if not isinstance(profile_id, str) or not profile_id:
+            raise _bad_request("profile.profileId", "must not be blank")
+        if profile_id not in self.profiles:
+            raise _not_found("Profile")
+        criteria = body.get("criteria", subscription["criteria"])
+        if not isinstance(criteria, list) or not all(isinstance(c, dict) for c in criteria):
+            raise _bad_request("criteria", "must be a list of objects")
+        name = body.get("name", subscription["name"])
+        if not isinstance(name, str) or not name:
+            raise _bad_request("name", "size must be between 1 and 255")
+        subscription.update(
+            {"events": events, "criteria": criteria, "name": name, "profileId": profile_id}
+        )
+        return {"subscriptionId": subscription["subscriptionId"]}
+
     def _webhook_targets(self) -> list[WebhookTarget]:
         """Where call events go: the fixed webhooks, then every VOICE_VIDEO subscription as its
         profile and security settings stand now (a PUT on the profile moves its events)."""
@@ -969,6 +1101,26 @@ class InfobipSandbox:
             event["dialogId"] = call.dialog.id
         if kind in END_EVENTS:
             event["properties"] = {"callLog": call.log()}
+        elif kind == "MACHINE_DETECTION_FAILED":
+            event["properties"] = {
+                "reason": self.machine_detection_fails,
+                "customData": dict(call.custom_data),
+            }
+        elif kind == "DIALOG_FAILED" and call.dialog is not None:
+            code, description = ERROR_CODES["DESTINATION_UNAVAILABLE"]
+            event["properties"] = {
+                "dialog": {
+                    key: value
+                    for key, value in self._dialog_view(call.dialog).items()
+                    if key != "endTime"
+                },
+                "errorCode": {
+                    "id": code,
+                    "name": "DESTINATION_UNAVAILABLE",
+                    "description": call.dialog.error or description,
+                },
+                "hangupSource": "PLATFORM",
+            }
         elif kind.startswith("MACHINE_DETECTION"):
             event["properties"] = {
                 "detectionResult": call.detection,
@@ -1097,6 +1249,22 @@ def _paging(page: int, size: int, items: Sequence[Any]) -> dict[str, Any]:
     """Infobip's ``PageInfo``."""
     pages = max(1, math.ceil(len(items) / size))
     return {"paging": {"page": page, "size": size, "totalPages": pages, "totalResults": len(items)}}
+
+
+def _hangup_code(body: Any, *, established: bool) -> str:
+    """The cause a hangup request names (``PublicHangupRequest.errorCode``), checked against
+    the spec's enum and its rules; NORMAL_HANGUP, or CANCELLED before the answer, when none."""
+    if not isinstance(body, dict):
+        raise _bad_request("body", "must be an object")
+    code = body.get("errorCode")
+    if code is None:
+        return "NORMAL_HANGUP" if established else "CANCELLED"
+    if not isinstance(code, str) or code not in HANGUP_CODES:
+        raise _bad_request("errorCode", f"must be one of {', '.join(sorted(HANGUP_CODES))}")
+    if established != (code in ESTABLISHED_HANGUP_CODES):
+        need = "an established" if code in ESTABLISHED_HANGUP_CODES else "a not established"
+        raise ApiError(400, "BAD_REQUEST", f"Error code {code} needs {need} call.")
+    return code
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

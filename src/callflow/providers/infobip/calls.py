@@ -89,10 +89,13 @@ class InfobipClient(InfobipHttp):
         """The call as Infobip describes it now, as the raw JSON object."""
         return self._json(self._request("GET", f"/calls/1/calls/{_path_id(call_id)}"))
 
-    def hangup_call(self, call_id: str) -> bool:
+    def hangup_call(self, call_id: str, error_code: str = "") -> bool:
         """End the call; False when Infobip no longer knows it (already over), which is what the
-        caller wanted anyway."""
-        return self._hangup(f"/calls/1/calls/{_path_id(call_id)}/hangup", {})
+        caller wanted anyway. ``error_code`` (``PublicHangupRequest.errorCode``) is the cause the
+        call's CALL_FINISHED then names, ``MACHINE_DETECTED`` for a machine; empty sends ``{}``
+        and Infobip records a normal hangup."""
+        body = {"errorCode": error_code} if error_code else {}
+        return self._hangup(f"/calls/1/calls/{_path_id(call_id)}/hangup", body)
 
     # --- dialogs ----------------------------------------------------------------------------
 
@@ -112,15 +115,33 @@ class InfobipClient(InfobipHttp):
                 "customData": _string_map(custom_data),
             },
         }
-        data = self._json(self._request("POST", "/calls/1/dialogs", body))
-        parent = data.get("parentCall")
-        child = data.get("childCall")
-        return DialogInfo(
-            id=_required_str(data, "id"),
-            state=str(data.get("state", "")),
-            parent_call_id=str(parent.get("id", "")) if isinstance(parent, dict) else "",
-            child_call_id=str(child.get("id", "")) if isinstance(child, dict) else "",
+        return _dialog_info(self._json(self._request("POST", "/calls/1/dialogs", body)))
+
+    def find_dialog(self, parent_call_id: str) -> DialogInfo | None:
+        """The live dialog whose parent is ``parent_call_id``, or None.
+
+        ``GET /calls/1/dialogs`` filters by ``parentCallId`` (the spec's name; there is no
+        ``callId`` filter). Asked before creating a dialog, it is how a creation whose answer was
+        lost (a timeout or a 5xx after Infobip did the work) is found instead of repeated. A
+        dialog that already failed or finished does not count: the call is in no dialog then.
+        """
+        data = self._json(
+            self._request(
+                "GET",
+                "/calls/1/dialogs",
+                params={"parentCallId": _path_id(parent_call_id), "page": 0, "size": 100},
+            )
         )
+        results = data.get("results", [])
+        if not isinstance(results, list):
+            raise ProviderRejected(PROVIDER, "the dialog page has no results list")
+        for item in results:
+            if not isinstance(item, dict) or item.get("state") in ("FAILED", "FINISHED"):
+                continue
+            dialog = _dialog_info(item)
+            if dialog.parent_call_id in ("", parent_call_id):
+                return dialog
+        return None
 
     def hangup_dialog(self, dialog_id: str) -> bool:
         """End every call of the dialog; False when the dialog is already gone. The spec gives
@@ -177,6 +198,18 @@ class InfobipClient(InfobipHttp):
                 return False
             raise
         return True
+
+
+def _dialog_info(data: dict[str, Any]) -> DialogInfo:
+    """A ``DialogResponse`` as the fields the project uses."""
+    parent = data.get("parentCall")
+    child = data.get("childCall")
+    return DialogInfo(
+        id=_required_str(data, "id"),
+        state=str(data.get("state", "")),
+        parent_call_id=str(parent.get("id", "")) if isinstance(parent, dict) else "",
+        child_call_id=str(child.get("id", "")) if isinstance(child, dict) else "",
+    )
 
 
 def _string_map(values: dict[str, str]) -> dict[str, str]:

@@ -9,7 +9,16 @@ every event into "not a callflow call". Per the spec:
   ``properties.callLog.customData``, next to ``state``, ``duration``, ``answerTime``,
   ``errorCode{id,name,description}`` and ``hangupSource``;
 - MACHINE_DETECTION_FINISHED / _FAILED (``MachineDetectionProperties`` /
-  ``MachineDetectionFailedProperties``) at ``properties.customData``.
+  ``MachineDetectionFailedProperties``) at ``properties.customData``;
+- DIALOG_FAILED (``DialogWithErrorCodeProperties``) on the dialog's calls,
+  ``properties.dialog.parentCall.customData`` (the phone call's) first;
+- ERROR and MEDIA_STREAM_FAILED (``ErrorProperties``, ``MediaStreamFailedProperties``) carry none:
+  the handler asks Infobip for the call named by ``callId``.
+
+Each leg of a dialog is a call with its own events, and the WebSocket leg carries the dialog's
+customData, so the session's identifiers alone do not say which leg an event is about:
+``parent_call_id`` (``Call.parentCallId`` / ``CallLog.parentCallId``, set only on a dialog's child
+call) does, and the handler also compares ``callId`` with the session's phone call.
 
 The expected place is read first and the others are tried after it, so a shape Infobip changes
 later still finds the session. Unknown event types parse (the API acknowledges and ignores them).
@@ -37,6 +46,9 @@ LIVE_CALL_EVENTS = frozenset(
 )
 CALL_END_EVENTS = frozenset({"CALL_FINISHED", "CALL_FAILED"})
 MACHINE_DETECTION_EVENTS = frozenset({"MACHINE_DETECTION_FINISHED", "MACHINE_DETECTION_FAILED"})
+#: Events saying the dialog to the bridge (or its media stream) failed: nobody will talk to the
+#: person on this call.
+DIALOG_FAILURE_EVENTS = frozenset({"DIALOG_FAILED", "ERROR", "MEDIA_STREAM_FAILED"})
 #: Event types that always concern one call: for them a missing ``callId`` is a malformed body.
 CALL_EVENTS = LIVE_CALL_EVENTS | CALL_END_EVENTS | MACHINE_DETECTION_EVENTS
 
@@ -83,6 +95,16 @@ class InfobipEvent:
     hangup_source: str = ""
     detection_result: str = ""
     """HUMAN or MACHINE, from answering-machine detection."""
+    parent_call_id: str = ""
+    """The dialog's parent call when this event is about a dialog's child (WebSocket) leg."""
+    reason: str = ""
+    """Why something failed: MACHINE_DETECTION_FAILED's and MEDIA_STREAM_FAILED's ``reason``,
+    ERROR's ``errorCode``/``errorDetails``, DIALOG_FAILED's ``errorCode``."""
+
+    @property
+    def websocket_leg(self) -> bool:
+        """Whether the event names itself as a dialog's child call (our WebSocket leg)."""
+        return bool(self.parent_call_id) and self.parent_call_id != self.call_id
 
     @property
     def session_id(self) -> str:
@@ -107,8 +129,11 @@ class InfobipEvent:
         """The person (or a machine) picked up: the call has an answer time or talk time."""
         return bool(self.answer_time) or (self.duration or 0) > 0 or self.state == "ESTABLISHED"
 
-    def outcome(self) -> Outcome | None:
+    def outcome(self, *, established: bool = False) -> Outcome | None:
         """How the call ended, for CALL_FINISHED / CALL_FAILED; None for every other event.
+
+        ``established``: CALL_ESTABLISHED was seen for the call, so it was answered even when
+        this event shows no answer time and no talk time.
 
         A call that was answered counts as answered whatever the hangup cause (a dropped line
         after a conversation is still a conversation), except when Infobip ended it because a
@@ -119,7 +144,7 @@ class InfobipEvent:
         name = self.error_name.upper()
         if name in _MACHINE or self.detection_result == "MACHINE":
             return Outcome.MACHINE
-        if self.answered:
+        if self.answered or established:
             return Outcome.ANSWERED
         if name in _NO_ANSWER or self.state == "NO_ANSWER":
             return Outcome.NO_ANSWER
@@ -147,6 +172,11 @@ def parse_event(body: Any) -> InfobipEvent:
         raise InvalidEvent("'properties' is not an object")
     call = _object(properties, "call", "properties.call")
     call_log = _object(properties, "callLog", "properties.callLog")
+    dialog = _object(properties, "dialog", "properties.dialog")
+    if kind == "DIALOG_FAILED" and not call:
+        # The phone call of the dialog stands in for the call: its id and customData.
+        call = _object(dialog, "parentCall", "properties.dialog.parentCall")
+        call_id = call_id or _optional_str(call, "id", "properties.dialog.parentCall.id")
     record = call_log if kind in CALL_END_EVENTS or (call_log and not call) else call
     error = _object(record, "errorCode", "errorCode")
     machine = _object(record, "machineDetection", "machineDetection")
@@ -156,7 +186,8 @@ def parse_event(body: Any) -> InfobipEvent:
         type=kind,
         call_id=call_id,
         dialog_id=_optional_str(body, "dialogId", "dialogId")
-        or _optional_str(record, "dialogId", "dialogId"),
+        or _optional_str(record, "dialogId", "dialogId")
+        or _optional_str(dialog, "id", "properties.dialog.id"),
         timestamp=_optional_str(body, "timestamp", "timestamp"),
         custom_data=_custom_data(kind, properties, call, call_log),
         state=_optional_str(record, "state", "state"),
@@ -166,7 +197,25 @@ def parse_event(body: Any) -> InfobipEvent:
         answer_time=_optional_str(record, "answerTime", "answerTime"),
         hangup_source=_optional_str(record, "hangupSource", "hangupSource"),
         detection_result=detection.upper(),
+        parent_call_id=_optional_str(record, "parentCallId", "parentCallId"),
+        reason=_reason(kind, properties),
     )
+
+
+def _reason(kind: str, properties: dict[str, Any]) -> str:
+    """What a failure event says about why, in one line."""
+    if kind in ("MACHINE_DETECTION_FAILED", "MEDIA_STREAM_FAILED"):
+        return _optional_str(properties, "reason", "properties.reason")
+    if kind == "ERROR":
+        code = _optional_str(properties, "errorCode", "properties.errorCode")
+        details = _optional_str(properties, "errorDetails", "properties.errorDetails")
+        return ": ".join(part for part in (code, details) if part)
+    if kind == "DIALOG_FAILED":
+        error = _object(properties, "errorCode", "properties.errorCode")
+        name = _optional_str(error, "name", "properties.errorCode.name")
+        description = _optional_str(error, "description", "properties.errorCode.description")
+        return ": ".join(part for part in (name, description) if part)
+    return ""
 
 
 def _custom_data(

@@ -28,6 +28,11 @@ CALL_EVENTS = (
     "CALL_FAILED",
     "MACHINE_DETECTION_FINISHED",
     "MACHINE_DETECTION_FAILED",
+    # The dialog to the bridge failed: hang up and say so, instead of leaving the person in
+    # silence until the call's max duration.
+    "DIALOG_FAILED",
+    "ERROR",
+    "MEDIA_STREAM_FAILED",
 )
 
 
@@ -79,6 +84,18 @@ class SubscriptionPlan:
             body["criteria"] = [{"callsConfigurationId": self.calls_configuration_id}]
         return body
 
+    def update_body(self) -> dict[str, Any]:
+        """``VoiceVideoNoIdSubscriptionRequest``: the plan's events on the existing subscription,
+        keeping its profile (by id) and criteria."""
+        body: dict[str, Any] = {
+            "name": self.name,
+            "profile": {"profileId": _path_id(self.profile_id)},
+            "events": list(self.events),
+        }
+        if self.calls_configuration_id:
+            body["criteria"] = [{"callsConfigurationId": self.calls_configuration_id}]
+        return body
+
     def profile_update_body(self) -> dict[str, Any]:
         """``NoIdProfileRequest``: the profile's new URL, keeping its security settings."""
         return {
@@ -114,6 +131,15 @@ class InfobipSubscriptionsClient(InfobipHttp):
         if not isinstance(subscription_id, str) or not subscription_id:
             raise ProviderRejected(PROVIDER, "the response has no 'subscriptionId'")
         return subscription_id
+
+    def update_subscription(self, plan: SubscriptionPlan, channel: str = CHANNEL) -> None:
+        """Replace the existing subscription's events (and criteria) with the plan's: a
+        subscription made by an older setup must also send the events added since."""
+        self._request(
+            "PUT",
+            f"/subscriptions/1/subscription/{_path_id(channel)}/{_path_id(plan.subscription_id)}",
+            plan.update_body(),
+        )
 
     def update_profile(self, plan: SubscriptionPlan) -> None:
         """Point the plan's profile at the plan's URL."""
