@@ -296,9 +296,11 @@ def _keep_event(event: InfobipEvent, result: str) -> None:
     """
     detail = {
         "call_id": event.call_id,
+        "parent_call_id": event.parent_call_id,
         "dialog_id": event.dialog_id,
         "state": event.state,
         "error": event.error_name,
+        "reason": event.reason[:200],
         "timestamp": event.timestamp,
         "attempt": event.attempt,
         "result": result[:120],

@@ -166,10 +166,14 @@ def report_trial(view: Mapping[str, Any], settings: Settings, out: TextIO) -> in
             continue
         detail = entry.get("detail") if isinstance(entry.get("detail"), Mapping) else {}
         assert isinstance(detail, Mapping)
-        leg = "phone leg" if detail.get("call_id") == phone_call else f"leg {detail.get('call_id')}"
-        extra = ", ".join(
-            f"{key} {detail[key]}" for key in ("state", "error", "timestamp") if detail.get(key)
-        )
+        if detail.get("call_id") == phone_call:
+            leg = "phone leg"
+        elif detail.get("parent_call_id"):
+            leg = f"child leg {detail.get('call_id')} of {detail.get('parent_call_id')}"
+        else:
+            leg = f"leg {detail.get('call_id')}"
+        shown = ("state", "error", "reason", "timestamp")
+        extra = ", ".join(f"{key} {detail[key]}" for key in shown if detail.get(key))
         print(
             f"  +{_seconds_between(timeline[0], entry):7.2f} s  {name[len(TIMELINE_PREFIX) :]:<28}"
             f" {leg}" + (f"  ({extra})" if extra else ""),
