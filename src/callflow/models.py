@@ -175,6 +175,12 @@ class Session(BaseModel):
     bridge_token_hash: str = ""
     media_claimed_hash: str = ""
     """The bridge token hash whose media stream the bridge admitted: a token admits one stream."""
+    media_ids_found_in: str = ""
+    """Where the admitted stream carried the session id and token (``callflow_bridge.protocol.
+    PLACES``): what the operator learns about Infobip from a real call."""
+    media_unmatched_frame: dict[str, Any] = Field(default_factory=dict)
+    """The shape (values redacted) of a first media frame that named this session but no usable
+    token, as the bridge refused it."""
     conversation_id: str = ""
     """The session's own conversation: the first one the bridge announces (kept once set)."""
     task_token: str = ""
