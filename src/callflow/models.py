@@ -131,6 +131,16 @@ def new_bridge_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+MEDIA_IDENTIFIER_SEPARATOR = "."
+
+
+def media_identifier(session_id: str, token: str) -> str:
+    """The session id and bridge token as one value, ``<session id>.<token>`` (neither alphabet
+    has a dot; 97 characters at most): the WEBSOCKET endpoint's ``identifier``, which has no
+    documented length limit but is meant for one short value."""
+    return f"{session_id}{MEDIA_IDENTIFIER_SEPARATOR}{token}"
+
+
 def hash_token(token: str) -> str:
     """Only the hash is stored, so reading the table does not let anyone join a call."""
     return hashlib.sha256(token.encode()).hexdigest()

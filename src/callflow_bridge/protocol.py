@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from callflow.models import DynamicValue, is_session_id
+from callflow.models import (
+    MEDIA_IDENTIFIER_SEPARATOR,
+    DynamicValue,
+    is_session_id,
+)
 
 CLEAR_FRAME = '{"action":"clear"}'
 CONNECTED_EVENT = "websocket:connected"
@@ -30,8 +34,6 @@ DTMF_EVENT = "websocket:dtmf"
 #: The connected frame carries customData; anything larger is not Infobip talking to us.
 MAX_CONNECTED_FRAME = 16 * 1024
 MAX_TOKEN = 128
-#: Joins session id and token in one ``identifier`` value: neither alphabet has a dot.
-IDENTIFIER_SEPARATOR = "."
 _NOT_CUSTOM = frozenset({"event", "content-type", "bridge_token", "identifier", "customData"})
 #: Where the identifiers may arrive, in the order they are looked for: the places we choose
 #: (the URL) before the places Infobip fills in (headers, the frame).
@@ -90,12 +92,6 @@ class Connected:
     content_type: str
     custom: dict[str, str]
     found_in: str = "top-level"
-
-
-def identifier_for(session_id: str, token: str) -> str:
-    """The session id and token as one value (a WEBSOCKET endpoint's ``identifier``, a URL
-    segment): ``<session id>.<token>``, 1 + 64 + 32 characters at most with today's tokens."""
-    return f"{session_id}{IDENTIFIER_SEPARATOR}{token}"
 
 
 def parse_connected(message: str | bytes, upgrade: Upgrade | None = None) -> Connected:
@@ -191,10 +187,10 @@ def _pair(values: Mapping[str, Any], *, identifier: bool = True) -> tuple[Any, A
 
 
 def _split(value: Any) -> tuple[Any, Any] | None:
-    """An :func:`identifier_for` value as (session id, token)."""
+    """A :func:`callflow.models.media_identifier` value as (session id, token)."""
     if not isinstance(value, str) or not value:
         return None
-    session_id, _, token = value.partition(IDENTIFIER_SEPARATOR)
+    session_id, _, token = value.partition(MEDIA_IDENTIFIER_SEPARATOR)
     return session_id, token
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from callflow_bridge.protocol import identifier_for
+from callflow.models import media_identifier
 
 from .conftest import Bridge, CallSession, MakeSession, StartBridge
 from .peers import AgentPeer
@@ -27,7 +27,7 @@ Placement = Callable[[CallSession], tuple[str, dict[str, str], dict[str, Any]]]
 PLACEMENTS: dict[str, Placement] = {
     "top-level": lambda s: ("", {}, s.custom),
     "customData": lambda s: ("", {}, {"customData": s.custom}),
-    "identifier": lambda s: ("", {}, {"identifier": identifier_for(s.session_id, s.token)}),
+    "identifier": lambda s: ("", {}, {"identifier": media_identifier(s.session_id, s.token)}),
     "path": lambda s: (f"/{s.session_id}/{s.token}", {}, {}),
     "query": lambda s: (f"?session_id={s.session_id}&bridge_token={s.token}", {}, {}),
     "headers": lambda s: (
