@@ -131,6 +131,16 @@ def new_bridge_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+MEDIA_IDENTIFIER_SEPARATOR = "."
+
+
+def media_identifier(session_id: str, token: str) -> str:
+    """The session id and bridge token as one value, ``<session id>.<token>`` (neither alphabet
+    has a dot; 97 characters at most): the WEBSOCKET endpoint's ``identifier``, which has no
+    documented length limit but is meant for one short value."""
+    return f"{session_id}{MEDIA_IDENTIFIER_SEPARATOR}{token}"
+
+
 def hash_token(token: str) -> str:
     """Only the hash is stored, so reading the table does not let anyone join a call."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -182,6 +192,12 @@ class Session(BaseModel):
     bridge_token_hash: str = ""
     media_claimed_hash: str = ""
     """The bridge token hash whose media stream the bridge admitted: a token admits one stream."""
+    media_ids_found_in: str = ""
+    """Where the admitted stream carried the session id and token (``callflow_bridge.protocol.
+    PLACES``): what the operator learns about Infobip from a real call."""
+    media_unmatched_frame: dict[str, Any] = Field(default_factory=dict)
+    """The shape (values redacted) of a first media frame that named this session but no usable
+    token, as the bridge refused it."""
     conversation_id: str = ""
     """The session's own conversation: the first one the bridge announces (kept once set)."""
     task_token: str = ""

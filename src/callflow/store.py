@@ -8,6 +8,8 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
   :meth:`SessionStore.index_conversation`);
 - ``webhook#<sha256 of a signature>``: a post-call webhook delivery already accepted (the replay
   cache, :meth:`SessionStore.first_delivery`), expiring when its signature would be refused anyway;
+- ``bridge#unmatched-media``: the shape of the latest media stream that named no session
+  (:meth:`SessionStore.note_unmatched_media`);
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
 - Powertools idempotency records (their own ``pk`` values).
 
@@ -108,6 +110,9 @@ def from_dynamo(value: Any) -> Any:
     if isinstance(value, list):
         return [from_dynamo(v) for v in value]
     return value
+
+
+UNMATCHED_MEDIA_KEY = "bridge#unmatched-media"
 
 
 def session_key(session_id: str) -> dict[str, str]:
@@ -308,7 +313,12 @@ class SessionStore:
         )
 
     def claim_media_stream(
-        self, session_id: str, token_hash: str, statuses: Collection[SessionStatus]
+        self,
+        session_id: str,
+        token_hash: str,
+        statuses: Collection[SessionStatus],
+        *,
+        found_in: str = "",
     ) -> Session | None:
         """Admit one media stream for the bridge token hashing to ``token_hash``, once.
 
@@ -317,7 +327,8 @@ class SessionStore:
         Returns the session as claimed; ``None`` when any of that does not hold (the write
         changes nothing then). Every dialog request makes a new token
         (:func:`callflow.lifecycle.call_events.connect_bridge`), so a later attempt's stream is
-        admitted with its own."""
+        admitted with its own. ``found_in`` (where the stream carried the identifiers) is
+        stored with the claim, in the same write."""
         if not statuses:
             raise ValueError("claim_media_stream needs at least one status")
         values: dict[str, Any] = {":hash": token_hash}
@@ -326,7 +337,7 @@ class SessionStore:
         live = ", ".join(f":live{i}" for i in range(len(statuses)))
         return self._update(
             session_id,
-            {"media_claimed_hash": token_hash},
+            {"media_claimed_hash": token_hash, "media_ids_found_in": found_in},
             condition=(
                 "attribute_exists(pk) AND #token = :hash AND #status IN (" + live + ")"
                 " AND (attribute_not_exists(#claimed) OR #claimed <> :hash)"
@@ -338,7 +349,27 @@ class SessionStore:
                 "#claimed": "media_claimed_hash",
             },
             event="media stream admitted",
+            detail={"ids_found_in": found_in} if found_in else None,
         )
+
+    def note_unmatched_media(self, shape: dict[str, Any], ttl_seconds: int = 7 * 86400) -> None:
+        """Keep the shape of the latest media stream that named no session (one item,
+        ``pk = bridge#unmatched-media``, TTL'd): such a stream belongs to no session, and the
+        operator's first question after a dropped call is what Infobip sent."""
+        now = utcnow()
+        self.table.put_item(
+            Item={
+                "pk": UNMATCHED_MEDIA_KEY,
+                "shape": to_dynamo(shape, depth=1),
+                "at": iso(now),
+                "expires_at": int(now.timestamp()) + ttl_seconds,
+            }
+        )
+
+    def last_unmatched_media(self) -> dict[str, Any] | None:
+        """The item :meth:`note_unmatched_media` wrote last (``shape`` and ``at``), if any."""
+        item = self.table.get_item(Key={"pk": UNMATCHED_MEDIA_KEY}, ConsistentRead=True).get("Item")
+        return None if item is None else {"shape": from_dynamo(item["shape"]), "at": item["at"]}
 
     def reopen_writeback(self, session_id: str) -> Session | None:
         """Let an operator replay a failed writeback: WRITEBACK_FAILED back to WRITING_BACK."""

@@ -39,11 +39,19 @@ class SessionAccess(Protocol):
         """Set fields without moving the status; ``None`` when a condition failed."""
 
     def claim_media_stream(
-        self, session_id: str, token_hash: str, statuses: Collection[SessionStatus]
+        self,
+        session_id: str,
+        token_hash: str,
+        statuses: Collection[SessionStatus],
+        *,
+        found_in: str = "",
     ) -> Session | None:
         """Admit the one media stream of a bridge token; ``None`` when the session is unknown,
         the token is not its current one, its status is not in ``statuses``, or a stream was
-        already admitted with that token."""
+        already admitted with that token. ``found_in`` is stored with the claim."""
+
+    def note_unmatched_media(self, shape: dict[str, Any]) -> None:
+        """Keep the shape of a media stream that named no session, for the operator."""
 
     def set_conversation(self, session_id: str, conversation_id: str) -> Session | None:
         """Store the session's conversation unless it has another; ``None`` when it does."""

@@ -34,6 +34,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
+import json
 import logging
 import time
 from typing import Any
@@ -99,8 +101,12 @@ class CallRelay:
         store: SessionAccess,
         deps: BridgeDeps,
         metrics: BridgeMetrics,
+        *,
+        prefix: str = "",
     ) -> None:
         self.socket = phone
+        self.prefix = prefix
+        """The secret path segment (``/secret``) the stream's path starts with."""
         self.settings = settings
         self.store = store
         self.deps = deps
@@ -130,16 +136,22 @@ class CallRelay:
         is admitted. Nothing has contacted the agent at that point."""
         try:
             first = await asyncio.wait_for(self.socket.recv(), FIRST_FRAME_TIMEOUT_S)
-            hello = protocol.parse_connected(first)
+            hello = protocol.parse_connected(first, self._upgrade())
             self.session_id = self.recorder.session_id = hello.session_id
             session = await asyncio.to_thread(
-                self.store.claim_media_stream,
-                hello.session_id,
-                hash_token(hello.token),
-                LIVE_STATUSES,
+                functools.partial(
+                    self.store.claim_media_stream,
+                    hello.session_id,
+                    hash_token(hello.token),
+                    LIVE_STATUSES,
+                    found_in=hello.found_in,
+                )
             )
             if session is None:
                 raise await self._refusal(hello)
+        except protocol.Unmatched as error:
+            await self._unmatched(error)
+            return False
         except (TimeoutError, protocol.BadFrame, Rejected) as error:
             message = (
                 "no websocket:connected frame" if isinstance(error, TimeoutError) else str(error)
@@ -167,6 +179,37 @@ class CallRelay:
         self._connected_at = time.monotonic()
         self._content_type = hello.content_type
         return True
+
+    def _upgrade(self) -> protocol.Upgrade:
+        request = self.socket.request
+        if request is None:
+            return protocol.Upgrade()
+        return protocol.Upgrade.from_request(request.path, self.prefix, request.headers.raw_items())
+
+    async def _unmatched(self, error: protocol.Unmatched) -> None:
+        """A stream that named no session with a token anywhere: log and keep what arrived
+        (its shape, values redacted), then close 1008 with the reason. The shape goes on the
+        session too when a usable session id was among what arrived, and otherwise to the
+        table's one record of the latest such stream (the doctor reads it)."""
+        message = str(error)
+        logger.warning(
+            "media stream refused: %s; it carried %s",
+            message,
+            json.dumps(error.shape, sort_keys=True),
+            extra={"media_shape": error.shape},
+        )
+        try:
+            await asyncio.to_thread(self.store.note_unmatched_media, error.shape)
+            if error.session_hint:
+                await asyncio.to_thread(
+                    self.store.set_fields,
+                    error.session_hint,
+                    {"media_unmatched_frame": error.shape},
+                )
+        except Exception as failure:  # the close below matters more than the record
+            logger.warning("could not keep the unmatched stream: %s", type(failure).__name__)
+        with contextlib.suppress(ConnectionClosed):
+            await self.socket.close(1008, message[:120])
 
     async def _refusal(self, hello: protocol.Connected) -> Rejected:
         """Why the claim was refused, read only then (admission itself is one write).

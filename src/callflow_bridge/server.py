@@ -1,8 +1,9 @@
 """The bridge's server: one port, Infobip's media streams on a secret path, ``/health`` beside it.
 
-Infobip's media-stream config has no authentication and no per-call URL, so the path carries a
-secret segment (anything else gets 404 before a WebSocket exists) and each stream proves itself
-with its session's token in the first frame (see :class:`bridge.relay.CallRelay`).
+Infobip's media-stream config has no authentication, so the path starts with a secret segment
+(anything else gets 404 before a WebSocket exists) and each stream proves itself with its
+session's token, found in the first frame or in the upgrade request (the path after the secret,
+the query, the headers; see :mod:`callflow_bridge.protocol` and :class:`bridge.relay.CallRelay`).
 
 Draining (SIGTERM on Fargate): new streams are refused with 503 and ``/health`` answers 503 so the
 load balancer stops sending; calls in flight run on until they end or the deadline passes, then
@@ -128,7 +129,10 @@ class BridgeServer:
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = "application/json"
             return response
-        if not hmac.compare_digest(path.encode(), self._path.encode()):
+        # The secret segment, then optionally the session's own segments (per-session routing
+        # puts the session id and token there; the relay reads them).
+        first = "/" + path.removeprefix("/").split("/", 1)[0]
+        if not hmac.compare_digest(first.encode(), self._path.encode()):
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
         if self.draining:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
@@ -137,7 +141,9 @@ class BridgeServer:
     # --- calls ----------------------------------------------------------------------------
 
     async def _handle(self, connection: ServerConnection) -> None:
-        relay = CallRelay(connection, self.settings, self.store, self.deps, self.metrics)
+        relay = CallRelay(
+            connection, self.settings, self.store, self.deps, self.metrics, prefix=self._path
+        )
         if not await relay.admit():
             return
         self._relays.add(relay)

@@ -261,8 +261,16 @@ class _FailingStore:
         raise ConnectionError("dynamodb unreachable")
 
     def claim_media_stream(
-        self, session_id: str, token_hash: str, statuses: Collection[SessionStatus]
+        self,
+        session_id: str,
+        token_hash: str,
+        statuses: Collection[SessionStatus],
+        *,
+        found_in: str = "",
     ) -> None:
+        raise ConnectionError("dynamodb unreachable")
+
+    def note_unmatched_media(self, shape: dict[str, object]) -> None:
         raise ConnectionError("dynamodb unreachable")
 
     def set_fields(self, *args: object, **kwargs: object) -> None:

@@ -227,7 +227,9 @@ def test_non_string_custom_data_is_refused_before_sending(stack: Stack) -> None:
         stack.client.place_call(NUMBER, custom_data={"attempt": 1}, external_id="x")  # type: ignore[dict-item]
 
 
-def test_create_dialog_connects_the_answered_call_to_the_bridge(stack: Stack) -> None:
+def test_create_dialog_sends_the_session_in_custom_data_and_as_the_endpoint_identifier(
+    stack: Stack,
+) -> None:
     config_id = stack.client.create_media_stream_config("b", f"{stack.bridge_url}/bridge", 16000)
     settings = stack.settings.model_copy(update={"infobip_media_stream_config_id": config_id})
     client = InfobipClient(settings)
@@ -242,7 +244,11 @@ def test_create_dialog_connects_the_answered_call_to_the_bridge(stack: Stack) ->
     assert stack.sandbox.requests[-1].body == {
         "parentCallId": call.id,
         "childCallRequest": {
-            "endpoint": {"type": "WEBSOCKET", "websocketEndpointConfigId": config_id},
+            "endpoint": {
+                "type": "WEBSOCKET",
+                "websocketEndpointConfigId": config_id,
+                "identifier": "s-1.t",
+            },
             "customData": {"session_id": "s-1", "bridge_token": "t"},
         },
     }

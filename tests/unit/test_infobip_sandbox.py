@@ -579,6 +579,28 @@ def test_a_dialog_needs_an_established_parent_call(env: Env) -> None:
     assert env.sandbox.dialogs == {}
 
 
+def test_a_dialog_endpoint_identifier_must_be_a_string_and_is_shown_on_the_child_call(
+    env: Env,
+) -> None:
+    config_id = _config(env)
+    call_id = _answered(env, "dialog-4")
+    endpoint: dict[str, object] = {
+        "type": "WEBSOCKET",
+        "websocketEndpointConfigId": config_id,
+        "identifier": 7,
+    }
+    body = {"parentCallId": call_id, "childCallRequest": {"endpoint": endpoint}}
+
+    refused = env.api.post("/calls/1/dialogs", json=body, headers=APP_AUTH)
+    endpoint["identifier"] = "dialog-4.tok"
+    created = env.api.post("/calls/1/dialogs", json=body, headers=APP_AUTH)
+
+    assert refused.status_code == 400
+    assert "childCallRequest.endpoint.identifier" in refused.text
+    assert created.status_code in (200, 201), created.text
+    assert created.json()["childCall"]["endpoint"]["identifier"] == "dialog-4.tok"
+
+
 def test_the_call_log_tells_what_happened_to_each_call(env: Env) -> None:
     env.sandbox.set_behaviour(NUMBER, [net.busy()])
     call_id = env.place()

@@ -336,3 +336,54 @@ async def test_a_turn_ending_while_the_agent_talks_has_no_answer_latency() -> No
     (turn,) = result.turns
     assert turn.talked_over
     assert turn.latency_s is None
+
+
+@pytest.mark.parametrize(
+    ("placement", "path", "header", "frame_extra"),
+    [
+        ("top-level", "/media", None, {"session_id": "s-1", "bridge_token": "t"}),
+        ("customData", "/media", None, {"customData": {"session_id": "s-1", "bridge_token": "t"}}),
+        ("identifier", "/media", None, {"identifier": "s-1.t"}),
+        ("query", "/media?session_id=s-1&bridge_token=t", None, {}),
+        ("headers", "/media", ("session_id", "s-1"), {}),
+        ("nowhere", "/media", None, {}),
+    ],
+)
+async def test_the_callee_shows_the_identifiers_where_the_placement_says(
+    placement: str, path: str, header: tuple[str, str] | None, frame_extra: dict[str, object]
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def record(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        seen["path"] = ws.request.path
+        seen["headers"] = {k.lower(): v for k, v in ws.request.headers.raw_items()}
+        seen["first"] = json.loads(await ws.recv())
+        await ws.close(1000, "seen")
+
+    async with serve(record, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        await run_media_leg(
+            f"ws://127.0.0.1:{port}/media",
+            {"session_id": "s-1", "bridge_token": "t"},
+            16000,
+            quiet_script(),
+            placement=placement,
+            identifier="s-1.t",
+        )
+
+    assert seen["path"] == path
+    assert seen["first"] == {
+        "event": "websocket:connected",
+        "content-type": "audio/l16;rate=16000",
+        **frame_extra,
+    }
+    if header is not None:
+        assert seen["headers"][header[0]] == header[1]
+    else:
+        assert "session_id" not in seen["headers"] and "bridge_token" not in seen["headers"]
+
+
+async def test_an_unknown_placement_is_refused_before_connecting() -> None:
+    with pytest.raises(ValueError, match="placement"):
+        await run_media_leg("ws://127.0.0.1:9/", {}, 16000, quiet_script(), placement="body")

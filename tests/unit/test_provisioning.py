@@ -90,6 +90,7 @@ def test_infobip_setup_creates_the_config_and_subscription(infobip: InfobipRig) 
     assert config["sampleRate"] == "16000"
     assert config["type"] == "WEBSOCKET_ENDPOINT"
     assert f"infobip_media_stream_config_id = {config['id']}" in output
+    assert "identifier (<session id>.<token>)" in output and "bridge#unmatched-media" in output
     (subscription,) = infobip.sandbox.subscriptions.values()
     assert subscription["channel"] == "VOICE_VIDEO"
     assert "CALL_ESTABLISHED" in subscription["events"]

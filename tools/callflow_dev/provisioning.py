@@ -273,6 +273,18 @@ def ensure_voice_subscription(
     report.done(f"notification profile {plan.profile_id!r} now points at {shown_url}")
 
 
+MEDIA_IDS_ADVICE = (
+    "each dialog sends the session id and its one-time token twice: in the child call's "
+    "customData and as the WEBSOCKET endpoint's identifier (<session id>.<token>);",
+    "where Infobip shows them on the socket is undocumented, so the bridge looks in the first "
+    "frame (top level, nested customData, identifier) and in the URL's path, query and headers;",
+    "after a first real call, the session's media_ids_found_in says which place worked; a stream "
+    "that named nothing is closed 1008 and its shape (values redacted) is logged and kept in "
+    "the table under pk 'bridge#unmatched-media'.",
+)
+"""What ``setup infobip`` tells about how the bridge finds the session of a media stream."""
+
+
 def setup_infobip(
     settings: Settings,
     options: InfobipOptions,
@@ -322,6 +334,9 @@ def setup_infobip(
                 "(infra/cdk/cdk.json) and deploy, or CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID "
                 "locally"
             )
+
+    for line in MEDIA_IDS_ADVICE:
+        report.info(line)
 
     print("Infobip call events (webhook subscription)", file=out)
     if not settings.infobip_calls_configuration_id:

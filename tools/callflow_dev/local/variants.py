@@ -57,7 +57,43 @@ class Variant:
 
 
 # --- Infobip's media WebSocket: where the session's identifiers arrive -----------------------
-INFOBIP_MEDIA: list[Variant] = []
+INFOBIP_MEDIA: list[Variant] = [
+    Variant(
+        "infobip-ids-top-level",
+        "Infobip flattens the child call's customData into the websocket:connected frame "
+        "(what integrators report)",
+        stand_ins={"infobip.media_ids_in": "top-level"},
+    ),
+    Variant(
+        "infobip-ids-nested-customdata",
+        "the websocket:connected frame carries customData as a nested object",
+        stand_ins={"infobip.media_ids_in": "customData"},
+    ),
+    Variant(
+        "infobip-ids-identifier",
+        "only the WEBSOCKET endpoint's identifier reaches the socket, as a key of the "
+        "websocket:connected frame",
+        stand_ins={"infobip.media_ids_in": "identifier"},
+    ),
+    Variant(
+        "infobip-ids-query",
+        "customData arrives as the upgrade request's query string",
+        stand_ins={"infobip.media_ids_in": "query"},
+    ),
+    Variant(
+        "infobip-ids-headers",
+        "customData arrives as headers of the upgrade request",
+        stand_ins={"infobip.media_ids_in": "headers"},
+    ),
+    Variant(
+        "infobip-ids-nowhere",
+        "nothing on the socket names the session (Pipecat's and Infobip's samples read "
+        "nothing): the bridge refuses the stream, keeping its shape; the person hears nobody",
+        stand_ins={"infobip.media_ids_in": "nowhere"},
+        reaches_agent=False,
+        outcome=Outcome.AGENT_UNAVAILABLE,
+    ),
+]
 
 # --- Infobip events: orders, legs, failures ------------------------------------------------
 _DETECTION = {"CALLFLOW_INFOBIP_MACHINE_DETECTION": "true"}

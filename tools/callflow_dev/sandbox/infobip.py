@@ -185,6 +185,8 @@ class SimDialog:
     media_result: Any = None
     """What :func:`run_media_leg` returned (a ``MediaLegResult``): the call's audio."""
     error: str = ""
+    identifier: str = ""
+    """The WEBSOCKET endpoint's optional ``identifier``."""
 
     def child_view(self) -> dict[str, Any]:
         """The WebSocket leg as a ``Call`` (the call GET, the dialog's ``childCall``)."""
@@ -193,6 +195,7 @@ class SimDialog:
             "endpoint": {
                 "type": "WEBSOCKET",
                 "websocketEndpointConfigId": self.config["id"],
+                **({"identifier": self.identifier} if self.identifier else {}),
             },
             "direction": "OUTBOUND",
             "state": {"CREATED": "CALLING", "ESTABLISHED": "ESTABLISHED", "FAILED": "FAILED"}.get(
@@ -391,6 +394,9 @@ class InfobipSandbox:
         self.call_log: list[LogEntry] = []
         self.deliveries: list[Delivery] = []
         self.events_sent: list[dict[str, Any]] = []
+        self.media_ids_in = "top-level"
+        """Where the media leg shows the dialog's identifiers (one of
+        :data:`callflow_dev.sandbox.media_leg.ID_PLACEMENTS`); unconfirmed on the real one."""
         self.lost_event_types: set[str] = set()
         """Event types never delivered, as if Infobip gave up on them (tests of reconciliation)."""
         self.websocket_leg_finishes_first = False
@@ -818,6 +824,9 @@ class InfobipSandbox:
                 "no WEBSOCKET_ENDPOINT media-stream config has this id",
             )
         custom_data = _string_map(child.get("customData"), "childCallRequest.customData")
+        identifier = endpoint.get("identifier", "")
+        if not isinstance(identifier, str):
+            raise _bad_request("childCallRequest.endpoint.identifier", "must be a string")
         parent = self.calls.get(parent_id)
         if parent is None:
             raise _not_found("Parent call")
@@ -834,6 +843,7 @@ class InfobipSandbox:
             config=config,
             custom_data=custom_data,
             start_time=_now(),
+            identifier=identifier,
         )
         parent.dialog = dialog
         self.dialogs[dialog.id] = dialog
@@ -895,6 +905,8 @@ class InfobipSandbox:
                 script=self.network.script_for(call.number),
                 stop=dialog.stop,
                 on_event=on_event,
+                placement=self.media_ids_in,
+                identifier=dialog.identifier,
             )
         except asyncio.CancelledError:
             raise

@@ -1,7 +1,8 @@
 """The simulated callee: Infobip's side of the media-stream WebSocket, with a person on the phone.
 
 Infobip connects to the bridge as a WebSocket *client* (no auth header), announces the call with a
-``websocket:connected`` text frame carrying the dialog's ``customData`` flattened into it, and then
+``websocket:connected`` text frame carrying the dialog's ``customData`` flattened into it (or, as
+``placement`` chooses, elsewhere or nowhere: :data:`ID_PLACEMENTS`), and then
 streams 20 ms binary frames of 16-bit little-endian mono PCM at the configured rate, silence
 included, for as long as the call lasts. What the bridge sends back is played out of a buffer at
 real time, one frame per 20 ms; ``{"action": "clear"}`` empties that buffer (barge-in). Any other
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
@@ -40,6 +42,13 @@ logger = logging.getLogger(__name__)
 
 RESERVED_KEYS = ("event", "content-type")
 """Keys of the ``websocket:connected`` frame that customData may not overwrite."""
+
+ID_PLACEMENTS = ("top-level", "customData", "identifier", "query", "headers", "nowhere")
+"""Where the callee may show the dialog's identifiers, each a plausible reading of Infobip's
+undocumented socket: customData flattened into the connected frame (what integrators report),
+nested under ``customData``, the endpoint's ``identifier`` as a frame key, customData as the
+upgrade's query string or as its headers, or nowhere at all (Pipecat's and Infobip's own samples
+read nothing from the connection)."""
 
 
 class CalleeScriptError(ValueError):
@@ -361,8 +370,13 @@ async def run_media_leg(
     stop: asyncio.Event | None = None,
     on_event: EventHook | None = None,
     open_timeout_s: float = 10.0,
+    placement: str = "top-level",
+    identifier: str = "",
 ) -> MediaLegResult:
     """Be the callee on the media WebSocket at ``url`` until someone hangs up.
+
+    ``placement`` (one of :data:`ID_PLACEMENTS`) says where ``custom_data`` (or, for
+    ``"identifier"``, the endpoint's ``identifier``) travels.
 
     Returns when the bridge closes the socket, when ``stop`` is set (the person hangs up: close
     1000), after the script's ``hangup_after_s`` of silence following its last turn, or at its
@@ -379,15 +393,38 @@ async def run_media_leg(
         if turn.clip is not None:
             _clip_at_rate(turn.clip, fmt.rate, turn.max_ms)  # unknown clips fail before dialling
 
+    if placement not in ID_PLACEMENTS:
+        raise ValueError(f"placement must be one of {', '.join(ID_PLACEMENTS)}")
+
+    hello: dict[str, Any] = {
+        "event": "websocket:connected",
+        "content-type": f"audio/l16;rate={fmt.rate}",
+    }
+    headers: dict[str, str] = {}
+    if placement == "top-level":
+        hello.update(custom_data)
+    elif placement == "customData":
+        hello["customData"] = dict(custom_data)
+    elif placement == "identifier" and identifier:
+        hello["identifier"] = identifier
+    elif placement == "query" and custom_data:
+        url += ("&" if "?" in url else "?") + urlencode(custom_data)
+    elif placement == "headers":
+        headers = dict(custom_data)
+
     loop = asyncio.get_running_loop()
     async with connect(
-        url, open_timeout=open_timeout_s, close_timeout=2, max_size=2**20, compression=None
+        url,
+        open_timeout=open_timeout_s,
+        close_timeout=2,
+        max_size=2**20,
+        compression=None,
+        additional_headers=headers,
     ) as ws:
         callee = _Callee(fmt.rate, script, on_event)
         result = callee.result
         result.connected_at = datetime.now(UTC)
-        hello = {"event": "websocket:connected", "content-type": f"audio/l16;rate={fmt.rate}"}
-        await ws.send(json.dumps({**hello, **custom_data}))
+        await ws.send(json.dumps(hello))
         callee.emit("connected", rate=fmt.rate)
         start = loop.time()
         receiver = asyncio.create_task(_receive(ws, callee))

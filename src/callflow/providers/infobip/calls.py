@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callflow.masking import mask
+from callflow.models import media_identifier
 from callflow.observability import logger
 from callflow.providers.errors import ProviderRejected
 from callflow.providers.infobip.http import PROVIDER, InfobipHttp, InvalidInfobipRequest
@@ -102,18 +103,22 @@ class InfobipClient(InfobipHttp):
     def create_dialog(self, parent_call_id: str, *, custom_data: dict[str, str]) -> DialogInfo:
         """Connect the answered call to the bridge's WebSocket (the media-stream config).
 
-        ``custom_data`` goes on the child (WebSocket) call: Infobip flattens it into the
-        ``websocket:connected`` frame, which is how the bridge learns the session and its token.
+        ``custom_data`` goes on the child (WebSocket) call, and its session id and bridge token
+        also as the endpoint's ``identifier`` (:func:`callflow.models.media_identifier`): where
+        Infobip shows either on the socket is unconfirmed, so both are sent and the bridge looks
+        in every place (``callflow_bridge.protocol``).
         """
         config_id = self._settings.infobip_media_stream_config_id
         if not config_id:
             raise InvalidInfobipRequest("CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID is not set")
+        endpoint = {"type": "WEBSOCKET", "websocketEndpointConfigId": config_id}
+        if custom_data.get("session_id") and custom_data.get("bridge_token"):
+            endpoint["identifier"] = media_identifier(
+                custom_data["session_id"], custom_data["bridge_token"]
+            )
         body = {
             "parentCallId": parent_call_id,
-            "childCallRequest": {
-                "endpoint": {"type": "WEBSOCKET", "websocketEndpointConfigId": config_id},
-                "customData": _string_map(custom_data),
-            },
+            "childCallRequest": {"endpoint": endpoint, "customData": _string_map(custom_data)},
         }
         return _dialog_info(self._json(self._request("POST", "/calls/1/dialogs", body)))
 
