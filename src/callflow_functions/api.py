@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
@@ -178,7 +177,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 async def zoho_trigger(request: Request) -> JSONResponse:
     """Called by a Zoho CRM workflow rule: call the person on this record.
 
-    Accepts a JSON body or form parameters with ``module`` and ``record_id`` (``id`` also works).
+    Takes ``module`` and ``record_id`` (``id`` also works) from a JSON body, a form, a multipart
+    form or URL parameters, as a Zoho webhook may send any of them (see
+    :mod:`callflow_functions.trigger_body`); the shared secret is checked before any of it is read.
     202 with the session; 404 for an unknown record, 422 for an unknown module, 409 while another
     session holds the record; 503 when AWS or Zoho is unavailable (502 when Zoho refuses). A
     trigger that fails undoes its claim and session first (see
@@ -186,7 +187,14 @@ async def zoho_trigger(request: Request) -> JSONResponse:
     """
     settings = get_settings()
     check_shared_secret(request.headers.get("x-callflow-secret"), settings.zoho_trigger_secret)
-    fields = _trigger_fields(request.headers.get("content-type", ""), await request.body())
+    from callflow_functions.trigger_body import TriggerBodyError, trigger_fields
+
+    try:
+        fields = await trigger_fields(
+            request.headers.get("content-type", ""), await request.body(), request.query_params
+        )
+    except TriggerBodyError as error:
+        raise BadRequest(400, error.reason) from None
     module, record_id = _validated_trigger(fields)
 
     from callflow.lifecycle.trigger import TriggerRefused, start_session
@@ -206,18 +214,6 @@ async def zoho_trigger(request: Request) -> JSONResponse:
         {"session_id": session.session_id, "status_url": f"/sessions/{session.session_id}"},
         status_code=202,
     )
-
-
-def _trigger_fields(content_type: str, raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        raise BadRequest(400, "empty body: send module and record_id")
-    if "application/x-www-form-urlencoded" in content_type:
-        try:
-            parsed = parse_qs(raw.decode(), strict_parsing=True)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest(400, "malformed form body") from None
-        return {key: values[-1] for key, values in parsed.items()}
-    return _json_object(raw)
 
 
 def _validated_trigger(fields: dict[str, Any]) -> tuple[str, str]:
