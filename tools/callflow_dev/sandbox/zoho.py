@@ -37,6 +37,17 @@ _DURATION = re.compile(r"^(\d{1,4}):([0-5]\d)$")
 _SANDBOX_USER = {"name": "Sandbox Admin", "id": "5725767000000411001", "email": "admin@example.com"}
 
 
+_JSON_TYPES = {
+    "integer": "integer",
+    "double": "double",
+    "currency": "double",
+    "boolean": "boolean",
+    "multiselectpicklist": "jsonarray",
+    "lookup": "jsonobject",
+}
+"""The fields API's ``json_type`` per ``data_type``; every other type is a ``string``."""
+
+
 @dataclass(frozen=True)
 class FieldMeta:
     """One field of a module, as ``GET /crm/v8/settings/fields`` describes it."""
@@ -55,6 +66,7 @@ class FieldMeta:
             "api_name": self.api_name,
             "field_label": self.api_name.replace("_", " "),
             "data_type": self.data_type,
+            "json_type": _JSON_TYPES.get(self.data_type, "string"),
             "system_mandatory": self.mandatory,
             "length": self.length,
             "id": str(_ID_PREFIX * 10**12 + 300000 + index),
@@ -78,8 +90,22 @@ LEAD_STATUSES = (
 )
 
 
+DEAL_STAGES = (
+    "Qualification",
+    "Needs Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+)
+OUTGOING_CALL_STATUSES = ("Scheduled", "Completed", "Overdue", "Cancelled")
+"""The Calls module's ``Outgoing_Call_Status`` picklist: a logged past call is ``Completed``,
+one planned for later ``Scheduled``."""
+
+
 def default_modules() -> dict[str, dict[str, FieldMeta]]:
-    """Leads, Contacts and Calls as a fresh org has them, plus the demo's custom Lead fields."""
+    """Leads, Contacts, Deals and Calls as a fresh org has them (the layout's fields, not every
+    system field), plus the demo's custom Lead fields."""
 
     def table(*fields: FieldMeta) -> dict[str, FieldMeta]:
         return {f.api_name: f for f in fields}
@@ -105,11 +131,19 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Email", "email", length=100),
             FieldMeta("Description", "textarea", length=32000),
         ),
+        "Deals": table(
+            FieldMeta("Deal_Name", "text", mandatory=True, length=120),
+            FieldMeta("Stage", "picklist", mandatory=True, choices=DEAL_STAGES),
+            FieldMeta("Amount", "currency", length=16),
+            FieldMeta("Closing_Date", "date"),
+            FieldMeta("Description", "textarea", length=32000),
+        ),
         "Calls": table(
             FieldMeta("Subject", "text", mandatory=True),
             FieldMeta("Call_Type", "picklist", mandatory=True, choices=("Outbound", "Inbound")),
             FieldMeta("Call_Start_Time", "datetime", mandatory=True),
             FieldMeta("Call_Duration", "text", length=10),
+            FieldMeta("Outgoing_Call_Status", "picklist", choices=OUTGOING_CALL_STATUSES),
             FieldMeta("Description", "textarea", length=32000),
             FieldMeta("Call_Result", "picklist", choices=("Interested", "Not interested", "")),
             FieldMeta("Who_Id", "lookup"),
@@ -433,6 +467,10 @@ class ZohoSandbox:
                 "Max field limit exceeded",
                 {"limit": 50, "param": "fields"},
             )
+        unknown = [n for n in names if n not in meta]
+        if unknown:
+            # Zoho refuses a read naming a field the module lacks, naming the first one.
+            return _error(400, "INVALID_DATA", "invalid data", {"api_name": unknown[0]})
         record = self.records[module].get(record_id)
         if record is None:
             return Response(status_code=204)
