@@ -247,6 +247,7 @@ def check_agent(
     post_call_webhook_id: str | None = WEBHOOK_ID,
     webhooks: tuple[WorkspaceWebhook, ...] = (CALLFLOW_WEBHOOK,),
     mapping: str = MAPPING,
+    send_audio: bool = False,
     **settings: Any,
 ) -> tuple[int, str]:
     sandbox = ElevenLabsSandbox(
@@ -255,6 +256,7 @@ def check_agent(
         post_call_webhook_id=post_call_webhook_id,
         workspace_webhooks=webhooks,
     )
+    sandbox.send_audio = send_audio
     server = AsgiServer(sandbox.app).start()
     mapping_file = tmp_path / "mapping.yaml"
     mapping_file.write_text(mapping)
@@ -332,6 +334,19 @@ def test_auto_disabled_webhook_is_a_problem(tmp_path: Path) -> None:
     code, output = check_agent(tmp_path, AgentConfig(), webhooks=(webhook,))
     assert code == 1
     assert "webhook is disabled" in output
+
+
+def test_post_call_audio_turned_on_is_a_problem(tmp_path: Path) -> None:
+    code, output = check_agent(tmp_path, AgentConfig(), send_audio=True)
+    assert code == 1
+    assert "also sends audio (post_call_audio)" in output
+    assert "disables a webhook after 10+ consecutive failed deliveries" in output
+
+
+def test_post_call_audio_off_is_reported_done(tmp_path: Path) -> None:
+    code, output = check_agent(tmp_path, AgentConfig())
+    assert code == 0, output
+    assert "post-call audio is off" in output
 
 
 def test_unknown_agent_points_at_the_agent_id_setting(

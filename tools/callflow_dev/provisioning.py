@@ -350,10 +350,17 @@ class ElevenLabsWorkspace:
 
     def post_call_webhook_id(self) -> str | None:
         """The workspace-wide post-call webhook's id (``/v1/convai/settings``), if one is set."""
-        data = self._get("/v1/convai/settings")
-        webhooks = data.get("webhooks")
-        value = webhooks.get("post_call_webhook_id") if isinstance(webhooks, Mapping) else None
+        value = self._convai_webhooks().get("post_call_webhook_id")
         return str(value) if value else None
+
+    def sends_audio(self) -> bool:
+        """Whether the workspace's post-call webhooks also send ``post_call_audio``
+        (``ConvAIWebhooks.send_audio``, off by default)."""
+        return self._convai_webhooks().get("send_audio") is True
+
+    def _convai_webhooks(self) -> Mapping[str, Any]:
+        webhooks = self._get("/v1/convai/settings").get("webhooks")
+        return webhooks if isinstance(webhooks, Mapping) else {}
 
     def webhooks(self) -> list[dict[str, Any]]:
         """The workspace's webhooks (``/v1/workspace/webhooks``); none if the answer has no list."""
@@ -471,6 +478,32 @@ def check_post_call_webhook(
             "elevenlabs_webhook_secret is empty: copy the webhook's HMAC secret into the "
             "Secrets Manager secret, or every post-call webhook is refused"
         )
+    check_audio_webhooks(hooks if isinstance(hooks, Mapping) else {}, workspace, report)
+
+
+def check_audio_webhooks(
+    agent_hooks: Mapping[str, Any], workspace: ElevenLabsWorkspace, report: Report
+) -> None:
+    """Audio webhooks are off: a ``post_call_audio`` body is the whole call's audio, past what
+    Lambda accepts (6 MB), so each delivery fails, and ElevenLabs disables a webhook after
+    repeated failures (10+ in a row with no success for 7 days), transcriptions included. The
+    agent's own setting wins over the workspace's."""
+    agent_setting = agent_hooks.get("send_audio")
+    sends = agent_setting if isinstance(agent_setting, bool) else workspace.sends_audio()
+    if sends:
+        where = "the agent's" if isinstance(agent_setting, bool) else "the workspace's"
+        report.problem(
+            f"{where} post-call webhook also sends audio (post_call_audio): those bodies are "
+            "larger than the API accepts, every one fails, and ElevenLabs disables a webhook "
+            "after repeated failures; turn off 'Send audio' in the post-call webhook settings"
+        )
+    else:
+        report.done("post-call audio is off (only transcriptions are sent)")
+    report.info(
+        "ElevenLabs disables a webhook after 10+ consecutive failed deliveries once its last "
+        "success is over 7 days old; `callflow setup elevenlabs` reports it, and the workflow "
+        "polls each conversation meanwhile"
+    )
 
 
 def setup_elevenlabs(

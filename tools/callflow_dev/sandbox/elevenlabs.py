@@ -398,6 +398,8 @@ class ElevenLabsSandbox:
         self.drop_webhooks = drop_webhooks
         self.delay_webhook_s = delay_webhook_s
         self.post_call_webhook_id = post_call_webhook_id
+        self.send_audio = False
+        """The workspace's "send audio" switch for post-call webhooks (``ConvAIWebhooks``)."""
         self.workspace_webhooks = list(workspace_webhooks)
         self.clock = clock
         self.created_at = int(clock())
@@ -467,7 +469,7 @@ class ElevenLabsSandbox:
                 "conversation_initiation_client_data_webhook": None,
                 "webhooks": {
                     "post_call_webhook_id": self.post_call_webhook_id,
-                    "send_audio": False,
+                    "send_audio": self.send_audio,
                 },
                 "can_use_mcp_servers": False,
                 "rag_retention_period_days": 10,
