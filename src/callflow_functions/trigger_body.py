@@ -15,7 +15,7 @@ misconfigured webhook is diagnosable from Zoho's webhook failure log.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -37,9 +37,7 @@ class TriggerBodyError(ValueError):
         self.reason = reason
 
 
-async def trigger_fields(
-    content_type: str, raw: bytes, query: Mapping[str, str]
-) -> dict[str, Any]:
+async def trigger_fields(content_type: str, raw: bytes, query: Mapping[str, str]) -> dict[str, Any]:
     """The trigger's fields from ``raw`` (read per ``content_type``) over the URL ``query``.
 
     An empty body is fine when the URL parameters carry the fields (Zoho's "URL parameters"
@@ -69,7 +67,7 @@ def _form(raw: bytes) -> dict[str, str]:
 
 
 async def _multipart(content_type: str, raw: bytes) -> dict[str, str]:
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         yield raw
 
     parser = MultiPartParser(

@@ -305,12 +305,8 @@ def test_a_contact_trigger_reads_only_fields_contacts_have(
     assert session.variables["company"] == ""  # still sent to the agent, empty
 
 
-def test_a_deal_trigger_reads_only_fields_deals_have(
-    services: Services, zoho_env: ZohoEnv
-) -> None:
-    deal_id = zoho_env.sandbox.seed_record(
-        "Deals", {"Deal_Name": "Roof", "Stage": "Qualification"}
-    )
+def test_a_deal_trigger_reads_only_fields_deals_have(services: Services, zoho_env: ZohoEnv) -> None:
+    deal_id = zoho_env.sandbox.seed_record("Deals", {"Deal_Name": "Roof", "Stage": "Qualification"})
 
     start_session(services, "Deals", deal_id)
 

@@ -56,7 +56,9 @@ def test_url_parameters_alone_are_read() -> None:
 
 
 def test_body_fields_win_over_url_parameters() -> None:
-    fields = _read("application/json", b'{"record_id": "42"}', {"module": "Leads", "record_id": "1"})
+    fields = _read(
+        "application/json", b'{"record_id": "42"}', {"module": "Leads", "record_id": "1"}
+    )
     assert fields == {"module": "Leads", "record_id": "42"}
 
 

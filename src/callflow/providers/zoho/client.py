@@ -192,7 +192,7 @@ class ZohoClient:
                     PROVIDER, module, error.message, status=error.status or 400, code=error.code
                 ) from error
             raise
-        fields = _fields_of(_body(response).get("fields"))
+        fields = fields_from_listing(_body(response).get("fields"))
         self.field_cache.put(key, fields)
         return fields
 
@@ -459,7 +459,7 @@ class ZohoClient:
         raise error_for_status(PROVIDER, status, f"{code or status}: {message}", code)
 
 
-def _fields_of(listing: Any) -> dict[str, ZohoField]:
+def fields_from_listing(listing: Any) -> dict[str, ZohoField]:
     """The fields API's ``fields`` list as :class:`ZohoField` by API name (entries without an
     ``api_name`` are skipped)."""
     fields: dict[str, ZohoField] = {}
