@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -222,6 +222,15 @@ class ZohoSandbox:
         self._lose_answers = 0
         self._lose_path = ""
         self._next_id = 0
+        self.webhook_format = "json"
+        """How :meth:`webhook_request` encodes a workflow rule's webhook: ``json`` (a raw JSON
+        body), ``form`` (x-www-form-urlencoded), ``multipart`` (form-data) or ``query`` (URL
+        parameters, empty body); a Zoho webhook can be set up to send any of them."""
+        self.evict_tokens_every = 0
+        """When positive, every issued access token is evicted before every n-th API request,
+        as when another user of the same refresh token has 15 more issued (401
+        ``INVALID_OAUTHTOKEN`` until a new token is fetched)."""
+        self._api_requests = 0
 
     # --- knobs ----------------------------------------------------------------------------
 
@@ -262,6 +271,30 @@ class ZohoSandbox:
         with self._lock:
             now = self.clock()
             self.tokens = {t: min(exp, now) for t, exp in self.tokens.items()}
+
+    def webhook_request(self, module: str, record_id: str, secret: str) -> dict[str, Any]:
+        """What a workflow rule's webhook sends for the record, as ``httpx.request`` keyword
+        arguments (``params``, ``content``, ``headers``), encoded as :attr:`webhook_format`
+        says; ``secret`` goes into the custom header the rule is set up with."""
+        fields = {"module": module, "record_id": record_id}
+        headers = {"X-Callflow-Secret": secret}
+        if self.webhook_format == "query":
+            return {"params": fields, "content": b"", "headers": headers}
+        if self.webhook_format == "form":
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            return {"content": urlencode(fields).encode(), "headers": headers}
+        if self.webhook_format == "multipart":
+            boundary = f"----zohowebhook{secrets.token_hex(8)}"
+            parts = "".join(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                for k, v in fields.items()
+            )
+            headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+            return {"content": f"{parts}--{boundary}--\r\n".encode(), "headers": headers}
+        if self.webhook_format == "json":
+            headers["Content-Type"] = "application/json"
+            return {"content": json.dumps(fields).encode(), "headers": headers}
+        raise ValueError(f"unknown webhook_format {self.webhook_format!r}")
 
     # --- data -----------------------------------------------------------------------------
 
@@ -412,6 +445,11 @@ class ZohoSandbox:
         if scheme != "Zoho-oauthtoken" or not token:
             return _error(401, "AUTHENTICATION_FAILURE", "Authentication failed")
         with self._lock:
+            self._api_requests += 1
+            every = self.evict_tokens_every
+            if every > 0 and self._api_requests % every == 0:
+                self._evicted.update(self.tokens)
+                self.tokens = {}
             if token in self._evicted:
                 return _error(401, "INVALID_OAUTHTOKEN", "invalid oauth token")
             expiry = self.tokens.get(token)
