@@ -19,8 +19,13 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+import python_multipart  # noqa: F401 - see below
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
+
+# Starlette's MultiPartParser drives python-multipart, but imports it only if it is installed
+# and fails at the first multipart body when it is not. Importing it here makes a package built
+# without it fail at cold start (and the packaging test see the dependency), not on a trigger.
 
 MAX_FIELDS: Final = 50
 """Fields a trigger body may carry: Zoho's webhook takes at most a few dozen parameters, and a
