@@ -21,6 +21,7 @@ from callflow.providers.zoho.client import (
     format_duration,
 )
 from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
+    REGION,
     ZohoEnv,
     zoho_env_fixture,
     zoho_server_fixture,
@@ -470,3 +471,41 @@ def test_a_logged_call_is_marked_completed(zoho_env: ZohoEnv) -> None:
     (call,) = zoho_env.sandbox.calls
     assert call["Outgoing_Call_Status"] == "Completed"
     assert call["Call_Duration"] == "62:05"
+
+
+def test_a_token_evicted_every_few_requests_is_refreshed_and_the_call_goes_through(
+    zoho_env: ZohoEnv,
+) -> None:
+    """The zoho-token-evicted variant's knob: another user of the refresh token keeps evicting."""
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    zoho_env.sandbox.evict_tokens_every = 2
+    client = zoho_env.client()
+
+    for _ in range(3):
+        assert client.get_record("Leads", lead_id, ["Last_Name"])["id"] == lead_id
+
+    reads = [r for r in zoho_env.sandbox.requests if r.path.startswith("/crm/")]
+    assert len(reads) > 3  # some reads were refused once and sent again
+    assert len(zoho_env.sandbox.token_requests()) >= 2
+
+
+def test_setup_zoho_check_fields_names_what_the_module_lacks(zoho_env: ZohoEnv) -> None:
+    import io
+
+    from pydantic import SecretStr
+
+    from callflow_dev.provisioning import main
+
+    settings = zoho_env.settings.model_copy(
+        update={"zoho_trigger_secret": SecretStr("t"), "aws_region": REGION}
+    )
+    out = io.StringIO()
+    argv = ["zoho", "--api-url", "https://api.example.com", "--module", "Contacts"]
+
+    code = main([*argv, "--check-fields"], settings=settings, out=out)
+
+    assert code == 1
+    assert "Contacts has no field Company" in out.getvalue()
+    assert [r.query for r in zoho_env.sandbox.requests if "/settings/" in r.path] == [
+        {"module": "Contacts"}
+    ]

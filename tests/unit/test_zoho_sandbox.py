@@ -260,3 +260,24 @@ def test_field_metadata_is_per_module_with_json_types(zoho_env: ZohoEnv) -> None
     assert "Company" not in deal_fields
     assert deal_fields["Amount"]["json_type"] == "double"
     assert deal_fields["Deal_Name"]["json_type"] == "string"
+
+
+@pytest.mark.parametrize("encoding", ["json", "form", "multipart", "query"])
+def test_the_stand_in_webhook_is_read_by_the_trigger_parser(
+    zoho_env: ZohoEnv, encoding: str
+) -> None:
+    import asyncio
+
+    from callflow_functions.trigger_body import trigger_fields
+
+    zoho_env.sandbox.webhook_format = encoding
+    request = zoho_env.sandbox.webhook_request("Leads", "42", "s3cret")
+    assert request["headers"]["X-Callflow-Secret"] == "s3cret"
+    fields = asyncio.run(
+        trigger_fields(
+            request["headers"].get("Content-Type", ""),
+            request["content"],
+            request.get("params", {}),
+        )
+    )
+    assert fields == {"module": "Leads", "record_id": "42"}
