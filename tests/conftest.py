@@ -9,7 +9,10 @@ own does not collect it, and says so in the header, so it runs every test it col
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED_SPECS = Path(os.environ.get("CALLFLOW_SPECS_DIR", REPO_ROOT.parent / "shared" / "specs"))
@@ -21,3 +24,14 @@ def pytest_report_header() -> str:
     if PUBLISHED_SPECS.is_dir():
         return f"schema drift check: against {PUBLISHED_SPECS}"
     return f"schema drift check: not collected ({PUBLISHED_SPECS} is absent)"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_zoho_field_metadata() -> Iterator[None]:
+    """Zoho field metadata is cached per process; each test starts without it (stand-ins are
+    re-created and re-shaped between tests)."""
+    from callflow.providers.zoho.client import FIELD_CACHE
+
+    FIELD_CACHE.clear()
+    yield
+    FIELD_CACHE.clear()

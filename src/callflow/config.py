@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     status_api_token: SecretStr = SecretStr("")
     """Bearer token for the session status route."""
     max_body_bytes: int = 256 * 1024
+    elevenlabs_max_body_bytes: int = 5 * 1024 * 1024
+    """The post-call webhook's own body limit: a long transcription is larger than
+    ``max_body_bytes``, and its signature can only be checked on the whole body. 5 MiB stays
+    inside Lambda's 6 MB synchronous payload (the API Gateway event around the body counts too)
+    and API Gateway's 10 MB."""
 
     # --- Calling policy -------------------------------------------------------------------
     default_phone_region: str = "US"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
@@ -41,7 +40,11 @@ from callflow_functions.auth import (
 )
 
 if TYPE_CHECKING:
-    from callflow.providers.elevenlabs.client import Conversation, VerifiedDelivery
+    from callflow.providers.elevenlabs.client import (
+        Conversation,
+        SignedDelivery,
+        VerifiedDelivery,
+    )
     from callflow.providers.infobip.events import InfobipEvent
 
 app = FastAPI(
@@ -57,8 +60,16 @@ class BodyTooLarge(Exception):
     pass
 
 
+ELEVENLABS_WEBHOOK_PATH = "/webhooks/elevenlabs"
+
+
 class BodyLimit:
-    """Refuse bodies over ``max_body_bytes`` (413) without reading them whole into memory."""
+    """Refuse bodies over ``max_body_bytes`` (413) without reading them whole into memory.
+
+    The post-call webhook has its own, larger limit (``elevenlabs_max_body_bytes``): a long
+    transcription passes 256 KB, and the limit is applied before the signature check, so a body
+    cut by it could never be authenticated at all.
+    """
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
@@ -70,11 +81,16 @@ class BodyLimit:
             await self.inner(scope, receive, send)
             return
         try:
-            limit = get_settings().max_body_bytes
+            settings = get_settings()
         except SecretsUnavailable as error:  # outside the app: its exception handlers miss it
             response = await _secrets_unavailable(None, error)
             await response(scope, receive, send)
             return
+        limit = (
+            settings.elevenlabs_max_body_bytes
+            if scope.get("path") == ELEVENLABS_WEBHOOK_PATH
+            else settings.max_body_bytes
+        )
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -179,7 +195,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 async def zoho_trigger(request: Request) -> JSONResponse:
     """Called by a Zoho CRM workflow rule: call the person on this record.
 
-    Accepts a JSON body or form parameters with ``module`` and ``record_id`` (``id`` also works).
+    Takes ``module`` and ``record_id`` (``id`` also works) from a JSON body, a form, a multipart
+    form or URL parameters, as a Zoho webhook may send any of them (see
+    :mod:`callflow_functions.trigger_body`); the shared secret is checked before any of it is read.
     202 with the session; 404 for an unknown record, 422 for an unknown module, 409 while another
     session holds the record; 503 when AWS or Zoho is unavailable (502 when Zoho refuses). A
     trigger that fails undoes its claim and session first (see
@@ -187,7 +205,14 @@ async def zoho_trigger(request: Request) -> JSONResponse:
     """
     settings = get_settings()
     check_shared_secret(request.headers.get("x-callflow-secret"), settings.zoho_trigger_secret)
-    fields = _trigger_fields(request.headers.get("content-type", ""), await request.body())
+    from callflow_functions.trigger_body import TriggerBodyError, trigger_fields
+
+    try:
+        fields = await trigger_fields(
+            request.headers.get("content-type", ""), await request.body(), request.query_params
+        )
+    except TriggerBodyError as error:
+        raise BadRequest(400, error.reason) from None
     module, record_id = _validated_trigger(fields)
 
     from callflow.lifecycle.trigger import TriggerRefused, start_session
@@ -207,18 +232,6 @@ async def zoho_trigger(request: Request) -> JSONResponse:
         {"session_id": session.session_id, "status_url": f"/sessions/{session.session_id}"},
         status_code=202,
     )
-
-
-def _trigger_fields(content_type: str, raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
-        raise BadRequest(400, "empty body: send module and record_id")
-    if "application/x-www-form-urlencoded" in content_type:
-        try:
-            parsed = parse_qs(raw.decode(), strict_parsing=True)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest(400, "malformed form body") from None
-        return {key: values[-1] for key, values in parsed.items()}
-    return _json_object(raw)
 
 
 def _validated_trigger(fields: dict[str, Any]) -> tuple[str, str]:
@@ -323,18 +336,27 @@ def _keep_event(event: InfobipEvent, result: str) -> None:
 # --- ElevenLabs post-call webhook -----------------------------------------------------------
 
 
-@app.post("/webhooks/elevenlabs", tags=["webhooks"])
+@app.post(ELEVENLABS_WEBHOOK_PATH, tags=["webhooks"])
 async def elevenlabs_post_call(request: Request) -> dict[str, str]:
     """The post-call webhook (HMAC-signed). Unknown conversations are other agents' calls in the
     same workspace: acknowledged and ignored. A delivery already accepted (same signature, within
     its freshness window) is acknowledged as a duplicate and not acted on again; not with a 4xx,
     as ElevenLabs disables a webhook whose deliveries keep failing.
 
+    Only ``post_call_transcription`` is acted on. Every other type (``post_call_audio``, whose
+    body is the whole call's audio; ``call_initiation_failure``; a type added later) is answered
+    200 once the signature checks out, read from the start of the body without parsing the rest.
+
     503 when AWS is unavailable: the results are not stored, and the workflow, which polls the
     conversation when no webhook came in time, fetches them itself."""
-    from callflow.providers.elevenlabs.client import parse_post_call
+    from callflow.providers.elevenlabs.client import leading_type, parse_post_call
 
-    delivery = _verified_delivery(request.headers.get("elevenlabs-signature"), await request.body())
+    raw = await request.body()
+    signed = _verified_signature(request.headers.get("elevenlabs-signature"), raw)
+    peeked = leading_type(raw)
+    if peeked is not None and peeked != "post_call_transcription":
+        return {"result": f"ignored: {peeked}"}
+    delivery = _verified_delivery(signed, raw)
     try:
         event = parse_post_call(delivery.payload)
     except ValueError as error:
@@ -354,24 +376,29 @@ async def elevenlabs_post_call(request: Request) -> dict[str, str]:
         raise
 
 
-def _verified_delivery(signature: str | None, raw: bytes) -> VerifiedDelivery:
-    """The delivery once its HMAC and freshness are checked (401/400/503 otherwise)."""
-    from callflow.providers.elevenlabs.client import (
-        WebhookPayloadError,
-        WebhookSignatureError,
-        verify_delivery,
-    )
+def _verified_signature(signature: str | None, raw: bytes) -> SignedDelivery:
+    """The delivery's timestamp and signature once its HMAC and freshness are checked
+    (401/503 otherwise); the body is not parsed."""
+    from callflow.providers.elevenlabs.client import WebhookSignatureError, verify_signature
 
     settings = get_settings()
     secret = settings.elevenlabs_webhook_secret.get_secret_value()
     if not secret:
         raise AuthError(503, "the ElevenLabs webhook secret is not configured on this server")
     try:
-        return verify_delivery(
+        return verify_signature(
             raw, signature, secret, max_age_s=settings.elevenlabs_webhook_max_age_seconds
         )
     except WebhookSignatureError as error:
         raise AuthError(401, f"signature rejected: {error}") from None
+
+
+def _verified_delivery(signed: SignedDelivery, raw: bytes) -> VerifiedDelivery:
+    """The signed delivery with its body parsed (400 when it is not a JSON object)."""
+    from callflow.providers.elevenlabs.client import WebhookPayloadError, parse_signed
+
+    try:
+        return parse_signed(signed, raw)
     except WebhookPayloadError as error:
         raise BadRequest(400, f"signed body is not a JSON object: {error}") from None
 

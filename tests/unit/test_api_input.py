@@ -482,3 +482,53 @@ def test_an_aws_error_on_the_infobip_route_does_not_log_its_path_secret(
     [warning] = [r for r in caplog.records if r.getMessage() == "aws error"]
     assert warning.__dict__["route"] == "/webhooks/infobip/{secret}"
     assert "pathsecret" not in repr([r.__dict__ for r in caplog.records])
+
+
+MULTIPART = "multipart/form-data; boundary=b0undary"
+
+
+def _multipart_body(fields: dict[str, str]) -> bytes:
+    parts = [
+        f'--b0undary\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in fields.items()
+    ]
+    return ("".join(parts) + "--b0undary--\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "query"),
+    [
+        (_multipart_body({"module": "Leads", "record_id": "abc"}), MULTIPART, ""),
+        (b"", "", "?module=Leads&record_id=abc"),
+        (b"", "application/x-www-form-urlencoded", "?module=Leads&id=abc"),
+    ],
+    ids=["multipart", "url-parameters", "url-parameters-empty-form"],
+)
+def test_a_trigger_in_each_zoho_encoding_is_read_up_to_its_validation(
+    client: TestClient, content: bytes, content_type: str, query: str
+) -> None:
+    """The fields are found in each encoding: the bad record id is named (422), not 'empty'."""
+    response = client.post(
+        "/webhooks/zoho" + query,
+        content=content,
+        headers={"X-Callflow-Secret": "trigger-secret", "Content-Type": content_type},
+    )
+    assert response.status_code == 422
+    assert "record_id" in response.json()["detail"]
+
+
+def test_a_malformed_multipart_trigger_is_a_400_with_a_reason(client: TestClient) -> None:
+    response = client.post(
+        "/webhooks/zoho",
+        content=b"--other\r\ngarbage",
+        headers={"X-Callflow-Secret": "trigger-secret", "Content-Type": MULTIPART},
+    )
+    assert response.status_code == 400
+    assert "multipart" in response.json()["detail"]
+
+
+def test_a_multipart_trigger_is_authenticated_before_it_is_read(client: TestClient) -> None:
+    response = client.post(
+        "/webhooks/zoho", content=b"--other\r\ngarbage", headers={"Content-Type": MULTIPART}
+    )
+    assert response.status_code == 401

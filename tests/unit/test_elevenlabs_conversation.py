@@ -75,10 +75,22 @@ def test_missing_status_is_a_validation_error() -> None:
         Conversation.model_validate(body)
 
 
-def test_unknown_call_successful_value_is_a_validation_error() -> None:
+def test_a_polled_conversation_with_new_enum_values_is_read_not_refused() -> None:
+    """The SDK types role, call_successful and result as known literals or any string."""
     body = conversation()
+    body["transcript"][0]["role"] = "tool"
     body["analysis"]["call_successful"] = "maybe"
-    with pytest.raises(ValidationError, match="call_successful"):
+    body["analysis"]["evaluation_criteria_results"]["qualified"]["result"] = "not_applicable"
+    conv = Conversation.model_validate(body)
+    assert conv.transcript[0].role == "tool"
+    assert conv.analysis is not None and conv.analysis.call_successful == "maybe"
+    assert conv.results()["evaluation"] == {"qualified": "not_applicable"}
+
+
+def test_a_role_that_is_not_a_string_is_still_refused() -> None:
+    body = conversation()
+    body["transcript"][0]["role"] = 7
+    with pytest.raises(ValidationError, match="role"):
         Conversation.model_validate(body)
 
 

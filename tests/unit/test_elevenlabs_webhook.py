@@ -155,9 +155,20 @@ def test_initiation_failure_event_is_parsed_without_a_conversation() -> None:
         _ = event.conversation
 
 
-def test_unknown_event_type_is_refused() -> None:
-    with pytest.raises(ValueError, match="type"):
-        parse_post_call(post_call("post_call_something_else"))
+def test_an_event_type_added_later_is_accepted_as_it_is() -> None:
+    event = parse_post_call(post_call("post_call_something_else", anything="goes"))
+    assert event.type == "post_call_something_else"
+
+
+def test_a_transcription_with_new_role_and_verdict_values_is_accepted() -> None:
+    body = conversation()
+    body["transcript"][1]["role"] = "supervisor"
+    body["analysis"]["call_successful"] = "partial"
+    body["analysis"]["evaluation_criteria_results"]["qualified"]["result"] = "inconclusive"
+    results = parse_post_call(post_call(**body)).conversation.results()
+    assert results["transcript"][1]["role"] == "supervisor"
+    assert results["call_successful"] == "partial"
+    assert results["evaluation"] == {"qualified": "inconclusive"}
 
 
 def test_transcription_event_with_a_broken_conversation_is_refused() -> None:

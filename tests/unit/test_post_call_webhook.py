@@ -139,3 +139,79 @@ def test_a_post_call_webhook_for_another_conversation_cannot_store_results_on_th
 
     assert post(client, *delivery("conv_own")) == {"result": "stored"}
     assert store.require("s1").results["conversation_id"] == "conv_own"
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The API with a 2 KB general body limit and a 200 KB post-call limit."""
+    environment = {
+        "CALLFLOW_ELEVENLABS_WEBHOOK_SECRET": SECRET,
+        "CALLFLOW_TABLE_NAME": TABLE,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "CALLFLOW_MAX_BODY_BYTES": "2048",
+        "CALLFLOW_ELEVENLABS_MAX_BODY_BYTES": "200000",
+    }
+    with mock_aws():
+        create_table(TABLE, "us-east-1")
+        with api_client(monkeypatch, environment) as client:
+            yield client
+
+
+def signed(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    signature = sign_webhook(raw, SECRET, int(time.time()))
+    return raw, {SIGNATURE_HEADER: signature, "Content-Type": "application/json"}
+
+
+def test_a_transcription_larger_than_the_general_body_limit_is_accepted(
+    small_limits: TestClient,
+) -> None:
+    long_turns = [
+        {"role": "user", "message": "word " * 200, "time_in_call_secs": i} for i in range(100)
+    ]
+    raw, headers = signed(post_call(**conversation(transcript=long_turns)))
+    assert 2048 < len(raw) < 200000
+    assert post(small_limits, raw, headers) == {"result": "ignored: unknown conversation"}
+
+
+def test_an_audio_delivery_is_acknowledged_after_its_signature_without_parsing(
+    small_limits: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {
+        "type": "post_call_audio",
+        "event_timestamp": 1790000020,
+        "data": {"conversation_id": "conv_x", "full_audio": "UklGR" * 30000},
+    }
+    raw, headers = signed(body)
+
+    def no_parse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the audio body was parsed")
+
+    monkeypatch.setattr("callflow.providers.elevenlabs.client.parse_signed", no_parse)
+    assert post(small_limits, raw, headers) == {"result": "ignored: post_call_audio"}
+
+
+def test_an_unsigned_audio_delivery_is_refused(small_limits: TestClient) -> None:
+    raw = json.dumps({"type": "post_call_audio", "data": {}}).encode()
+    response = small_limits.post(
+        "/webhooks/elevenlabs", content=raw, headers={SIGNATURE_HEADER: "t=1,v0=00"}
+    )
+    assert response.status_code == 401
+
+
+def test_an_event_type_added_later_is_acknowledged(small_limits: TestClient) -> None:
+    raw, headers = signed({"type": "post_call_summary", "event_timestamp": 1, "data": {}})
+    assert post(small_limits, raw, headers) == {"result": "ignored: post_call_summary"}
+
+
+def test_an_unknown_type_that_is_not_the_first_key_is_acknowledged_too(
+    small_limits: TestClient,
+) -> None:
+    raw, headers = signed({"event_timestamp": 1, "data": {}, "type": "post_call_summary"})
+    assert post(small_limits, raw, headers) == {"result": "ignored: post_call_summary"}
+
+
+def test_a_post_call_body_over_its_own_limit_is_a_413(small_limits: TestClient) -> None:
+    raw, headers = signed({"type": "post_call_audio", "data": {"full_audio": "A" * 210000}})
+    response = small_limits.post("/webhooks/elevenlabs", content=raw, headers=headers)
+    assert response.status_code == 413

@@ -19,15 +19,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from callflow.config import Settings
+from callflow.mapping import FieldMapping
 from callflow.providers.elevenlabs.client import override_paths
 from callflow.providers.infobip.calls import InfobipClient
 from callflow.providers.infobip.subscriptions import CALL_EVENTS
+from callflow.providers.zoho.client import ZohoField, fields_from_listing
 from callflow_dev.local.servers import AsgiServer
-from callflow_dev.provisioning import MASK, main
+from callflow_dev.provisioning import MASK, check_zoho_fields, main
 from callflow_dev.sandbox.agent import AgentConfig
 from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox, WorkspaceWebhook
 from callflow_dev.sandbox.infobip import InfobipSandbox
 from callflow_dev.sandbox.phone_network import busy
+from callflow_dev.sandbox.zoho import default_modules
 from tests.unit.infobip_fixtures import subscriptions_spec
 
 INFOBIP_KEY = "infobip-test-key"
@@ -279,6 +282,7 @@ def check_agent(
     post_call_webhook_id: str | None = WEBHOOK_ID,
     webhooks: tuple[WorkspaceWebhook, ...] = (CALLFLOW_WEBHOOK,),
     mapping: str = MAPPING,
+    send_audio: bool = False,
     **settings: Any,
 ) -> tuple[int, str]:
     sandbox = ElevenLabsSandbox(
@@ -287,6 +291,7 @@ def check_agent(
         post_call_webhook_id=post_call_webhook_id,
         workspace_webhooks=webhooks,
     )
+    sandbox.send_audio = send_audio
     server = AsgiServer(sandbox.app).start()
     mapping_file = tmp_path / "mapping.yaml"
     mapping_file.write_text(mapping)
@@ -366,6 +371,19 @@ def test_auto_disabled_webhook_is_a_problem(tmp_path: Path) -> None:
     assert "webhook is disabled" in output
 
 
+def test_post_call_audio_turned_on_is_a_problem(tmp_path: Path) -> None:
+    code, output = check_agent(tmp_path, AgentConfig(), send_audio=True)
+    assert code == 1
+    assert "also sends audio (post_call_audio)" in output
+    assert "disables a webhook after 10+ consecutive failed deliveries" in output
+
+
+def test_post_call_audio_off_is_reported_done(tmp_path: Path) -> None:
+    code, output = check_agent(tmp_path, AgentConfig())
+    assert code == 0, output
+    assert "post-call audio is off" in output
+
+
 def test_unknown_agent_points_at_the_agent_id_setting(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -421,3 +439,51 @@ def test_zoho_settings_without_trigger_secret_is_refused(
     code, _ = run(["zoho", "--api-url", API_URL], Settings(zoho_trigger_secret=SecretStr("")))
     assert code == 2
     assert "zoho_trigger_secret is empty" in capsys.readouterr().err
+
+
+# --- Zoho fields against the module's metadata ---------------------------------------------------
+
+
+def _stand_in_fields(module: str) -> dict[str, ZohoField]:
+    """The Zoho stand-in's metadata for ``module``, read as the client reads the fields API."""
+    meta = default_modules()[module]
+    return fields_from_listing([f.describe(i) for i, f in enumerate(meta.values())])
+
+
+def test_zoho_fields_of_the_default_configuration_fit_leads() -> None:
+    settings = Settings(zoho_variable_fields="First_Name,Last_Name,Company")
+    problems = check_zoho_fields(settings, FieldMapping.load(), ["Leads"], _stand_in_fields)
+    assert problems == []
+
+
+def test_zoho_fields_a_module_lacks_are_named_in_words() -> None:
+    settings = Settings(zoho_variable_fields="First_Name,Company", zoho_call_status_field="AI_Call")
+    problems = check_zoho_fields(settings, FieldMapping.load(), ["Contacts"], _stand_in_fields)
+    text = "\n".join(problems)
+    assert "Contacts has no field Company (in zoho_variable_fields" in text
+    assert "Contacts has no field AI_Call (set by zoho_call_status_field)" in text
+    assert "Contacts has no field Interested (mapped from 'interested'" in text
+    assert "Lead_Status" not in text  # that entry is for Leads only
+
+
+def test_zoho_field_of_an_incompatible_type_is_named() -> None:
+    mapping = FieldMapping.parse(
+        "mappings:\n"
+        "  - {item: bill, field: Monthly_Bill, type: boolean}\n"
+        "  - {item: status, field: Lead_Status, type: picklist, choices: [Qualified, Hot]}\n"
+    )
+    problems = check_zoho_fields(Settings(), mapping, ["Leads"], _stand_in_fields)
+    assert (
+        "Leads.Monthly_Bill is a currency field, but the mapping writes it as boolean"
+        in (problems[0])
+    )
+    assert "Leads.Lead_Status has no choice 'Hot'" in problems[1]
+    assert len(problems) == 2
+
+
+def test_zoho_phone_field_of_the_wrong_type_is_named() -> None:
+    settings = Settings(zoho_phone_field="Interested", zoho_variable_fields="")
+    problems = check_zoho_fields(settings, FieldMapping([]), ["Leads"], _stand_in_fields)
+    assert problems == [
+        "Leads.Interested is a boolean field; zoho_phone_field needs one of phone, text"
+    ]

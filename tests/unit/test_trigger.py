@@ -275,3 +275,49 @@ def test_duplicate_triggers_through_the_api_are_409s_that_read_zoho_once(
 
     assert statuses == [202, 409, 409, 409, 409]
     assert record_reads(zoho_env.sandbox) == 1
+
+
+# --- fields per module ----------------------------------------------------------------------
+
+
+def _record_read_fields(sandbox: ZohoSandbox) -> list[str]:
+    (read,) = [
+        r
+        for r in sandbox.requests
+        if r.method == "GET" and r.path.startswith("/crm/v8/") and "/settings/" not in r.path
+    ]
+    return [f for f in read.query.get("fields", "").split(",") if f]
+
+
+def test_a_contact_trigger_reads_only_fields_contacts_have(
+    services: Services, zoho_env: ZohoEnv
+) -> None:
+    """Company and Lead_Status are configured (variables, mapping) but Contacts has neither."""
+    contact_id = zoho_env.sandbox.seed_record(
+        "Contacts", {"Last_Name": "Ng", "Phone": "+14155550100"}
+    )
+
+    session = start_session(services, "Contacts", contact_id)
+
+    fields = _record_read_fields(zoho_env.sandbox)
+    assert "Company" not in fields and "Lead_Status" not in fields
+    assert {"Phone", "Last_Name"} <= set(fields)
+    assert session.variables["company"] == ""  # still sent to the agent, empty
+
+
+def test_a_deal_trigger_reads_only_fields_deals_have(services: Services, zoho_env: ZohoEnv) -> None:
+    deal_id = zoho_env.sandbox.seed_record("Deals", {"Deal_Name": "Roof", "Stage": "Qualification"})
+
+    start_session(services, "Deals", deal_id)
+
+    assert "Company" not in _record_read_fields(zoho_env.sandbox)
+
+
+def test_field_metadata_is_read_once_per_module_across_triggers(
+    services: Services, zoho_env: ZohoEnv
+) -> None:
+    start_session(services, "Leads", lead(zoho_env))
+    start_session(services, "Leads", lead(zoho_env))
+
+    metadata = [r for r in zoho_env.sandbox.requests if r.path == "/crm/v8/settings/fields"]
+    assert [r.query["module"] for r in metadata] == ["Leads"]

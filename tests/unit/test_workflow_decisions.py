@@ -24,7 +24,7 @@ from callflow.lifecycle.workflow import error_cause
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.providers.errors import ProviderRejected, RetryableProviderError
 from callflow.providers.infobip.calls import CallInfo
-from callflow.providers.zoho.client import WriteResult
+from callflow.providers.zoho.client import WriteResult, ZohoField
 from callflow.services import Services
 from callflow_dev.local.aws import create_table
 
@@ -67,6 +67,11 @@ class FakeZoho:
     lose_note_answers: int = 0
     """Notes saved, then answered 5xx: the writeback cannot know they exist."""
     lookups: int = 0
+    fields: tuple[str, ...] = ("Interested", "Monthly_Bill", "Site_Visit_Date", "Lead_Status")
+    """The fields the record's module has (its field metadata)."""
+
+    def module_fields(self, module: str) -> dict[str, ZohoField]:
+        return {name: ZohoField(name, "text") for name in self.fields}
 
     def update_record_dropping_invalid(
         self, module: str, record_id: str, data: dict[str, Any]
@@ -412,6 +417,18 @@ def test_a_completed_writeback_writes_fields_one_note_and_one_call(services: Ser
     assert len(fake.notes) == 1 and len(fake.calls) == 1
     assert fake.calls[0]["duration_seconds"] == 42
     assert services.store.require("s1").status is SessionStatus.COMPLETED
+
+
+def test_a_mapped_field_the_module_lacks_is_reported_and_not_sent(services: Services) -> None:
+    _answered(services)
+    fake = zoho(services)
+    fake.fields = ("Monthly_Bill",)  # a module without Interested (the mapping names it)
+
+    writeback.write_back(services, "s1")
+
+    assert fake.updates == []  # nothing else was collected: no write at all
+    (_, note) = fake.notes[0]
+    assert "Interested: the Leads module has no such field" in note
 
 
 def test_a_retried_writeback_skips_the_steps_it_has_receipts_for(services: Services) -> None:

@@ -14,8 +14,14 @@ from callflow.providers.errors import (
     RetryableProviderError,
     UnknownModule,
 )
-from callflow.providers.zoho.client import ZohoClient, ZohoRequestError, format_duration
+from callflow.providers.zoho.client import (
+    FieldCache,
+    ZohoClient,
+    ZohoRequestError,
+    format_duration,
+)
 from tests.unit.zoho_fixtures import (  # noqa: F401 - fixtures
+    REGION,
     ZohoEnv,
     zoho_env_fixture,
     zoho_server_fixture,
@@ -396,3 +402,110 @@ def test_naive_start_time_is_a_clear_error(zoho_env: ZohoEnv) -> None:
 )
 def test_duration_is_minutes_and_seconds(seconds: int, expected: str) -> None:
     assert format_duration(seconds) == expected
+
+
+# --- field metadata, per module --------------------------------------------------------------
+
+
+def _metadata_reads(zoho_env: ZohoEnv) -> list[str]:
+    return [
+        r.query.get("module", "")
+        for r in zoho_env.sandbox.requests
+        if r.path == "/crm/v8/settings/fields"
+    ]
+
+
+def test_module_fields_are_read_per_module_from_the_fields_api(zoho_env: ZohoEnv) -> None:
+    client = zoho_env.client()
+
+    leads, contacts = client.module_fields("Leads"), client.module_fields("Contacts")
+
+    assert leads["Lead_Status"].data_type == "picklist"
+    assert "Qualified" in leads["Lead_Status"].choices
+    assert "Lead_Status" not in contacts and "Company" not in contacts
+    assert _metadata_reads(zoho_env) == ["Leads", "Contacts"]
+
+
+def test_module_fields_are_read_once_and_again_after_their_ttl(zoho_env: ZohoEnv) -> None:
+    now = [1000.0]
+    cache = FieldCache(ttl=60.0, clock=lambda: now[0])
+    client = ZohoClient(
+        zoho_env.settings, zoho_env.tokens(), httpx.Client(timeout=5.0), fields=cache
+    )
+    client.module_fields("Leads")
+    ZohoClient(zoho_env.settings, client.tokens, httpx.Client(timeout=5.0), fields=cache)
+    client.module_fields("Leads")
+    assert _metadata_reads(zoho_env) == ["Leads"]
+
+    now[0] += 61.0
+    client.module_fields("Leads")
+    assert _metadata_reads(zoho_env) == ["Leads", "Leads"]
+
+
+def test_module_fields_of_an_unknown_module_say_so(zoho_env: ZohoEnv) -> None:
+    with pytest.raises(UnknownModule):
+        zoho_env.client().module_fields("Leeds")
+
+
+def test_a_read_naming_a_field_the_module_lacks_is_refused_like_zoho(zoho_env: ZohoEnv) -> None:
+    contact_id = zoho_env.sandbox.seed_record("Contacts", {"Last_Name": "Ng"})
+    with pytest.raises(RecordNotFound):
+        zoho_env.client().get_record("Contacts", contact_id, ["Last_Name", "Lead_Status"])
+    refused = zoho_env.sandbox.requests[-1]
+    assert refused.query["fields"] == "Last_Name,Lead_Status"
+
+
+# --- the logged call's status and duration -----------------------------------------------------
+
+
+def test_a_logged_call_is_marked_completed(zoho_env: ZohoEnv) -> None:
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    zoho_env.client().log_call(
+        "Leads",
+        lead_id,
+        subject="AI call",
+        start=datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
+        duration_seconds=3725,
+        description="A long one.",
+    )
+    (call,) = zoho_env.sandbox.calls
+    assert call["Outgoing_Call_Status"] == "Completed"
+    assert call["Call_Duration"] == "62:05"
+
+
+def test_a_token_evicted_every_few_requests_is_refreshed_and_the_call_goes_through(
+    zoho_env: ZohoEnv,
+) -> None:
+    """The zoho-token-evicted variant's knob: another user of the refresh token keeps evicting."""
+    lead_id = zoho_env.sandbox.seed_record("Leads", LEAD)
+    zoho_env.sandbox.evict_tokens_every = 2
+    client = zoho_env.client()
+
+    for _ in range(3):
+        assert client.get_record("Leads", lead_id, ["Last_Name"])["id"] == lead_id
+
+    reads = [r for r in zoho_env.sandbox.requests if r.path.startswith("/crm/")]
+    assert len(reads) > 3  # some reads were refused once and sent again
+    assert len(zoho_env.sandbox.token_requests()) >= 2
+
+
+def test_setup_zoho_check_fields_names_what_the_module_lacks(zoho_env: ZohoEnv) -> None:
+    import io
+
+    from pydantic import SecretStr
+
+    from callflow_dev.provisioning import main
+
+    settings = zoho_env.settings.model_copy(
+        update={"zoho_trigger_secret": SecretStr("t"), "aws_region": REGION}
+    )
+    out = io.StringIO()
+    argv = ["zoho", "--api-url", "https://api.example.com", "--module", "Contacts"]
+
+    code = main([*argv, "--check-fields"], settings=settings, out=out)
+
+    assert code == 1
+    assert "Contacts has no field Company" in out.getvalue()
+    assert [r.query for r in zoho_env.sandbox.requests if "/settings/" in r.path] == [
+        {"module": "Contacts"}
+    ]

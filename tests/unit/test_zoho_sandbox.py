@@ -218,3 +218,66 @@ def test_failing_writes_knob_leaves_reads_alone(zoho_env: ZohoEnv) -> None:
 def test_seeding_an_invalid_record_is_a_value_error(zoho_env: ZohoEnv) -> None:
     with pytest.raises(ValueError, match="Lead_Status"):
         zoho_env.sandbox.seed_record("Leads", {"Last_Name": "L", "Lead_Status": "Hot"})
+
+
+def test_a_call_status_zoho_does_not_list_is_refused(zoho_env: ZohoEnv) -> None:
+    contact_id = zoho_env.sandbox.seed_record("Contacts", {"Last_Name": "Ng"})
+    call_row = {
+        "Subject": "s",
+        "Call_Type": "Outbound",
+        "Call_Start_Time": "2026-11-21T15:00:00+00:00",
+        "Call_Duration": "01:00",
+        "Outgoing_Call_Status": "Done",
+        "Who_Id": {"id": contact_id},
+    }
+
+    response = call(zoho_env, "POST", "/Calls", json={"data": [call_row]})
+
+    (element,) = response.json()["data"]
+    assert element["code"] == "INVALID_DATA"
+    assert element["details"]["api_name"] == "Outgoing_Call_Status"
+
+
+def test_a_read_naming_a_field_the_module_lacks_is_invalid_data(zoho_env: ZohoEnv) -> None:
+    contact_id = zoho_env.sandbox.seed_record("Contacts", {"Last_Name": "Ng"})
+
+    response = call(
+        zoho_env, "GET", f"/Contacts/{contact_id}", params={"fields": "Last_Name,Lead_Status"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_DATA"
+    assert response.json()["details"] == {"api_name": "Lead_Status"}
+
+
+def test_field_metadata_is_per_module_with_json_types(zoho_env: ZohoEnv) -> None:
+    contacts = call(zoho_env, "GET", "/settings/fields", params={"module": "Contacts"}).json()
+    deals = call(zoho_env, "GET", "/settings/fields", params={"module": "Deals"}).json()
+
+    contact_fields = {f["api_name"] for f in contacts["fields"]}
+    deal_fields = {f["api_name"]: f for f in deals["fields"]}
+    assert "Lead_Status" not in contact_fields and "Company" not in contact_fields
+    assert "Company" not in deal_fields
+    assert deal_fields["Amount"]["json_type"] == "double"
+    assert deal_fields["Deal_Name"]["json_type"] == "string"
+
+
+@pytest.mark.parametrize("encoding", ["json", "form", "multipart", "query"])
+def test_the_stand_in_webhook_is_read_by_the_trigger_parser(
+    zoho_env: ZohoEnv, encoding: str
+) -> None:
+    import asyncio
+
+    from callflow_functions.trigger_body import trigger_fields
+
+    zoho_env.sandbox.webhook_format = encoding
+    request = zoho_env.sandbox.webhook_request("Leads", "42", "s3cret")
+    assert request["headers"]["X-Callflow-Secret"] == "s3cret"
+    fields = asyncio.run(
+        trigger_fields(
+            request["headers"].get("Content-Type", ""),
+            request["content"],
+            request.get("params", {}),
+        )
+    )
+    assert fields == {"module": "Leads", "record_id": "42"}

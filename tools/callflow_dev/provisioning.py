@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from callflow.config import Settings, get_settings
+from callflow.mapping import FieldMapping
 from callflow.providers.elevenlabs.client import AgentSummary, ElevenLabsClient, override_paths
 from callflow.providers.errors import (
     ProviderAuthError,
@@ -34,6 +35,7 @@ from callflow.providers.infobip.subscriptions import (
     InfobipSubscriptionsClient,
     SubscriptionPlan,
 )
+from callflow.providers.zoho.client import ZohoField
 from callflow_bridge.audio import AudioFormat, UnsupportedFormat
 
 MASK = "********"
@@ -374,10 +376,17 @@ class ElevenLabsWorkspace:
 
     def post_call_webhook_id(self) -> str | None:
         """The workspace-wide post-call webhook's id (``/v1/convai/settings``), if one is set."""
-        data = self._get("/v1/convai/settings")
-        webhooks = data.get("webhooks")
-        value = webhooks.get("post_call_webhook_id") if isinstance(webhooks, Mapping) else None
+        value = self._convai_webhooks().get("post_call_webhook_id")
         return str(value) if value else None
+
+    def sends_audio(self) -> bool:
+        """Whether the workspace's post-call webhooks also send ``post_call_audio``
+        (``ConvAIWebhooks.send_audio``, off by default)."""
+        return self._convai_webhooks().get("send_audio") is True
+
+    def _convai_webhooks(self) -> Mapping[str, Any]:
+        webhooks = self._get("/v1/convai/settings").get("webhooks")
+        return webhooks if isinstance(webhooks, Mapping) else {}
 
     def webhooks(self) -> list[dict[str, Any]]:
         """The workspace's webhooks (``/v1/workspace/webhooks``); none if the answer has no list."""
@@ -495,6 +504,32 @@ def check_post_call_webhook(
             "elevenlabs_webhook_secret is empty: copy the webhook's HMAC secret into the "
             "Secrets Manager secret, or every post-call webhook is refused"
         )
+    check_audio_webhooks(hooks if isinstance(hooks, Mapping) else {}, workspace, report)
+
+
+def check_audio_webhooks(
+    agent_hooks: Mapping[str, Any], workspace: ElevenLabsWorkspace, report: Report
+) -> None:
+    """Audio webhooks are off: a ``post_call_audio`` body is the whole call's audio, past what
+    Lambda accepts (6 MB), so each delivery fails, and ElevenLabs disables a webhook after
+    repeated failures (10+ in a row with no success for 7 days), transcriptions included. The
+    agent's own setting wins over the workspace's."""
+    agent_setting = agent_hooks.get("send_audio")
+    sends = agent_setting if isinstance(agent_setting, bool) else workspace.sends_audio()
+    if sends:
+        where = "the agent's" if isinstance(agent_setting, bool) else "the workspace's"
+        report.problem(
+            f"{where} post-call webhook also sends audio (post_call_audio): those bodies are "
+            "larger than the API accepts, every one fails, and ElevenLabs disables a webhook "
+            "after repeated failures; turn off 'Send audio' in the post-call webhook settings"
+        )
+    else:
+        report.done("post-call audio is off (only transcriptions are sent)")
+    report.info(
+        "ElevenLabs disables a webhook after 10+ consecutive failed deliveries once its last "
+        "success is over 7 days old; `callflow setup elevenlabs` reports it, and the workflow "
+        "polls each conversation meanwhile"
+    )
 
 
 def setup_elevenlabs(
@@ -550,6 +585,88 @@ def zoho_webhook_settings(
     return "\n".join(lines)
 
 
+COMPATIBLE_ZOHO_TYPES: Mapping[str, frozenset[str]] = {
+    "text": frozenset({"text", "textarea", "email", "phone", "website"}),
+    "textarea": frozenset({"textarea", "text"}),
+    "number": frozenset({"integer", "bigint", "double", "currency"}),
+    "decimal": frozenset({"double", "currency"}),
+    "currency": frozenset({"currency", "double"}),
+    "boolean": frozenset({"boolean"}),
+    "date": frozenset({"date"}),
+    "datetime": frozenset({"datetime"}),
+    "picklist": frozenset({"picklist"}),
+    "multiselect": frozenset({"multiselectpicklist"}),
+}
+"""The Zoho ``data_type``s a mapping type's values are accepted by (what :mod:`callflow.mapping`
+produces for the type fits these)."""
+
+_SETTING_TYPES: Mapping[str, frozenset[str]] = {
+    "zoho_phone_field": frozenset({"phone", "text"}),
+    "zoho_timezone_field": frozenset({"text", "picklist"}),
+    "zoho_call_status_field": frozenset({"text", "picklist", "textarea"}),
+}
+"""Types a field named by a setting must have: it holds a phone number, an IANA zone name, or the
+outcome's label."""
+
+
+def check_zoho_fields(
+    settings: Settings,
+    mapping: FieldMapping,
+    modules: Sequence[str],
+    fields_of: Callable[[str], Mapping[str, ZohoField]],
+) -> list[str]:
+    """The configured fields each module lacks or has with an incompatible type, in words.
+
+    ``fields_of`` is the module's field metadata (:meth:`ZohoClient.module_fields`). A missing
+    field is not fatal at call time (the trigger skips it, the writeback reports it), but it
+    means the agent or the CRM gets less than configured, so setup names each one. Used by
+    ``callflow setup zoho --check-fields``; returns rather than prints, so a future
+    ``callflow doctor`` can reuse it.
+    """
+    problems: list[str] = []
+    for module in modules:
+        known = fields_of(module)
+
+        def lacks(name: str, why: str, module: str = module) -> None:
+            problems.append(f"{module} has no field {name} ({why}); check its API name")
+
+        for setting, types in _SETTING_TYPES.items():
+            name = str(getattr(settings, setting))
+            if not name:
+                continue
+            found = known.get(name)
+            if found is None:
+                lacks(name, f"set by {setting}")
+            elif found.data_type not in types:
+                problems.append(
+                    f"{module}.{name} is a {found.data_type} field; {setting} needs one of "
+                    f"{', '.join(sorted(types))}"
+                )
+        for name in settings.variable_fields:
+            if name not in known:
+                lacks(name, "in zoho_variable_fields; the agent gets it empty")
+        for rule in mapping.rules:
+            if not rule.applies_to(module):
+                continue
+            found = known.get(rule.field)
+            if found is None:
+                lacks(rule.field, f"mapped from {rule.item!r}; add modules: to the entry")
+                continue
+            if found.data_type not in COMPATIBLE_ZOHO_TYPES[rule.type]:
+                problems.append(
+                    f"{module}.{rule.field} is a {found.data_type} field, but the mapping "
+                    f"writes it as {rule.type}; change the entry's type"
+                )
+                continue
+            absent = [c for c in rule.choices if found.choices and c not in found.choices]
+            if absent:
+                problems.append(
+                    f"{module}.{rule.field} has no choice {', '.join(map(repr, absent))} "
+                    f"(mapped from {rule.item!r}); Zoho lists {', '.join(found.choices)}"
+                )
+    return problems
+
+
 # --- command line -------------------------------------------------------------------------------
 
 
@@ -587,6 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
     zoho = commands.add_parser("zoho", parents=[common], help="print the workflow webhook settings")
     zoho.add_argument("--module", default="Leads", help="Zoho module API name (Leads, Contacts...)")
     zoho.add_argument("--dry-run", action="store_true", help="accepted; this only prints")
+    zoho.add_argument(
+        "--check-fields",
+        action="store_true",
+        help="read the module's field metadata and check the configured fields against it",
+    )
     return parser
 
 
@@ -663,8 +785,6 @@ def _run_infobip(
 def _run_elevenlabs(
     args: argparse.Namespace, settings: Settings, out: TextIO, http: httpx.Client | None
 ) -> int:
-    from callflow.mapping import FieldMapping
-
     mapped = FieldMapping.load(settings.field_mapping_path).items()
     agent_client = ElevenLabsClient(settings, http)
     workspace = ElevenLabsWorkspace(settings, http)
@@ -690,7 +810,21 @@ def _run_zoho(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         ),
         file=out,
     )
-    return 0
+    if not args.check_fields:
+        return 0
+    from callflow.services import Services
+
+    report = Report(out)
+    print(f"Zoho fields of {args.module}", file=out)
+    mapping = FieldMapping.load(settings.field_mapping_path)
+    problems = check_zoho_fields(
+        settings, mapping, [args.module], Services(settings).zoho.module_fields
+    )
+    for problem in problems:
+        report.problem(problem)
+    if not problems:
+        report.done(f"every configured field exists on {args.module} with a fitting type")
+    return report.exit_code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Any
 from callflow.lifecycle import workflow
 from callflow.models import DynamicValue, Session, new_session_id
 from callflow.observability import logger
+from callflow.providers.zoho.client import MAX_READ_FIELDS
 from callflow.services import Services
 
 MODULE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
@@ -36,16 +37,29 @@ class TriggerRefused(Exception):
         self.session_id = session_id
 
 
-def record_fields(services: Services) -> list[str]:
+def record_fields(services: Services, module: str) -> list[str]:
     """The fields read at trigger time: phone, time zone, the agent's variables, and the fields
-    the writeback will touch (so the session keeps a "before" picture)."""
+    the writeback will touch for ``module`` (so the session keeps a "before" picture).
+
+    Only fields the module has are asked for (its field metadata, cached): Zoho refuses a read
+    that names a field the module lacks, and one configuration serves several modules (there is
+    no ``Lead_Status`` on Contacts, no ``Company`` on Deals). ``callflow setup`` reports the
+    configured fields a module lacks, in words; here they are skipped and logged.
+    """
     settings = services.settings
     wanted = [settings.zoho_phone_field, settings.zoho_timezone_field, *settings.variable_fields]
-    wanted += [target for target in services.mapping.fields()]
+    wanted += services.mapping.fields(module)
     if settings.zoho_call_status_field:
         wanted.append(settings.zoho_call_status_field)
     unique = list(dict.fromkeys(f for f in wanted if f))
-    return unique[:50]  # Zoho reads at most 50 fields per request
+    known = services.zoho.module_fields(module)
+    missing = [f for f in unique if f not in known]
+    if missing:
+        logger.warning(
+            "configured fields the module lacks are not read",
+            extra={"crm_module": module, "fields": missing},
+        )
+    return [f for f in unique if f in known][:MAX_READ_FIELDS]
 
 
 def dynamic_variables(record: dict[str, Any], fields: list[str]) -> dict[str, DynamicValue]:
@@ -102,7 +116,7 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
 def _open(services: Services, module: str, record_id: str, session_id: str) -> Session:
     """Read the record, create the session from it, start its execution."""
     settings = services.settings
-    record = services.zoho.get_record(module, record_id, record_fields(services))
+    record = services.zoho.get_record(module, record_id, record_fields(services, module))
     session = services.store.create(
         Session(
             session_id=session_id,

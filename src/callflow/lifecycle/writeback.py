@@ -222,6 +222,12 @@ def _write_fields(services: Services, session: Session) -> dict[str, Any]:
     if settings.zoho_call_status_field:
         data[settings.zoho_call_status_field] = label(session.outcome)
     problems = list(mapped.problems)
+    # A field the module lacks (one mapping serves Leads, Contacts, Deals...) would be refused
+    # by Zoho anyway, at the price of a second write: it is reported, not sent.
+    known = services.zoho.module_fields(session.module) if data else {}
+    for name in [name for name in data if name not in known]:
+        problems.append(f"{name}: the {session.module} module has no such field")
+        del data[name]
     if data:
         try:
             result = services.zoho.update_record_dropping_invalid(

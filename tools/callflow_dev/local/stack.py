@@ -245,13 +245,10 @@ class LocalStack:
     # --- using it -------------------------------------------------------------------------
 
     def trigger(self, module: str, record_id: str) -> httpx.Response:
-        """What a Zoho workflow rule does: POST the record to the trigger webhook."""
-        return httpx.post(
-            f"{self.api_url}/webhooks/zoho",
-            json={"module": module, "record_id": record_id},
-            headers={"X-Callflow-Secret": self.secrets["zoho_trigger_secret"]},
-            timeout=30,
-        )
+        """What a Zoho workflow rule does: POST the record to the trigger webhook, encoded as
+        the Zoho stand-in's ``webhook_format`` says."""
+        request = self.zoho.webhook_request(module, record_id, self.secrets["zoho_trigger_secret"])
+        return httpx.post(f"{self.api_url}/webhooks/zoho", timeout=30, **request)
 
     def session(self, session_id: str) -> Session:
         """The session as stored; :class:`~callflow.store.SessionNotFound` when there is none."""

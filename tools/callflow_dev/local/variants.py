@@ -135,10 +135,39 @@ INFOBIP_EVENTS: list[Variant] = [
 ]
 
 # --- Zoho --------------------------------------------------------------------------------
-ZOHO: list[Variant] = []
+ZOHO: list[Variant] = [
+    Variant(
+        "zoho-webhook-form",
+        "the workflow rule's webhook sends its parameters as an x-www-form-urlencoded body",
+        stand_ins={"zoho.webhook_format": "form"},
+    ),
+    Variant(
+        "zoho-webhook-multipart",
+        "the workflow rule's webhook sends its parameters as multipart/form-data",
+        stand_ins={"zoho.webhook_format": "multipart"},
+    ),
+    Variant(
+        "zoho-webhook-query",
+        "the workflow rule's webhook sends its parameters as URL parameters, with no body",
+        stand_ins={"zoho.webhook_format": "query"},
+    ),
+    Variant(
+        "zoho-token-evicted",
+        "another user of the refresh token evicts our access token every few requests "
+        "(401 INVALID_OAUTHTOKEN)",
+        stand_ins={"zoho.evict_tokens_every": 3},
+    ),
+]
 
 # --- ElevenLabs ------------------------------------------------------------------------------
-ELEVENLABS: list[Variant] = []
+ELEVENLABS: list[Variant] = [
+    Variant(
+        "elevenlabs-unknown-enums",
+        "ElevenLabs adds enum values: a transcript role 'tool', call_successful 'partial', an "
+        "evaluation result 'inconclusive' (webhook and poll), a 'post_call_summary' webhook",
+        stand_ins={"elevenlabs.new_enum_values": True},
+    ),
+]
 
 
 def all_variants() -> dict[str, Variant]:

@@ -397,7 +397,14 @@ class ElevenLabsSandbox:
         self.processing_seconds = processing_seconds
         self.drop_webhooks = drop_webhooks
         self.delay_webhook_s = delay_webhook_s
+        self.new_enum_values = False
+        """Play ElevenLabs adding enum values: a transcript turn with role ``tool``,
+        ``call_successful`` ``partial``, an evaluation ``result`` ``inconclusive`` (in the GET
+        and the webhook), and a ``post_call_summary`` delivery before the transcription. The
+        official SDK types each of these fields as known literals or any string."""
         self.post_call_webhook_id = post_call_webhook_id
+        self.send_audio = False
+        """The workspace's "send audio" switch for post-call webhooks (``ConvAIWebhooks``)."""
         self.workspace_webhooks = list(workspace_webhooks)
         self.clock = clock
         self.created_at = int(clock())
@@ -451,7 +458,7 @@ class ElevenLabsSandbox:
                 raise SandboxError(
                     404, "conversation_not_found", f"Conversation {conversation_id} not found"
                 )
-            return conversation_body(state, self.data_collection, self.clock())
+            return self._shaped(conversation_body(state, self.data_collection, self.clock()))
 
         @app.get("/v1/convai/agents/{agent_id}")
         async def get_agent(request: Request, agent_id: str) -> dict[str, Any]:
@@ -467,7 +474,7 @@ class ElevenLabsSandbox:
                 "conversation_initiation_client_data_webhook": None,
                 "webhooks": {
                     "post_call_webhook_id": self.post_call_webhook_id,
-                    "send_audio": False,
+                    "send_audio": self.send_audio,
                 },
                 "can_use_mcp_servers": False,
                 "rag_retention_period_days": 10,
@@ -635,23 +642,48 @@ class ElevenLabsSandbox:
             return
         if self.delay_webhook_s:
             await asyncio.sleep(self.delay_webhook_s)
+        if self.new_enum_values:
+            await self.send_webhook(state, event_type="post_call_summary")
         await self.send_webhook(state)
 
-    def webhook_body(self, state: ConversationState, now: float) -> dict[str, Any]:
-        """The ``post_call_transcription`` envelope: ``data`` is the conversation as the GET
-        answers it."""
-        return {
-            "type": "post_call_transcription",
-            "event_timestamp": int(now),
-            "data": conversation_body(state, self.data_collection, now),
-        }
+    def _shaped(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The conversation body with :attr:`new_enum_values` applied."""
+        if not self.new_enum_values:
+            return body
+        body["transcript"].append(
+            {"role": "tool", "message": "crm lookup done", "time_in_call_secs": 0}
+        )
+        analysis = body.get("analysis")
+        if isinstance(analysis, dict):
+            analysis["call_successful"] = "partial"
+            analysis["evaluation_criteria_results"]["sandbox_new"] = {
+                "criteria_id": "sandbox_new",
+                "result": "inconclusive",
+                "rationale": "A verdict value added after this code was written.",
+            }
+        return body
 
-    async def send_webhook(self, state: ConversationState) -> WebhookDelivery:
-        """POST ``post_call_transcription`` to ``webhook_url``, signed with ``webhook_secret``."""
+    def webhook_body(
+        self, state: ConversationState, now: float, event_type: str = "post_call_transcription"
+    ) -> dict[str, Any]:
+        """The post-call envelope: for ``post_call_transcription``, ``data`` is the conversation
+        as the GET answers it; another type carries only the ids."""
+        data = (
+            self._shaped(conversation_body(state, self.data_collection, now))
+            if event_type == "post_call_transcription"
+            else {"agent_id": state.agent_id, "conversation_id": state.conversation_id}
+        )
+        return {"type": event_type, "event_timestamp": int(now), "data": data}
+
+    async def send_webhook(
+        self, state: ConversationState, event_type: str = "post_call_transcription"
+    ) -> WebhookDelivery:
+        """POST a post-call event (``post_call_transcription`` unless told) to ``webhook_url``,
+        signed with ``webhook_secret``."""
         if not self.webhook_url:
             raise ValueError("no webhook_url configured")
         now = self.clock()
-        body = json.dumps(self.webhook_body(state, now)).encode()
+        body = json.dumps(self.webhook_body(state, now, event_type)).encode()
         headers = {"content-type": "application/json"}
         signature = ""
         if self.webhook_secret:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -35,6 +35,17 @@ _ID_PREFIX = 5725767
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
 _DURATION = re.compile(r"^(\d{1,4}):([0-5]\d)$")
 _SANDBOX_USER = {"name": "Sandbox Admin", "id": "5725767000000411001", "email": "admin@example.com"}
+
+
+_JSON_TYPES = {
+    "integer": "integer",
+    "double": "double",
+    "currency": "double",
+    "boolean": "boolean",
+    "multiselectpicklist": "jsonarray",
+    "lookup": "jsonobject",
+}
+"""The fields API's ``json_type`` per ``data_type``; every other type is a ``string``."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class FieldMeta:
             "api_name": self.api_name,
             "field_label": self.api_name.replace("_", " "),
             "data_type": self.data_type,
+            "json_type": _JSON_TYPES.get(self.data_type, "string"),
             "system_mandatory": self.mandatory,
             "length": self.length,
             "id": str(_ID_PREFIX * 10**12 + 300000 + index),
@@ -78,8 +90,22 @@ LEAD_STATUSES = (
 )
 
 
+DEAL_STAGES = (
+    "Qualification",
+    "Needs Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+)
+OUTGOING_CALL_STATUSES = ("Scheduled", "Completed", "Overdue", "Cancelled")
+"""The Calls module's ``Outgoing_Call_Status`` picklist: a logged past call is ``Completed``,
+one planned for later ``Scheduled``."""
+
+
 def default_modules() -> dict[str, dict[str, FieldMeta]]:
-    """Leads, Contacts and Calls as a fresh org has them, plus the demo's custom Lead fields."""
+    """Leads, Contacts, Deals and Calls as a fresh org has them (the layout's fields, not every
+    system field), plus the demo's custom Lead fields."""
 
     def table(*fields: FieldMeta) -> dict[str, FieldMeta]:
         return {f.api_name: f for f in fields}
@@ -105,11 +131,19 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Email", "email", length=100),
             FieldMeta("Description", "textarea", length=32000),
         ),
+        "Deals": table(
+            FieldMeta("Deal_Name", "text", mandatory=True, length=120),
+            FieldMeta("Stage", "picklist", mandatory=True, choices=DEAL_STAGES),
+            FieldMeta("Amount", "currency", length=16),
+            FieldMeta("Closing_Date", "date"),
+            FieldMeta("Description", "textarea", length=32000),
+        ),
         "Calls": table(
             FieldMeta("Subject", "text", mandatory=True),
             FieldMeta("Call_Type", "picklist", mandatory=True, choices=("Outbound", "Inbound")),
             FieldMeta("Call_Start_Time", "datetime", mandatory=True),
             FieldMeta("Call_Duration", "text", length=10),
+            FieldMeta("Outgoing_Call_Status", "picklist", choices=OUTGOING_CALL_STATUSES),
             FieldMeta("Description", "textarea", length=32000),
             FieldMeta("Call_Result", "picklist", choices=("Interested", "Not interested", "")),
             FieldMeta("Who_Id", "lookup"),
@@ -193,6 +227,15 @@ class ZohoSandbox:
         self._lose_answers = 0
         self._lose_path = ""
         self._next_id = 0
+        self.webhook_format = "json"
+        """How :meth:`webhook_request` encodes a workflow rule's webhook: ``json`` (a raw JSON
+        body), ``form`` (x-www-form-urlencoded), ``multipart`` (form-data) or ``query`` (URL
+        parameters, empty body); a Zoho webhook can be set up to send any of them."""
+        self.evict_tokens_every = 0
+        """When positive, every issued access token is evicted before every n-th API request,
+        as when another user of the same refresh token has 15 more issued (401
+        ``INVALID_OAUTHTOKEN`` until a new token is fetched)."""
+        self._api_requests = 0
 
     # --- knobs ----------------------------------------------------------------------------
 
@@ -233,6 +276,30 @@ class ZohoSandbox:
         with self._lock:
             now = self.clock()
             self.tokens = {t: min(exp, now) for t, exp in self.tokens.items()}
+
+    def webhook_request(self, module: str, record_id: str, secret: str) -> dict[str, Any]:
+        """What a workflow rule's webhook sends for the record, as ``httpx.request`` keyword
+        arguments (``params``, ``content``, ``headers``), encoded as :attr:`webhook_format`
+        says; ``secret`` goes into the custom header the rule is set up with."""
+        fields = {"module": module, "record_id": record_id}
+        headers = {"X-Callflow-Secret": secret}
+        if self.webhook_format == "query":
+            return {"params": fields, "content": b"", "headers": headers}
+        if self.webhook_format == "form":
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            return {"content": urlencode(fields).encode(), "headers": headers}
+        if self.webhook_format == "multipart":
+            boundary = f"----zohowebhook{secrets.token_hex(8)}"
+            parts = "".join(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                for k, v in fields.items()
+            )
+            headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+            return {"content": f"{parts}--{boundary}--\r\n".encode(), "headers": headers}
+        if self.webhook_format == "json":
+            headers["Content-Type"] = "application/json"
+            return {"content": json.dumps(fields).encode(), "headers": headers}
+        raise ValueError(f"unknown webhook_format {self.webhook_format!r}")
 
     # --- data -----------------------------------------------------------------------------
 
@@ -383,6 +450,11 @@ class ZohoSandbox:
         if scheme != "Zoho-oauthtoken" or not token:
             return _error(401, "AUTHENTICATION_FAILURE", "Authentication failed")
         with self._lock:
+            self._api_requests += 1
+            every = self.evict_tokens_every
+            if every > 0 and self._api_requests % every == 0:
+                self._evicted.update(self.tokens)
+                self.tokens = {}
             if token in self._evicted:
                 return _error(401, "INVALID_OAUTHTOKEN", "invalid oauth token")
             expiry = self.tokens.get(token)
@@ -438,6 +510,10 @@ class ZohoSandbox:
                 "Max field limit exceeded",
                 {"limit": 50, "param": "fields"},
             )
+        unknown = [n for n in names if n not in meta]
+        if unknown:
+            # Zoho refuses a read naming a field the module lacks, naming the first one.
+            return _error(400, "INVALID_DATA", "invalid data", {"api_name": unknown[0]})
         record = self.records[module].get(record_id)
         if record is None:
             return Response(status_code=204)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,14 @@ the id becomes part of (``conversation#<id>``)."""
 
 DynamicValue = str | int | float | bool | None
 
+# The official SDK types these enum-like fields as "one of the known literals, or any string":
+# ElevenLabs adds values without notice. The known ones stay typed (a type checker sees them);
+# an unknown one is kept as the string it is rather than failing the webhook or the poll.
+Role = Literal["user", "agent"] | str
+"""A transcript turn's speaker."""
+Verdict = Literal["success", "failure", "unknown"] | str
+"""``call_successful`` and an evaluation criterion's ``result``."""
+
 
 class ElevenLabsConfigError(ValueError):
     """The client was asked to do something the configuration cannot support (no agent id)."""
@@ -75,7 +84,7 @@ class TranscriptTurn(_Lenient):
     """``ConversationHistoryTranscriptCommonModel``: one turn; ``message`` is null for turns that
     are only tool calls."""
 
-    role: Literal["user", "agent"]
+    role: Role
     message: str | None = None
     time_in_call_secs: int | float = 0
     interrupted: bool = False
@@ -116,14 +125,14 @@ class EvaluationCriteriaResult(_Lenient):
     verdict and why."""
 
     criteria_id: str
-    result: Literal["success", "failure", "unknown"] = "unknown"
+    result: Verdict = "unknown"
     rationale: str = ""
 
 
 class ConversationAnalysis(_Lenient):
     """``ConversationHistoryAnalysisCommonModel``: complete once the conversation is ``done``."""
 
-    call_successful: Literal["success", "failure", "unknown"] = "unknown"
+    call_successful: Verdict = "unknown"
     transcript_summary: str = ""
     call_summary_title: str | None = None
     data_collection_results: dict[str, DataCollectionResult] = Field(default_factory=dict)
@@ -490,7 +499,29 @@ def verify_delivery(
     max_age_s: int = 1800,
     now: float | None = None,
 ) -> VerifiedDelivery:
-    """Check the post-call webhook's HMAC and freshness, then return the verified delivery.
+    """Check the post-call webhook's HMAC and freshness, then return the verified delivery with
+    its body parsed (:func:`verify_signature`, then :func:`parse_signed`)."""
+    signed = verify_signature(raw_body, signature_header, secret, max_age_s=max_age_s, now=now)
+    return parse_signed(signed, raw_body)
+
+
+@dataclass(frozen=True)
+class SignedDelivery:
+    """A delivery whose signature checked out, before its body is parsed."""
+
+    timestamp: int
+    signature: str
+
+
+def verify_signature(
+    raw_body: bytes,
+    signature_header: str | None,
+    secret: str,
+    *,
+    max_age_s: int = 1800,
+    now: float | None = None,
+) -> SignedDelivery:
+    """Check the post-call webhook's HMAC and freshness over the raw body, without parsing it.
 
     The timestamp is inside the signed string, so an old request cannot be replayed with a fresh
     ``t``; refusing stale (and far-future) timestamps bounds the replay window. Within the window
@@ -513,6 +544,11 @@ def verify_delivery(
         matched |= hmac.compare_digest(expected.encode(), candidate.encode())
     if not matched:
         raise WebhookSignatureError("signature mismatch")
+    return SignedDelivery(timestamp, expected)
+
+
+def parse_signed(signed: SignedDelivery, raw_body: bytes) -> VerifiedDelivery:
+    """The signed body as a JSON object (:class:`WebhookPayloadError` when it is not one)."""
     try:
         payload = json.loads(raw_body)
     except ValueError:
@@ -521,10 +557,32 @@ def verify_delivery(
         raise WebhookPayloadError("body nested too deep") from None
     if not isinstance(payload, dict):
         raise WebhookPayloadError("body is not a JSON object")
-    return VerifiedDelivery(payload, timestamp, expected)
+    return VerifiedDelivery(payload, signed.timestamp, signed.signature)
 
 
-PostCallType = Literal["post_call_transcription", "post_call_audio", "call_initiation_failure"]
+_LEADING_TYPE = re.compile(rb'\A\s*\{\s*"type"\s*:\s*"([A-Za-z0-9_.:-]{1,100})"')
+_LEADING_BYTES = 512
+
+
+def leading_type(raw_body: bytes) -> str | None:
+    """The webhook's ``type`` when it is the body's first key (ElevenLabs writes it first), read
+    from the first bytes only; ``None`` when it is not there (the body is then parsed whole).
+
+    A ``post_call_audio`` body carries the whole call's audio as base64: this lets the route
+    acknowledge it without decoding megabytes of JSON it has no use for.
+    """
+    match = _LEADING_TYPE.match(raw_body[:_LEADING_BYTES])
+    return match.group(1).decode() if match else None
+
+
+PostCallType = (
+    Literal["post_call_transcription", "post_call_audio", "call_initiation_failure"] | str
+)
+"""The webhook's ``type``: the three known ones, or one ElevenLabs adds later (acknowledged and
+not acted on)."""
+KNOWN_POST_CALL_TYPES: Final = frozenset(
+    {"post_call_transcription", "post_call_audio", "call_initiation_failure"}
+)
 
 
 class PostCallEvent(_Lenient):
@@ -556,10 +614,11 @@ class PostCallEvent(_Lenient):
 
 def parse_post_call(payload: Mapping[str, Any]) -> PostCallEvent:
     """Validate a verified webhook body (``ValueError`` when it is not a post-call event). A
-    transcription event's conversation is validated here, so a bad one is refused up front."""
+    transcription event's conversation is validated here, so a bad one is refused up front; a
+    type this code does not know passes with whatever ``data`` it has (nothing is done with it)."""
     event = PostCallEvent.model_validate(payload)
     if event.type == "post_call_transcription":
         event.conversation  # noqa: B018 - validates the data eagerly
-    elif not event.conversation_id:
+    elif event.type in KNOWN_POST_CALL_TYPES and not event.conversation_id:
         raise ValueError(f"{event.type} event without a conversation_id")
     return event

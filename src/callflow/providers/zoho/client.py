@@ -13,6 +13,9 @@ checks the element rather than the status. Every request is counted in :attr:`Zo
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,6 +57,66 @@ _ELEMENT_STATUSES = frozenset({200, 201, 202, 207, 400})
 """Statuses whose body may carry per-record results in ``data``."""
 
 
+FIELDS_TTL_SECONDS = 3600.0
+"""How long a module's field metadata is reused. Fields change when an admin edits the layout,
+rarely; an hour bounds both the credits spent reading it (one per module per process per hour)
+and how long a newly added field goes unread."""
+
+
+@dataclass(frozen=True)
+class ZohoField:
+    """One field of a module, from ``GET /crm/v8/settings/fields?module=X``."""
+
+    api_name: str
+    data_type: str
+    """Zoho's type: text, textarea, email, phone, integer, bigint, double, currency, boolean,
+    date, datetime, picklist, multiselectpicklist, lookup, ownerlookup, ..."""
+    choices: tuple[str, ...] = ()
+    """A picklist's ``actual_value``s."""
+    length: int = 0
+
+
+class FieldCache:
+    """Field metadata per (org, module), shared by the clients of one process, each entry kept
+    for ``ttl`` seconds. Per process is enough: a Lambda container reads a module's fields once
+    an hour at most, and a stale entry only means a new field is not read yet."""
+
+    def __init__(
+        self, ttl: float = FIELDS_TTL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, dict[str, ZohoField]]] = {}
+
+    def get(self, key: tuple[str, str]) -> dict[str, ZohoField] | None:
+        """The fresh entry for ``key``, or ``None``."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] <= self.clock():
+                return None
+            return entry[1]
+
+    def put(self, key: tuple[str, str], fields: dict[str, ZohoField]) -> None:
+        """Keep ``fields`` for ``key`` for :attr:`ttl` seconds."""
+        with self._lock:
+            self._entries[key] = (self.clock() + self.ttl, fields)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """Drop the entry for ``key`` (it is read again on next use)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+FIELD_CACHE = FieldCache()
+"""The process's field metadata."""
+
+
 class ZohoRequestError(ValueError):
     """The caller asked for something Zoho cannot be asked (too many fields, naive time...)."""
 
@@ -93,10 +156,15 @@ class ZohoClient:
     (shared across instances)."""
 
     def __init__(
-        self, settings: Settings, tokens: ZohoTokenProvider, http: httpx.Client | None = None
+        self,
+        settings: Settings,
+        tokens: ZohoTokenProvider,
+        http: httpx.Client | None = None,
+        fields: FieldCache | None = None,
     ) -> None:
         self.settings = settings
         self.tokens = tokens
+        self.field_cache = FIELD_CACHE if fields is None else fields
         self._transport = HttpTransport(
             PROVIDER, timeout=httpx.Timeout(15.0, connect=5.0), http=http
         )
@@ -105,6 +173,28 @@ class ZohoClient:
     def calls_made(self) -> int:
         """API requests sent (each costs at least one Zoho credit)."""
         return self._transport.requests_sent
+
+    # --- metadata -------------------------------------------------------------------------
+
+    def module_fields(self, module: str) -> dict[str, ZohoField]:
+        """The module's fields by API name, from the field metadata API (cached, see
+        :class:`FieldCache`); :class:`UnknownModule` when Zoho has no such module."""
+        _check_segment("module", module)
+        key = (self.tokens.access_token().api_domain, module)  # the org's API domain
+        cached = self.field_cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            response = self._send("GET", "/settings/fields", params={"module": module})
+        except ProviderRejected as error:
+            if error.code in _UNKNOWN_MODULE_CODES:
+                raise UnknownModule(
+                    PROVIDER, module, error.message, status=error.status or 400, code=error.code
+                ) from error
+            raise
+        fields = fields_from_listing(_body(response).get("fields"))
+        self.field_cache.put(key, fields)
+        return fields
 
     # --- records --------------------------------------------------------------------------
 
@@ -125,6 +215,10 @@ class ZohoClient:
                 raise UnknownModule(
                     PROVIDER, module, error.message, status=error.status or 400, code=error.code
                 ) from error
+            if error.code == "INVALID_DATA" and fields:
+                # Zoho answers INVALID_DATA both for a bad id and for a field the module lacks:
+                # metadata read before a field was deleted is read again next time.
+                self.field_cache.forget((self.tokens.access_token().api_domain, module))
             if error.status == 404 or error.code in {"INVALID_DATA", "NO_CONTENT", "NOT_FOUND"}:
                 raise _not_found(module, record_id) from error
             raise
@@ -226,7 +320,9 @@ class ZohoClient:
         """Log an outbound call on the record; returns the call activity id.
 
         ``Call_Duration`` is ``mm:ss`` and Zoho refuses zero for an Outbound call, so a call that
-        connected for under a second is logged as one second.
+        connected for under a second is logged as one second. ``Outgoing_Call_Status`` is
+        ``Completed`` (the picklist is Scheduled | Completed | Overdue | Cancelled): without it a
+        logged call may show as scheduled or overdue in the CRM's activities.
         """
         _check_segment("module", module)
         _check_segment("record id", record_id)
@@ -239,6 +335,7 @@ class ZohoClient:
             "Call_Type": "Outbound",
             "Call_Start_Time": format_datetime(start),
             "Call_Duration": format_duration(duration_seconds),
+            "Outgoing_Call_Status": "Completed",
             "Description": description,
         }
         if module in _WHO_MODULES:
@@ -360,6 +457,29 @@ class ZohoClient:
         if status != 429 and status < 500 and code == "TOO_MANY_REQUESTS":
             status = 429
         raise error_for_status(PROVIDER, status, f"{code or status}: {message}", code)
+
+
+def fields_from_listing(listing: Any) -> dict[str, ZohoField]:
+    """The fields API's ``fields`` list as :class:`ZohoField` by API name (entries without an
+    ``api_name`` are skipped)."""
+    fields: dict[str, ZohoField] = {}
+    for entry in listing if isinstance(listing, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("api_name"), str):
+            continue
+        values = entry.get("pick_list_values")
+        choices = tuple(
+            str(v.get("actual_value"))
+            for v in (values if isinstance(values, list) else [])
+            if isinstance(v, dict) and v.get("actual_value") is not None
+        )
+        length = entry.get("length")
+        fields[entry["api_name"]] = ZohoField(
+            api_name=entry["api_name"],
+            data_type=str(entry.get("data_type") or ""),
+            choices=choices,
+            length=length if isinstance(length, int) and not isinstance(length, bool) else 0,
+        )
+    return fields
 
 
 def format_datetime(moment: datetime) -> str:
