@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from callflow.config import get_settings
-from callflow_dev.doctor.assumptions import Observed, judge_all
+from callflow.services import get_services
+from callflow_dev.doctor.assumptions import Observed, judge_all, unmatched_during
 from callflow_dev.local import variants
 from callflow_dev.local.demo import Printer, _scenarios, run_scenario
 from callflow_dev.local.stack import LocalStack, StackOptions
@@ -47,10 +48,12 @@ def test_the_answered_call_copes_with_the_variant(
         )
     assert variants.problems(result.session, [variant]) == []
     # What the doctor's test call would report of this call (it judges the same session).
+    view = result.session.model_dump(mode="json")
     seen = Observed(
-        result.session.model_dump(mode="json"),
+        view,
         settings.infobip_sample_rate,
         settings.infobip_machine_detection,
+        unmatched_during(view, get_services().store.last_unmatched_media()),
     )
     judged = [(a.title, verdict.value, evidence) for a, verdict, evidence in judge_all(seen)]
     assert variants.doctor_problems(judged, [variant]) == []

@@ -37,6 +37,9 @@ class Observed:
     view: Mapping[str, Any]
     phone_rate: int
     machine_detection: bool
+    unmatched_media: Mapping[str, Any] | None = None
+    """The shape of a media stream that named no session, kept by the bridge while this call
+    ran (see :func:`unmatched_during`): a stream naming nothing cannot be put on the session."""
 
     @property
     def timeline(self) -> list[Mapping[str, Any]]:
@@ -93,15 +96,18 @@ class Assumption:
 
 def _identifiers(seen: Observed) -> tuple[Verdict, str]:
     admitted = seen.entries("media stream admitted")
-    refused = seen.bridge.get("unmatched_first_frame")
     if admitted:
-        where = admitted[0].get("found_in") or seen.bridge.get("identifiers_from")
+        where = admitted[0].get("ids_found_in") or seen.view.get("media_ids_found_in")
         return (
             Verdict.HELD,
-            f"the bridge found them in {where}" if where else "the bridge found them",
+            f"the bridge found them in: {where}" if where else "the bridge found them",
         )
-    if refused:
-        return Verdict.NOT_HELD, f"the first frame carried none of them; its shape: {refused}"
+    shape = seen.view.get("media_unmatched_frame") or seen.unmatched_media
+    if shape:
+        return (
+            Verdict.NOT_HELD,
+            f"the stream named no session the bridge could admit; it sent {shape}",
+        )
     return Verdict.NOT_SEEN, "no media stream reached the bridge"
 
 
@@ -219,7 +225,7 @@ def _agent_formats(seen: Observed) -> tuple[Verdict, str]:
 
 ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption(
-        "The first media frame carries the session's identifiers",
+        "The media stream carries the session's identifiers",
         _identifiers,
         "CALLFLOW_INFOBIP_MEDIA_ROUTING=per-session (a media-stream config per call)",
     ),
@@ -265,6 +271,25 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "the agent's ASR input and TTS output formats (`callflow setup elevenlabs` says which)",
     ),
 )
+
+
+def unmatched_during(
+    view: Mapping[str, Any], kept: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The bridge's last unmatched stream (``{"shape", "at"}``, as the store keeps it) when it
+    arrived during the session's life, else ``None``."""
+    timeline = view.get("timeline")
+    if not kept or not isinstance(timeline, list) or not timeline:
+        return None
+    first, last = timeline[0], timeline[-1]
+    at = str(kept.get("at", ""))
+    inside = (
+        str(first.get("at", "")) <= at <= str(last.get("at", ""))
+        if isinstance(first, Mapping) and isinstance(last, Mapping)
+        else False
+    )
+    shape = kept.get("shape")
+    return shape if inside and isinstance(shape, Mapping) else None
 
 
 def judge_all(seen: Observed) -> list[tuple[Assumption, Verdict, str]]:

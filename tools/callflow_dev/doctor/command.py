@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
@@ -33,7 +33,9 @@ from callflow_dev.doctor.trial_call import (
 from callflow_dev.provisioning import (
     ElevenLabsWorkspace,
     InfobipOptions,
+    Report,
     SetupError,
+    check_zoho_fields,
     setup_elevenlabs,
     setup_infobip,
 )
@@ -100,7 +102,7 @@ def main(
         view = place_trial_call(
             current, trial, read_phone=_phone_reader(current, client), http=client, out=stream
         )
-        not_held = report_trial(view, current, stream)
+        not_held = report_trial(view, current, stream, _last_unmatched_media(current))
         problems = len(report.problems) + not_held + (view.get("status") != "completed")
         print(_verdict(problems), file=stream)
         return 1 if problems else 0
@@ -133,7 +135,13 @@ def run_checks(
     _guarded(
         report,
         "zoho",
-        lambda: check_zoho(settings, options, _token_provider(settings, http).access_token, report),
+        lambda: check_zoho(
+            settings,
+            options,
+            _token_provider(settings, http).access_token,
+            report,
+            fields_check=lambda found: _zoho_fields(settings, options, http, found),
+        ),
     )
     _guarded(report, "infobip", lambda: _infobip(settings, options, http, report))
     _guarded(report, "elevenlabs", lambda: _elevenlabs(settings, options, http, report))
@@ -155,6 +163,21 @@ def _guarded(report: DoctorReport, provider: str, check: Callable[[], None]) -> 
         report.problem(f"{provider}: {error}{hint}")
 
 
+def _zoho_fields(
+    settings: Settings, options: DoctorOptions, http: httpx.Client, report: Report
+) -> None:
+    from callflow.mapping import FieldMapping
+    from callflow.providers.zoho.client import ZohoClient
+
+    zoho = ZohoClient(settings, _token_provider(settings, http), http)
+    mapping = FieldMapping.load(settings.field_mapping_path)
+    problems = check_zoho_fields(settings, mapping, options.modules, zoho.module_fields)
+    for problem in problems:
+        report.problem(problem)
+    if not problems:
+        report.done(f"every configured field is on {', '.join(options.modules)}, with its type")
+
+
 def _token_provider(settings: Settings, http: httpx.Client) -> ZohoTokenProvider:
     from callflow.providers.zoho.token import ZohoTokenProvider
     from callflow.store import SessionStore
@@ -162,6 +185,12 @@ def _token_provider(settings: Settings, http: httpx.Client) -> ZohoTokenProvider
     # The deployment's own token cache: the doctor reuses the workflow's token, so it does not
     # make Zoho issue (and evict) another.
     return ZohoTokenProvider(settings, SessionStore.from_settings(settings).table, http)
+
+
+def _last_unmatched_media(settings: Settings) -> dict[str, Any] | None:
+    from callflow.store import SessionStore
+
+    return SessionStore.from_settings(settings).last_unmatched_media()
 
 
 def _phone_reader(settings: Settings, http: httpx.Client) -> Callable[[str, str], str]:

@@ -22,7 +22,7 @@ from callflow.config import Settings
 from callflow.masking import mask
 from callflow.phone import InvalidPhone, normalise
 from callflow.providers.infobip.events import TIMELINE_PREFIX
-from callflow_dev.doctor.assumptions import Observed, Verdict, judge_all
+from callflow_dev.doctor.assumptions import Observed, Verdict, judge_all, unmatched_during
 from callflow_dev.provisioning import api_base_url
 
 ENDED = frozenset({"completed", "writeback_failed"})
@@ -152,9 +152,20 @@ def _timeline_line(first: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
     )
 
 
-def report_trial(view: Mapping[str, Any], settings: Settings, out: TextIO) -> int:
-    """Print what the call showed; the number of behaviours that did not hold."""
-    seen = Observed(view, settings.infobip_sample_rate, settings.infobip_machine_detection)
+def report_trial(
+    view: Mapping[str, Any],
+    settings: Settings,
+    out: TextIO,
+    unmatched_media: Mapping[str, Any] | None = None,
+) -> int:
+    """Print what the call showed; the number of behaviours that did not hold.
+    ``unmatched_media``: the bridge's last stream that named no session (``shape``, ``at``)."""
+    seen = Observed(
+        view,
+        settings.infobip_sample_rate,
+        settings.infobip_machine_detection,
+        unmatched_during(view, unmatched_media),
+    )
     timeline = seen.timeline
     phone_call = str(view.get("call_id", ""))
     print("Infobip events, as the API received them", file=out)
@@ -186,8 +197,11 @@ def report_trial(view: Mapping[str, Any], settings: Settings, out: TextIO) -> in
     admitted = seen.entries("media stream admitted")
     if admitted:
         print(f"  admitted: {dict(admitted[0]) or 'yes'}", file=out)
-    if bridge.get("unmatched_first_frame"):
-        print(f"  first frame matched nothing: {bridge['unmatched_first_frame']}", file=out)
+    if seen.view.get("media_ids_found_in"):
+        print(f"  identifiers found in: {seen.view['media_ids_found_in']}", file=out)
+    if seen.view.get("media_unmatched_frame") or seen.unmatched_media:
+        shape = seen.view.get("media_unmatched_frame") or seen.unmatched_media
+        print(f"  a stream named no session the bridge could admit; it sent: {shape}", file=out)
     if frames:
         print(
             f"  {frames.get('frames')} audio frames, sizes {frames.get('sizes')}, gaps "

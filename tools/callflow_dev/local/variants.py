@@ -92,6 +92,7 @@ INFOBIP_MEDIA: list[Variant] = [
         stand_ins={"infobip.media_ids_in": "nowhere"},
         reaches_agent=False,
         outcome=Outcome.AGENT_UNAVAILABLE,
+        doctor={"The media stream carries the session's identifiers": "not held"},
     ),
 ]
 
