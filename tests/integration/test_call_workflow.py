@@ -323,3 +323,35 @@ def test_a_call_whose_end_event_was_lost_keeps_the_agents_results(tmp_path: Path
     assert "no call event arrived; Infobip said FINISHED" in session.outcome_detail
     assert session.results["data_collection"]  # the conversation's results were collected
     assert [e for e in session.timeline if e.event == "call reconciled"]
+
+
+def test_a_call_whose_answer_event_was_lost_is_found_by_the_short_check(tmp_path: Path) -> None:
+    """Infobip never delivers CALL_ESTABLISHED: PlaceCall's wait ends at the connect timeout plus
+    a margin, the workflow asks Infobip, finds the call established, requests the dialog, and
+    waits again (WatchCall) for the end event, which completes the call as usual."""
+    options = StackOptions(
+        brief_clips_ms=700,
+        extra_env={
+            "CALLFLOW_INFOBIP_CONNECT_TIMEOUT": "3",
+            "CALLFLOW_CALL_CHECK_MARGIN_SECONDS": "2",
+        },
+    )
+    with LocalStack(options) as lossy:
+        lossy.infobip.lost_event_types = {"CALL_ESTABLISHED"}
+        result = call(lossy, tmp_path, lambda: [net.answer(1)])
+        states = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in history(lossy, result.session.session_id)
+            if e["type"].endswith("StateEntered")
+        ]
+        dialogs = [r for r in lossy.infobip.requests if r.path == "/calls/1/dialogs"]
+    session = result.session
+    assert session.status is SessionStatus.COMPLETED and session.outcome is Outcome.ANSWERED
+    assert session.attempt == 1  # found on the first attempt, not retried
+    events = [e.event for e in session.timeline]
+    assert "answered (reconciled)" in events and "call checked" in events
+    assert "call reconciled" not in events  # the end event came, the long timeout never ran out
+    assert states.count("PlaceCall") == 1 and "WatchCall" in states
+    assert len(dialogs) == 1
+    assert session.results["data_collection"]
+    assert len(result.notes) == 1 and len(result.calls) == 1
