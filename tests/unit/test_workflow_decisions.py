@@ -69,7 +69,7 @@ class FakeSfn:
 
     resumed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def send_task_success(self, *, taskToken: str, output: str) -> None:  # noqa: N803
+    def send_task_success(self, *, taskToken: str, output: str) -> None:
         self.resumed[taskToken] = json.loads(output)
 
 
