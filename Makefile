@@ -10,9 +10,10 @@ LOCK_INPUTS := uv.lock pyproject.toml tools/pyproject.toml
 STAMP   := $(VENV)/.installed-$(shell cat $(LOCK_INPUTS) | sha1sum | cut -c1-12)
 STAGE   ?= dev
 SCENARIO ?= answered
+FUZZ_EXAMPLES ?= 2000
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: all setup lock test lint typecheck demo bench synth deploy destroy clean
+.PHONY: all setup lock test fuzz lint typecheck demo bench synth deploy destroy clean
 
 all: test
 
@@ -34,6 +35,9 @@ lock: $(UV) ## re-resolve uv.lock after editing a pyproject.toml, and refresh it
 
 test: $(STAMP) ## the whole test suite
 	$(BIN)/pytest -q
+
+fuzz: $(STAMP) ## a long schemathesis run over the API with valid credentials (FUZZ_EXAMPLES per route; make test runs 15)
+	CALLFLOW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/integration/test_api_fuzz.py
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     call_outcome_timeout_seconds: int = 0
     """How long the workflow waits for the call's outcome; 0 derives it from the Infobip
     connect timeout and max duration."""
+    call_check_margin_seconds: int = 15
+    """Past the Infobip connect timeout, how long the workflow waits for a call's events before
+    asking Infobip about the call itself (a lost CALL_ESTABLISHED is found then, not after the
+    whole outcome timeout)."""
     analysis_wait_seconds: int = 120
     """How long the workflow waits for the post-call webhook before polling the conversation."""
     field_mapping_path: str = ""

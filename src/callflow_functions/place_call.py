@@ -1,5 +1,8 @@
 """Workflow task (``.waitForTaskToken``): dial the person; the Infobip events webhook resumes.
 
+The same function serves WatchCall, the wait for a call's outcome again after a check with
+Infobip (state ``action`` is ``watch``): it stores the new token and dials nothing.
+
 Idempotent on the task token: if Step Functions re-invokes this function after a Lambda service
 error, the call that was already placed is not placed again.
 """
@@ -29,4 +32,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Dial the attempt (``event`` holds ``state`` and ``task_token``); a repeated invocation
     with the same token does not dial again."""
     bind_session(event["state"]["session_id"])
+    if event["state"].get("action") == calling.WATCH:
+        return calling.watch_call(get_services(), event["state"], event["task_token"])
     return calling.place_call(get_services(), event["state"], event["task_token"])

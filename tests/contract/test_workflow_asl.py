@@ -52,7 +52,7 @@ def test_every_task_retries_lambda_service_errors_and_catches_everything_else(
 
 
 def test_waiting_tasks_use_task_tokens_with_timeouts() -> None:
-    for name in ("PlaceCall", "AwaitAnalysis"):
+    for name in ("PlaceCall", "WatchCall", "AwaitAnalysis"):
         state = STATES[name]
         assert state["Resource"].endswith(".waitForTaskToken")
         assert state["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
@@ -79,6 +79,20 @@ def test_provider_throttling_is_retried_with_backoff_on_calls_and_writeback() ->
 def test_a_reconciled_answered_call_goes_on_to_the_analysis() -> None:
     routes = {c["StringEquals"]: c["Next"] for c in STATES["Route"]["Choices"]}
     assert routes["collect"] == "AwaitAnalysis"
+
+
+def test_a_call_is_checked_with_infobip_after_a_short_wait_and_then_watched_again() -> None:
+    """The call's first wait is the short check's (``call_wait``, not the whole outcome timeout);
+    its expiry goes to PlanAfterError, which asks Infobip and answers ``watch`` while the call is
+    live; WatchCall waits again on a new token and ends like PlaceCall."""
+    routes = {c["StringEquals"]: c["Next"] for c in STATES["Route"]["Choices"]}
+    assert routes["watch"] == "WatchCall"
+    for name in ("PlaceCall", "WatchCall"):
+        state = STATES[name]
+        assert state["TimeoutSecondsPath"] == "$.call_wait"
+        assert state["Parameters"]["FunctionName"] == "${PlaceCallFunctionArn}"
+        assert state["Catch"][0]["Next"] == "PlanAfterError"
+        assert (state["ResultPath"], state["Next"]) == ("$.call", "Answered")
 
 
 def test_analysis_still_processing_is_retried() -> None:

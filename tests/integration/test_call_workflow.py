@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,23 +126,6 @@ def busy_record(stack: LocalStack, name: str) -> str:
     return stack.zoho.seed_record("Leads", {"Last_Name": name, "Phone": phone})
 
 
-def test_an_answered_call_the_agent_refused_is_not_reached_and_is_retried(
-    stack: LocalStack, tmp_path: Path
-) -> None:
-    limit = stack.elevenlabs.max_concurrent_conversations
-    stack.elevenlabs.max_concurrent_conversations = 0  # every conversation over the plan's cap
-    try:
-        result = call(stack, tmp_path, lambda: [net.answer(1)])
-    finally:
-        stack.elevenlabs.max_concurrent_conversations = limit
-    session = result.session
-    assert session.outcome is Outcome.AGENT_UNAVAILABLE
-    assert session.attempt == session.max_attempts  # retried like an unanswered call
-    [note] = result.notes
-    assert note["Note_Title"] == "AI call: Answered, no agent"
-    assert "nobody spoke: the agent could not take the call" in note["Note_Content"]
-
-
 def test_a_note_zoho_saved_but_answered_500_for_is_written_once(
     stack: LocalStack, tmp_path: Path
 ) -> None:
@@ -187,22 +169,6 @@ def test_second_trigger_for_the_same_record_is_refused(stack: LocalStack) -> Non
     stack.wait_for_execution(first.json()["session_id"])
     session = get_services().store.require(first.json()["session_id"])
     assert session.outcome is Outcome.BUSY  # the number the behaviour was set for was dialled
-
-
-def test_twenty_parallel_triggers_for_one_record_cost_one_zoho_read(stack: LocalStack) -> None:
-    """The claim comes before the read: the 19 refused triggers spend no Zoho credit."""
-    record_id = busy_record(stack, "Crowd")
-    path = f"/crm/v8/Leads/{record_id}"
-
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        responses = list(pool.map(lambda _: stack.trigger("Leads", record_id), range(20)))
-
-    assert sorted(r.status_code for r in responses) == [202] + [409] * 19
-    [accepted] = [r.json()["session_id"] for r in responses if r.status_code == 202]
-    assert {r.json()["session_id"] for r in responses if r.status_code == 409} == {accepted}
-    reads = [r for r in stack.zoho.requests if r.method == "GET" and r.path == path]
-    assert len(reads) == 1
-    stack.wait_for_execution(accepted)
 
 
 def test_trigger_for_an_unknown_record_is_a_404(stack: LocalStack) -> None:
@@ -292,37 +258,3 @@ def test_post_call_webhook_lost_falls_back_to_polling(tmp_path: Path) -> None:
         collected = [e for e in session.timeline if e.event == "results collected"]
         assert collected[0].detail["source"] == "poll"
         assert result.record_after["Monthly_Bill"] == 150
-
-
-def test_duplicate_and_reordered_events_are_harmless(tmp_path: Path) -> None:
-    options = StackOptions(brief_clips_ms=700, duplicate_events=True, reorder_events=True)
-    with LocalStack(options) as stack:
-        result = call(stack, tmp_path, lambda: [net.answer(1)])
-        session = result.session
-        assert session.status is SessionStatus.COMPLETED and session.outcome is Outcome.ANSWERED
-        # One creation (each is preceded by a GET looking for the call's dialog).
-        dialogs = [
-            r for r in stack.infobip.requests if (r.method, r.path) == ("POST", "/calls/1/dialogs")
-        ]
-        assert len(dialogs) == 1 and len(stack.infobip.dialogs) == 1
-        assert len(result.notes) == 1 and len(result.calls) == 1
-
-
-def test_a_call_whose_end_event_was_lost_keeps_the_agents_results(tmp_path: Path) -> None:
-    """Infobip never delivers CALL_FINISHED: the call's task times out, the workflow asks
-    Infobip what became of the call, and goes on to the analysis as if the event had come."""
-    options = StackOptions(
-        brief_clips_ms=700,
-        retry_delay_seconds=1,
-        fast_retries=True,
-        extra_env={"CALLFLOW_CALL_OUTCOME_TIMEOUT_SECONDS": "20"},
-    )
-    with LocalStack(options) as lossy:
-        lossy.infobip.lost_event_types = {"CALL_FINISHED"}
-        result = call(lossy, tmp_path, lambda: [net.answer(1)])
-    session = result.session
-    assert session.status is SessionStatus.COMPLETED
-    assert session.outcome is Outcome.ANSWERED
-    assert "no call event arrived; Infobip said FINISHED" in session.outcome_detail
-    assert session.results["data_collection"]  # the conversation's results were collected
-    assert [e for e in session.timeline if e.event == "call reconciled"]

@@ -23,7 +23,7 @@ from callflow.lifecycle import calling, writeback
 from callflow.lifecycle.workflow import error_cause
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.providers.errors import ProviderRejected, RetryableProviderError
-from callflow.providers.infobip.calls import CallInfo
+from callflow.providers.infobip.calls import CallInfo, DialogInfo
 from callflow.providers.zoho.client import WriteResult, ZohoField
 from callflow.services import Services
 from callflow_dev.local.aws import create_table
@@ -54,6 +54,23 @@ class FakeInfobip:
         if call_id not in self.calls:
             raise ProviderRejected("infobip", "call not found", status=404)
         return self.calls[call_id]
+
+    dialogs: list[str] = field(default_factory=list)
+    """The parent call ids dialogs were requested for."""
+
+    def create_dialog(self, parent_call_id: str, *, custom_data: dict[str, str]) -> DialogInfo:
+        self.dialogs.append(parent_call_id)
+        return DialogInfo(id=f"dialog-{len(self.dialogs)}", state="CREATED")
+
+
+@dataclass
+class FakeSfn:
+    """Step Functions' task-token API: the outputs each token was resumed with."""
+
+    resumed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def send_task_success(self, *, taskToken: str, output: str) -> None:
+        self.resumed[taskToken] = json.loads(output)
 
 
 @dataclass
@@ -299,6 +316,97 @@ def _dialled(services: Services, call: dict[str, Any] | None = None) -> None:
     services.store.advance("s1", SessionStatus.DIALING, attempt=1, fields={"call_id": "call-7"})
     if call is not None:
         infobip(services).calls["call-7"] = call
+
+
+def _first_check(services: Services, **state: Any) -> dict[str, Any]:
+    """The state PlanAfterError hands over when PlaceCall's first wait (``call_wait``) ran out."""
+    placed = calling.next_state(services, "s1", calling.CALL)
+    return calling.plan_retry(services, {**placed, **state, "error": TIMEOUT})
+
+
+def test_the_first_check_comes_at_the_connect_timeout_plus_a_margin() -> None:
+    state = calling.next_state(build(infobip_connect_timeout=40), "s1", calling.CALL)
+    assert state["call_wait"] == 40 + 15 < state["outcome_timeout"]
+    short = build(infobip_connect_timeout=40, call_outcome_timeout_seconds=20)
+    assert calling.next_state(short, "s1", calling.CALL)["call_wait"] == 20
+
+
+def test_a_call_whose_answer_event_was_lost_gets_its_dialog_when_checked(
+    services: Services,
+) -> None:
+    _dialled(services, {"state": "ESTABLISHED", "answerTime": "2026-12-01T15:00:05.000+0000"})
+    state = _first_check(services)
+    assert state["action"] == calling.WATCH
+    session = services.store.require("s1")
+    assert session.status is SessionStatus.IN_CALL and session.dialog_requested
+    assert infobip(services).dialogs == ["call-7"] and infobip(services).hung_up == []
+    # Waited for until the outcome timeout after dialling, not hung up.
+    assert state["call_wait"] == state["outcome_timeout"] - calling.first_check_after(services)
+    assert [e.event for e in session.timeline][-1] == "call checked"
+
+
+def test_a_checked_call_whose_dialog_was_requested_gets_no_second_one(
+    services: Services,
+) -> None:
+    _dialled(services, {"state": "ESTABLISHED"})
+    services.store.advance(
+        "s1", SessionStatus.IN_CALL, attempt=1, fields={"dialog_requested": True}
+    )
+    assert _first_check(services)["action"] == calling.WATCH
+    assert infobip(services).dialogs == []
+
+
+def test_a_call_still_ringing_is_checked_again_a_bounded_number_of_times(
+    services: Services,
+) -> None:
+    _dialled(services, {"state": "RINGING"})
+    state = _first_check(services)
+    for checks in range(1, calling.MAX_RINGING_CHECKS + 1):
+        assert state["action"] == calling.WATCH and state["ringing_checks"] == checks
+        assert state["call_wait"] == services.settings.call_check_margin_seconds
+        state = calling.plan_retry(services, {**state, "error": TIMEOUT})
+    # Still ringing past the bound: hung up, and the session ends with the reconciled outcome.
+    assert state["action"] == calling.WRITE_BACK
+    assert infobip(services).hung_up == ["call-7"]
+    assert services.store.require("s1").outcome is Outcome.TIMEOUT
+
+
+def test_a_call_found_ended_at_the_check_is_planned_like_any_other(services: Services) -> None:
+    _dialled(services, {"state": "NO_ANSWER"})
+    assert _first_check(services)["action"] == calling.WAIT
+    assert services.store.require("s1").attempt == 2
+
+
+def test_a_check_past_the_deadline_hangs_up_a_live_call(services: Services) -> None:
+    _dialled(services, {"state": "ESTABLISHED", "answerTime": "2026-12-01T15:00:05.000+0000"})
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    assert _first_check(services, call_deadline=past)["action"] == calling.COLLECT
+    assert infobip(services).hung_up == ["call-7"]
+
+
+def test_watching_again_resumes_at_once_when_the_outcome_came_in_between(
+    services: Services,
+) -> None:
+    sfn = FakeSfn()
+    services.__dict__["sfn"] = sfn
+    _dialled(services)
+    services.store.advance(
+        "s1",
+        SessionStatus.CALL_ENDED,
+        attempt=1,
+        fields={"outcome": Outcome.ANSWERED.value, "call_duration": 42},
+    )
+    assert calling.watch_call(services, {"session_id": "s1"}, "token-2") == {"watching": True}
+    assert sfn.resumed == {"token-2": {"outcome": "answered", "attempt": 1, "duration": 42}}
+    assert services.store.require("s1").task_token == "token-2"
+
+
+def test_watching_a_live_call_stores_the_token_for_the_end_event(services: Services) -> None:
+    sfn = FakeSfn()
+    services.__dict__["sfn"] = sfn
+    _dialled(services)
+    calling.watch_call(services, {"session_id": "s1"}, "token-2")
+    assert sfn.resumed == {} and services.store.require("s1").task_token == "token-2"
 
 
 def test_a_call_whose_end_event_was_lost_is_reconciled_and_collected(services: Services) -> None:

@@ -91,7 +91,7 @@ def handle(services: Services, event: InfobipEvent) -> str:
         if moved is None:
             return _answered_again(services, session_id, attempt, event.call_id)
         count(Metric.CALLS_ANSWERED)
-        return _connect_when_ready(services, moved, attempt, event.call_id)
+        return connect_when_ready(services, moved, attempt, event.call_id)
     if kind in ("MACHINE_DETECTION_FINISHED", "MACHINE_DETECTION_FAILED"):
         return _machine_detection(services, session_id, attempt, event)
     if kind in ("CALL_FINISHED", "CALL_FAILED"):
@@ -147,9 +147,11 @@ def _verdict(services: Services, session: Session) -> Verdict:
     return "wait"
 
 
-def _connect_when_ready(services: Services, session: Session, attempt: int, call_id: str) -> str:
+def connect_when_ready(services: Services, session: Session, attempt: int, call_id: str) -> str:
     """Create the dialog if this write completed both facts (established, and detection's
-    verdict when detection is on); otherwise say what is still missing."""
+    verdict when detection is on); otherwise say what is still missing. Also the way in for the
+    workflow's check of a call whose CALL_ESTABLISHED was lost
+    (:func:`callflow.lifecycle.calling.check_call`)."""
     if session.status is not SessionStatus.IN_CALL:
         return "detection stored: waiting for CALL_ESTABLISHED"
     verdict = _verdict(services, session)
@@ -172,7 +174,7 @@ def _answered_again(services: Services, session_id: str, attempt: int, call_id: 
     if attempt != session.attempt:
         return "ignored: event of another attempt"
     if session.status is SessionStatus.IN_CALL and not session.dialog_requested:
-        return _connect_when_ready(services, session, attempt, call_id)
+        return connect_when_ready(services, session, attempt, call_id)
     return "duplicate"
 
 
@@ -301,7 +303,7 @@ def _machine_detection(
 
 def _act_on_detection(services: Services, session: Session, attempt: int, call_id: str) -> str:
     if _verdict(services, session) != "hangup":
-        return _connect_when_ready(services, session, attempt, call_id)
+        return connect_when_ready(services, session, attempt, call_id)
     if session.machine_detection == MACHINE:
         # The cause the call's CALL_FINISHED (and Infobip's logs) will name.
         services.infobip.hangup_call(call_id, error_code="MACHINE_DETECTED")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from callflow.lifecycle import workflow
+from callflow.lifecycle import call_events, workflow
 from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
@@ -23,6 +23,13 @@ WAIT = "wait"
 WRITE_BACK = "write_back"
 COLLECT = "collect"
 """A call whose outcome was reconciled after its events were lost, answered: on to the analysis."""
+WATCH = "watch"
+"""A call checked with Infobip while its events are still awaited: wait for them again."""
+
+#: How many times a call Infobip still reports ringing is waited for again before it is hung up
+#: (Infobip ends an unanswered call at its connect timeout, so a call still ringing past two
+#: margins is one whose events are not coming).
+MAX_RINGING_CHECKS = 2
 
 #: Infobip call states of a call still going on.
 _LIVE_STATES = frozenset({"CALLING", "RINGING", "PRE_ESTABLISHED", "ESTABLISHED"})
@@ -47,8 +54,18 @@ def next_state(
         "action": action,
         "wait_until": iso(wait_until or utcnow()),
         "outcome_timeout": settings.outcome_timeout_seconds,
+        "call_wait": first_check_after(services),
         "analysis_wait": settings.analysis_wait_seconds,
     }
+
+
+def first_check_after(services: Services) -> int:
+    """Seconds the call's task waits for its events before Infobip is asked about the call: by
+    then a call is answered or over, so a lost CALL_ESTABLISHED costs this long, not the whole
+    outcome timeout (which it never exceeds)."""
+    settings = services.settings
+    bound = settings.infobip_connect_timeout + settings.call_check_margin_seconds
+    return max(1, min(bound, settings.outcome_timeout_seconds))
 
 
 def calling_hours(services: Services) -> CallingHours:
@@ -173,7 +190,7 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     session = services.store.require(state["session_id"])
     error = state.get("error")
     if error:
-        return _after_error(services, session, error)
+        return _after_error(services, session, error, state)
     # The session's outcome first: after an answered call with no agent conversation it says
     # agent_unavailable, where the call's own event said answered.
     outcome = session.outcome or Outcome(state.get("call", {}).get("outcome", "failed"))
@@ -199,11 +216,13 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     return next_state(services, session.session_id, WAIT, when)
 
 
-def _after_error(services: Services, session: Session, error: dict[str, Any]) -> dict[str, Any]:
+def _after_error(
+    services: Services, session: Session, error: dict[str, Any], state: dict[str, Any]
+) -> dict[str, Any]:
     name = str(error.get("Error", "Error"))
     cause = workflow.error_cause(error.get("Cause"))
     if name == "States.Timeout" and session.call_id:
-        return reconcile(services, session)
+        return check_call(services, session, state)
     if name == "States.Timeout":
         outcome, detail = Outcome.TIMEOUT, "no call outcome arrived in time"
         if session.call_id:
@@ -225,6 +244,112 @@ def _gave_up(outcome: Outcome, session: Session) -> str:
     summary = f"{outcome.value} on all {session.attempt} attempts"
     last = session.outcome_detail
     return f"{summary}; the last: {last}"[:500] if last else summary
+
+
+def check_call(services: Services, session: Session, state: dict[str, Any]) -> dict[str, Any]:
+    """The call's task waited ``call_wait`` seconds without its outcome: ask Infobip what the
+    call is doing and go on as if the events had come.
+
+    Before the call's deadline (the outcome timeout after dialling): a call that is established
+    and live gets its dialog (:func:`callflow.lifecycle.call_events.connect_bridge`, whose claim
+    keeps it to one even when CALL_ESTABLISHED did arrive) and is waited for until the deadline;
+    one still ringing is waited for again, :data:`MAX_RINGING_CHECKS` times; an ended one takes
+    :func:`reconcile`'s path. At or past the deadline, :func:`reconcile` hangs up a live call.
+    """
+    now = utcnow()
+    deadline = _deadline(services, state, now)
+    if deadline is None or now >= deadline or session.status is SessionStatus.CALL_ENDED:
+        return reconcile(services, session)
+    try:
+        call = services.infobip.get_call(session.call_id)
+    except ProviderRejected as error:
+        if error.status != 404:
+            raise
+        return reconcile(services, session)
+    call_state = str(call.get("state") or "")
+    ringing_checks = int(state.get("ringing_checks") or 0)
+    if call_state == "ESTABLISHED":
+        _answered_without_event(services, session, call)
+    elif call_state in _LIVE_STATES:
+        ringing_checks += 1
+        if ringing_checks > MAX_RINGING_CHECKS:
+            return reconcile(services, session)
+    else:
+        return reconcile(services, session)
+    remaining = int((deadline - now).total_seconds())
+    wait = remaining if call_state == "ESTABLISHED" else services.settings.call_check_margin_seconds
+    watching = next_state(services, session.session_id, WATCH)
+    watching.update(
+        call_wait=max(1, min(wait, remaining)),
+        call_deadline=iso(deadline),
+        ringing_checks=ringing_checks,
+    )
+    services.store.set_fields(
+        session.session_id,
+        {},
+        event="call checked",
+        detail={"infobip_state": call_state, "wait": watching["call_wait"]},
+    )
+    return watching
+
+
+def _deadline(services: Services, state: dict[str, Any], now: datetime) -> datetime | None:
+    """When the call's outcome is overdue: carried in the state once a check set it; on the first
+    check, the outcome timeout after dialling (``call_wait`` seconds ago); ``None`` when the task
+    that timed out already waited the whole outcome timeout."""
+    carried = _time_iso(state.get("call_deadline"))
+    if carried is not None:
+        return carried
+    waited = state.get("call_wait")
+    total = int(state.get("outcome_timeout") or services.settings.outcome_timeout_seconds)
+    if not isinstance(waited, int) or waited >= total:
+        return None
+    return now + timedelta(seconds=total - waited)
+
+
+def _answered_without_event(services: Services, session: Session, call: dict[str, Any]) -> None:
+    """Infobip says the call is established: record the answer if its event was lost, then request
+    the dialog as the events would (after detection's verdict when detection is on; not for a
+    machine; a no-op when it was already requested)."""
+    if session.status in (SessionStatus.DIALING, SessionStatus.RINGING):
+        moved = services.store.advance(
+            session.session_id,
+            SessionStatus.IN_CALL,
+            attempt=session.attempt,
+            fields={
+                "call_state": "ESTABLISHED",
+                "call_answered_at": iso(_time(call.get("answerTime")) or utcnow()),
+            },
+            event="answered (reconciled)",
+            same_attempt=True,
+        )
+        if moved is not None:
+            count(Metric.CALLS_ANSWERED)
+            session = moved
+    if session.call_state == call_events.MACHINE_STATE or session.dialog_requested:
+        return
+    # The same gate as the events': with detection on, the dialog waits for its verdict.
+    call_events.connect_when_ready(services, session, session.attempt, session.call_id)
+
+
+def watch_call(services: Services, state: dict[str, Any], task_token: str) -> dict[str, Any]:
+    """Wait again for the call's outcome after a check: the new task token goes on the session,
+    where the call-end event finds it. An outcome stored while no token was live (the event came
+    between the check and now, and resumed the expired one) resumes this task at once."""
+    session = services.store.require(state["session_id"])
+    stored = services.store.set_fields(
+        session.session_id, {"task_token": task_token}, only_if_equal={"attempt": session.attempt}
+    )
+    if stored is None:
+        return {"watching": False}
+    if stored.status is SessionStatus.CALL_ENDED and stored.outcome is not None:
+        output = {
+            "outcome": stored.outcome.value,
+            "attempt": stored.attempt,
+            "duration": stored.call_duration,
+        }
+        workflow.resume(services.sfn, task_token, output)
+    return {"watching": True}
 
 
 def reconcile(services: Services, session: Session) -> dict[str, Any]:
@@ -281,6 +406,16 @@ def _ask_infobip(services: Services, session: Session) -> tuple[Outcome, int, st
         return Outcome.ANSWERED, max(duration, 0), f"no call event arrived; Infobip said {state}"
     outcome = _ENDED_UNANSWERED.get(state, Outcome.TIMEOUT)
     return outcome, 0, f"no call event arrived; Infobip said {state or 'nothing'}"
+
+
+def _time_iso(value: object) -> datetime | None:
+    """A timestamp this module wrote with :func:`callflow.models.iso`, or ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _time(value: object) -> datetime | None:

@@ -1,0 +1,180 @@
+"""The fault-injection suite: one test per fault, on one local stack, each asserting the end state.
+
+Every fault is switched on in the stand-in for one call and off again, and every test checks the
+same end state: the session's status and outcome, the execution's status, the record's fields,
+and exactly one note and one call log. The stack shortens the waits so a lost event costs
+seconds: the connect timeout is 3 s, the margin of the first check 2 s (the call's events are
+awaited 5 s before Infobip is asked), the outcome timeout 20 s. Writeback faults are in
+``test_call_workflow.py`` next to the writeback they break; the API's input in
+``test_api_fuzz.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callflow.models import Outcome, SessionStatus
+from callflow.phone import normalise
+from callflow_dev.local.demo import DemoResult, Printer, Scenario, run_scenario
+from callflow_dev.local.stack import LocalStack, StackOptions
+from callflow_dev.sandbox import phone_network as net
+
+pytestmark = pytest.mark.slow
+_numbers = itertools.count(6000)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    options = StackOptions(
+        brief_clips_ms=700,
+        retry_delay_seconds=1,
+        fast_retries=True,
+        extra_env={
+            "CALLFLOW_INFOBIP_CONNECT_TIMEOUT": "3",
+            "CALLFLOW_CALL_CHECK_MARGIN_SECONDS": "2",
+            "CALLFLOW_CALL_OUTCOME_TIMEOUT_SECONDS": "20",
+        },
+    )
+    with LocalStack(options) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def fault(target: Any, **values: Any) -> Iterator[None]:
+    """Set the stand-in's attributes for the block, and put the old values back after."""
+    saved = {name: getattr(target, name) for name in values}
+    for name, value in values.items():
+        setattr(target, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(target, name, value)
+
+
+def call(stack: LocalStack, tmp_path: Path, behaviours: Callable[[], list[Any]]) -> DemoResult:
+    scenario = Scenario("fault", "", behaviours)
+    number = f"(415) 555-{next(_numbers)}"
+    return run_scenario(stack, scenario, tmp_path, Printer(quiet=True), phone=number)
+
+
+def states_entered(stack: LocalStack, session_id: str) -> list[str]:
+    history = stack.aws.execution_history(session_id) if stack.aws else []
+    return [e["stateEnteredEventDetails"]["name"] for e in history if e["type"].endswith("Entered")]
+
+
+def assert_end_state(
+    result: DemoResult,
+    outcome: Outcome,
+    *,
+    attempts: int = 1,
+    call_logs: int = 1,
+    fields_written: bool = True,
+) -> None:
+    """Completed with ``outcome`` after ``attempts``, the execution succeeded, the record's
+    fields written (when the agent collected any), one note and ``call_logs`` call logs."""
+    session = result.session
+    assert (session.status, session.outcome, session.attempt) == (
+        SessionStatus.COMPLETED,
+        outcome,
+        attempts,
+    )
+    assert result.execution_status == "SUCCEEDED"
+    assert (result.record_after != result.record_before) is fields_written
+    assert len(result.notes) == 1
+    assert len(result.calls) == call_logs
+
+
+def test_a_lost_call_established_is_found_by_the_short_check(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """PlaceCall's wait ends 5 s after dialling; Infobip says established, the dialog is
+    requested then, and WatchCall waits for the end event, which completes the call."""
+    with fault(stack.infobip, lost_event_types={"CALL_ESTABLISHED"}):
+        result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert_end_state(result, Outcome.ANSWERED)
+    session = result.session
+    events = [e.event for e in session.timeline]
+    assert "answered (reconciled)" in events and "call checked" in events
+    assert "call reconciled" not in events  # the end event came; the long timeout never ran out
+    states = states_entered(stack, session.session_id)
+    assert states.count("PlaceCall") == 1 and "WatchCall" in states
+    dialogs = [
+        r
+        for r in stack.infobip.requests
+        if (r.method, r.path) == ("POST", "/calls/1/dialogs")
+        and r.body["parentCallId"] == session.call_id
+    ]
+    assert len(dialogs) == 1
+    assert session.results["data_collection"]
+
+
+def test_a_lost_call_finished_keeps_the_agents_results(stack: LocalStack, tmp_path: Path) -> None:
+    """CALL_FINISHED never comes: the check at the outcome timeout asks Infobip what became of
+    the call and goes on to the analysis as if the event had come."""
+    with fault(stack.infobip, lost_event_types={"CALL_FINISHED"}):
+        result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert_end_state(result, Outcome.ANSWERED)
+    session = result.session
+    assert "no call event arrived; Infobip said FINISHED" in session.outcome_detail
+    assert session.results["data_collection"]  # the conversation's results were collected
+    assert [e for e in session.timeline if e.event == "call reconciled"]
+
+
+def test_duplicate_and_reordered_events_are_harmless(stack: LocalStack, tmp_path: Path) -> None:
+    with fault(stack.infobip, duplicate_events=True, reorder_events=True):
+        result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert_end_state(result, Outcome.ANSWERED)
+    dialogs = [
+        r
+        for r in stack.infobip.requests
+        if (r.method, r.path) == ("POST", "/calls/1/dialogs")
+        and r.body["parentCallId"] == result.session.call_id
+    ]
+    assert len(dialogs) == 1
+
+
+def test_an_answered_call_the_agent_refused_is_not_reached_and_is_retried(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    with fault(stack.elevenlabs, max_concurrent_conversations=0):  # every one over the cap
+        result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert_end_state(
+        result,
+        Outcome.AGENT_UNAVAILABLE,
+        attempts=result.session.max_attempts,
+        call_logs=0,  # no conversation: no call is logged
+        fields_written=False,  # nobody spoke, so nothing was collected to map
+    )
+    [note] = result.notes
+    assert note["Note_Title"] == "AI call: Answered, no agent"
+    assert "nobody spoke: the agent could not take the call" in note["Note_Content"]
+
+
+def test_twenty_parallel_triggers_for_one_record_cost_one_zoho_read(stack: LocalStack) -> None:
+    """The claim comes before the read: the 19 refused triggers spend no Zoho credit."""
+    phone = f"(415) 555-{next(_numbers)}"
+    stack.infobip.set_behaviour(normalise(phone, "US").infobip, [net.busy()])
+    record_id = stack.zoho.seed_record("Leads", {"Last_Name": "Crowd", "Phone": phone})
+    path = f"/crm/v8/Leads/{record_id}"
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(lambda _: stack.trigger("Leads", record_id), range(20)))
+
+    assert sorted(r.status_code for r in responses) == [202] + [409] * 19
+    [accepted] = [r.json()["session_id"] for r in responses if r.status_code == 202]
+    assert {r.json()["session_id"] for r in responses if r.status_code == 409} == {accepted}
+    reads = [r for r in stack.zoho.requests if r.method == "GET" and r.path == path]
+    assert len(reads) == 1
+    stack.wait_for_execution(accepted)
+    session = stack.session(accepted)
+    assert (session.status, session.outcome) == (SessionStatus.COMPLETED, Outcome.BUSY)
+    notes = [n for n in stack.zoho.notes if n["Parent_Id"]["id"] == record_id]
+    assert len(notes) == 1  # one session, one note
