@@ -24,6 +24,7 @@ MachinePolicy = Literal["hangup", "continue"]
 DetectionFailedPolicy = Literal["connect", "hangup"]
 OutsideHoursPolicy = Literal["wait", "skip"]
 DtmfMode = Literal["contextual_update", "user_message", "ignore"]
+MediaRouting = Literal["shared", "per-session"]
 
 
 class Settings(BaseSettings):
@@ -65,6 +66,15 @@ class Settings(BaseSettings):
     infobip_calls_configuration_id: str = ""
     infobip_from_number: str = ""
     infobip_media_stream_config_id: str = ""
+    infobip_media_routing: MediaRouting = "shared"
+    """How a dialog's WebSocket leg finds its session: ``shared`` sends every dialog to the one
+    config above and relies on Infobip showing the ids on the socket; ``per-session`` creates a
+    config per call attempt whose URL path carries them (``callflow.lifecycle.media_configs``)."""
+    infobip_config_creations_per_minute: int = 80
+    """Per-session configs created per minute, account-wide, across every Lambda: below
+    Infobip's 100, leaving room for setup and other users of the account."""
+    infobip_config_sweep_margin_seconds: int = 600
+    """A per-session config older than the call's longest life plus this is swept."""
     infobip_sample_rate: int = 16000
     infobip_connect_timeout: int = 40
     infobip_max_duration: int = 900

@@ -190,6 +190,8 @@ class Session(BaseModel):
     """Why this attempt's dialog to the bridge failed (DIALOG_FAILED, ERROR, MEDIA_STREAM_FAILED,
     or a refused creation); empty when it did not."""
     bridge_token_hash: str = ""
+    media_config_id: str = ""
+    """This attempt's own media-stream config (per-session routing), deleted when it ends."""
     media_claimed_hash: str = ""
     """The bridge token hash whose media stream the bridge admitted: a token admits one stream."""
     media_ids_found_in: str = ""

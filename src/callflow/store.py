@@ -10,6 +10,8 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
   cache, :meth:`SessionStore.first_delivery`), expiring when its signature would be refused anyway;
 - ``bridge#unmatched-media``: the shape of the latest media stream that named no session
   (:meth:`SessionStore.note_unmatched_media`);
+- ``limit#<name>#<window start>``: a fixed-window counter shared by every Lambda
+  (:meth:`SessionStore.take_slot`), TTL'd after its window;
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
 - Powertools idempotency records (their own ``pk`` values).
 
@@ -455,6 +457,35 @@ class SessionStore:
         """Drop a delivery from the replay cache: handling it failed, so a resend must be handled
         rather than answered as a duplicate."""
         self.table.delete_item(Key={"pk": _delivery_key(signature)})
+
+    # --- account-wide rate limits ---------------------------------------------------------
+
+    def take_slot(self, name: str, limit: int, window_seconds: int) -> bool:
+        """Take one of ``limit`` slots of the current fixed window of ``window_seconds``;
+        ``False`` when the window's slots are all taken.
+
+        One conditional ``ADD`` on ``limit#<name>#<window start>``: every Lambda counts on the
+        same item, and DynamoDB's condition makes the count exact under concurrency. A refused
+        take changes nothing. The item expires (TTL) a window after its window ends."""
+        now = int(self.clock())
+        start = now - now % window_seconds
+        try:
+            self.table.update_item(
+                Key={"pk": f"limit#{name}#{start}"},
+                UpdateExpression="ADD #taken :one SET expires_at = :expires",
+                ConditionExpression="attribute_not_exists(#taken) OR #taken < :limit",
+                ExpressionAttributeNames={"#taken": "taken"},
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":limit": limit,
+                    ":expires": start + 2 * window_seconds,
+                },
+            )
+        except Exception as error:
+            if error_code(error) != CONDITION_FAILED:
+                raise
+            return False
+        return True
 
     # --- undoing a failed trigger -----------------------------------------------------------
 

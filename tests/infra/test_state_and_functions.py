@@ -7,14 +7,14 @@ import json
 from starlette.routing import Route
 
 from callflow.config import Settings
-from callflow_infra.functions import TASKS
+from callflow_infra.functions import SCHEDULED, TASKS
 from callflow_infra.http_api import ROUTES
 from callflow_infra.state import GENERATED_KEY, SECRET_KEYS
 
 from .cfn import actions_of, flatten, resources_of, statements
 from .conftest import Synthesized
 
-ALL_MODULES = ["api", *(spec.module for spec in TASKS)]
+ALL_MODULES = ["api", *(spec.module for spec in (*TASKS, *SCHEDULED))]
 
 
 def test_table_is_on_demand_with_ttl_and_point_in_time_recovery(dev: Synthesized) -> None:
@@ -143,3 +143,23 @@ def test_api_stage_writes_access_logs_without_the_secret_path(dev: Synthesized) 
     assert "$context.routeKey" in settings["Format"]
     assert "$context.path" not in settings["Format"]
     assert flatten(settings["DestinationArn"]).startswith("<")
+
+
+def test_media_config_sweeper_runs_on_a_schedule(dev: Synthesized) -> None:
+    sweeper = dev.logical_id(dev.stack.functions.by_module["sweep_media_configs"])
+    rules = dev.of_type("AWS::Events::Rule").values()
+    scheduled = [
+        rule["Properties"]
+        for rule in rules
+        if any(
+            target["Arn"] == {"Fn::GetAtt": [sweeper, "Arn"]}
+            for target in rule["Properties"].get("Targets", [])
+        )
+    ]
+    assert [rule["ScheduleExpression"] for rule in scheduled] == ["rate(15 minutes)"]
+    permissions = dev.of_type("AWS::Lambda::Permission").values()
+    assert any(
+        p["Properties"]["FunctionName"] == {"Fn::GetAtt": [sweeper, "Arn"]}
+        and p["Properties"]["Principal"] == "events.amazonaws.com"
+        for p in permissions
+    )

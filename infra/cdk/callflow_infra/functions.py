@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import AssetHashType, Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -26,6 +28,8 @@ class FunctionSpec:
     substitution: str | None
     timeout_seconds: int
     memory_mib: int = 512
+    every_minutes: int = 0
+    """Run on this schedule (an EventBridge rule) when positive; 0: invoked by others."""
 
 
 API = FunctionSpec("api", None, timeout_seconds=29, memory_mib=1024)
@@ -37,6 +41,11 @@ TASKS = (
     FunctionSpec("fetch_analysis", "FetchAnalysisFunctionArn", timeout_seconds=60),
     FunctionSpec("write_back", "WriteBackFunctionArn", timeout_seconds=120),
     FunctionSpec("mark_failed", "MarkFailedFunctionArn", timeout_seconds=30),
+)
+SCHEDULED = (
+    # Deletes per-session media-stream configs an attempt's end left behind (their names carry
+    # their age); every 15 minutes keeps a leak far below the account's config limits.
+    FunctionSpec("sweep_media_configs", None, timeout_seconds=120, every_minutes=15),
 )
 
 
@@ -65,7 +74,7 @@ class Functions(Construct):
             asset_hash_type=AssetHashType.CUSTOM,
         )
         self.by_module: dict[str, lambda_.Function] = {}
-        for spec in (API, *TASKS):
+        for spec in (API, *TASKS, *SCHEDULED):
             name = construct_name(spec.module)
             log_group = logs.LogGroup(
                 self, f"{name}Logs", retention=log_retention, removal_policy=removal
@@ -84,6 +93,13 @@ class Functions(Construct):
                 log_group=log_group,
                 description=f"callflow {spec.module}",
             )
+            if spec.every_minutes:
+                events.Rule(
+                    self,
+                    f"{name}Schedule",
+                    schedule=events.Schedule.rate(Duration.minutes(spec.every_minutes)),
+                    targets=[targets.LambdaFunction(self.by_module[spec.module])],
+                )
 
     @property
     def api(self) -> lambda_.Function:

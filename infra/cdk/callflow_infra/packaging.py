@@ -42,6 +42,7 @@ LAMBDA = Deployable(
         "callflow_functions.fetch_analysis",
         "callflow_functions.write_back",
         "callflow_functions.mark_failed",
+        "callflow_functions.sweep_media_configs",
     ),
 )
 BRIDGE = Deployable(

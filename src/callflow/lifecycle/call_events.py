@@ -27,7 +27,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from callflow.lifecycle import workflow
+from callflow.lifecycle import media_configs, workflow
 from callflow.models import (
     Outcome,
     Session,
@@ -190,7 +190,9 @@ def connect_bridge(services: Services, session_id: str, attempt: int, call_id: s
 
     The per-session token is made right before a creation, stored only as a hash, and sent in the
     child call's customData (the bridge reads it from the ``websocket:connected`` frame). A dialog
-    found instead of created keeps the hash stored for it.
+    found instead of created keeps the hash stored for it. In per-session routing the attempt's
+    own config (``media_config_id``, made when the call was placed) already carries the
+    attempt's token in its URL: the dialog goes to it and no token is made here.
     """
     claimed = services.store.set_fields(
         session_id,
@@ -203,7 +205,9 @@ def connect_bridge(services: Services, session_id: str, attempt: int, call_id: s
         return "duplicate: dialog already requested or call over"
     parent = call_id or claimed.call_id
     try:
-        dialog, found = _find_or_create_dialog(services, session_id, attempt, parent)
+        dialog, found = _find_or_create_dialog(
+            services, session_id, attempt, parent, claimed.media_config_id
+        )
     except RetryableProviderError:
         services.store.set_fields(session_id, {"dialog_requested": False})
         raise
@@ -217,6 +221,7 @@ def connect_bridge(services: Services, session_id: str, attempt: int, call_id: s
             event="dialog refused",
         )
         services.infobip.hangup_call(parent)
+        media_configs.close(services, session_id, claimed.media_config_id)
         return f"dialog refused: {error.message}"
     services.store.set_fields(
         session_id,
@@ -228,18 +233,22 @@ def connect_bridge(services: Services, session_id: str, attempt: int, call_id: s
 
 
 def _find_or_create_dialog(
-    services: Services, session_id: str, attempt: int, parent: str
+    services: Services, session_id: str, attempt: int, parent: str, config_id: str
 ) -> tuple[DialogInfo, bool]:
-    """The call's dialog, looked for before every creation; True when it was found."""
+    """The call's dialog, looked for before every creation; True when it was found. With the
+    attempt's own ``config_id`` the dialog goes there, its token already in the config's URL."""
     for tried in range(1, DIALOG_TRIES + 1):
         try:
             existing = _existing_dialog(services, parent)
             if existing is not None:
                 return existing, True
-            token = new_bridge_token()
-            services.store.set_fields(session_id, {"bridge_token_hash": hash_token(token)})
-            custom = {"session_id": session_id, "bridge_token": token, "attempt": str(attempt)}
-            return services.infobip.create_dialog(parent, custom_data=custom), False
+            custom = {"session_id": session_id, "attempt": str(attempt)}
+            if not config_id:
+                token = new_bridge_token()
+                services.store.set_fields(session_id, {"bridge_token_hash": hash_token(token)})
+                custom["bridge_token"] = token
+            dialog = services.infobip.create_dialog(parent, custom_data=custom, config_id=config_id)
+            return dialog, False
         except RetryableProviderError as error:
             if tried == DIALOG_TRIES:
                 raise
@@ -336,6 +345,7 @@ def _dialog_failed(services: Services, session_id: str, attempt: int, event: Inf
         return "error noted: the conversation goes on"
     phone_call = session.call_id or event.parent_call_id or event.call_id
     services.infobip.hangup_call(phone_call)
+    media_configs.close(services, session_id, session.media_config_id)
     return f"{event.type}: hung up"
 
 
@@ -364,6 +374,7 @@ def _call_ended(services: Services, session_id: str, attempt: int, event: Infobi
     )
     if moved is None:
         return _ended_again(services, current, attempt)
+    media_configs.close(services, session_id, moved.media_config_id)
     if outcome is not Outcome.ANSWERED:
         count(
             Metric.CALLS_UNREACHED
@@ -409,6 +420,8 @@ def _ended_again(services: Services, current: Session, attempt: int) -> str:
     failed before resuming. A token already used or timed out makes this a duplicate."""
     if current.status is not SessionStatus.CALL_ENDED or current.attempt != attempt:
         return "duplicate"
+    # The delivery that ended the call may have failed before deleting the attempt's config.
+    media_configs.close(services, current.session_id, current.media_config_id)
     outcome = current.outcome or Outcome.FAILED
     output = _ended(outcome, attempt, current.call_duration)
     if not workflow.resume(services.sfn, current.task_token, output):

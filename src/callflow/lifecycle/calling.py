@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from callflow.lifecycle import call_events, workflow
+from callflow.lifecycle import call_events, media_configs, workflow
 from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
@@ -149,9 +149,12 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         "machine_detection": "",
         "machine_detection_reason": "",
         "dialog_failure": "",
+        "media_config_id": "",
         "outcome": None,
         "outcome_detail": "",
     }
+    # A config the previous try of this placing (or the previous attempt) left behind.
+    media_configs.close(services, session.session_id, session.media_config_id)
     if attempt == session.attempt and session.status is SessionStatus.DIALING:
         moved = services.store.set_fields(
             session.session_id, fields, only_if_equal={"attempt": attempt, "call_id": ""}
@@ -168,11 +171,20 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
     if moved is None:
         logger.warning("session moved on before the call was placed; not dialling")
         return {"placed": False}
-    call = services.infobip.place_call(
-        moved.phone.lstrip("+"),
-        custom_data={"session_id": session.session_id, "attempt": str(attempt)},
-        external_id=f"{session.session_id}-{attempt}",
-    )
+    config_id = _open_media(services, session.session_id, attempt)
+    if config_id is None:
+        logger.warning("session moved on while its media-stream config was made; not dialling")
+        return {"placed": False}
+    try:
+        call = services.infobip.place_call(
+            moved.phone.lstrip("+"),
+            custom_data={"session_id": session.session_id, "attempt": str(attempt)},
+            external_id=f"{session.session_id}-{attempt}",
+        )
+    except Exception:
+        # No call will use the config: it goes now, not at the sweep.
+        media_configs.close(services, session.session_id, config_id)
+        raise
     services.store.set_fields(
         session.session_id,
         {"call_id": call.id},
@@ -182,6 +194,29 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
     )
     count(Metric.CALLS_PLACED)
     return {"placed": True, "call_id": call.id, "attempt": attempt}
+
+
+def _open_media(services: Services, session_id: str, attempt: int) -> str | None:
+    """In per-session routing, the attempt's own media-stream config, with the hash of the
+    token its URL carries stored on the session (``connect_bridge`` reuses both); its id, empty
+    when the shared config serves the attempt, ``None`` when the session moved on meanwhile
+    (the config is deleted again)."""
+    if not media_configs.per_session(services.settings):
+        return ""
+    media = media_configs.open_for_attempt(services, session_id)
+    if media is None:
+        return ""
+    stored = services.store.set_fields(
+        session_id,
+        {"media_config_id": media.config_id, "bridge_token_hash": media.token_hash},
+        only_if_equal={"attempt": attempt, "call_id": ""},
+        event="media config created",
+        detail={"config_id": media.config_id},
+    )
+    if stored is None:
+        media_configs.close(services, session_id, media.config_id)
+        return None
+    return media.config_id
 
 
 def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +264,7 @@ def _after_error(
             services.infobip.hangup_call(session.call_id)
     else:
         outcome, detail = Outcome.FAILED, f"{name}: {cause}" if cause else name
+    media_configs.close(services, session.session_id, session.media_config_id)
     services.store.set_fields(
         session.session_id,
         {"outcome": outcome.value, "outcome_detail": detail[:500]},
@@ -380,6 +416,7 @@ def reconcile(services: Services, session: Session) -> dict[str, Any]:
             detail={"outcome": outcome.value, "detail": detail},
             same_attempt=True,
         )
+    media_configs.close(services, session.session_id, session.media_config_id)
     if outcome is Outcome.ANSWERED:
         return next_state(services, session.session_id, COLLECT)
     return plan_retry(services, {"session_id": session.session_id, "call": {"outcome": outcome}})

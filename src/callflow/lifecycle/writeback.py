@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from callflow.lifecycle import outcomes, workflow
+from callflow.lifecycle import media_configs, outcomes, workflow
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.observability import Metric, count, logger
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RecordNotFound
@@ -65,6 +65,8 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
         raise ValueError(f"unknown writeback step {step!r}")
     store = services.store
     session = store.require(session_id)
+    # The last sweep of an attempt's media-stream config that an end path failed to delete.
+    media_configs.close(services, session_id, session.media_config_id)
     if session.status is SessionStatus.COMPLETED:
         return {"status": "completed", "step": step, "receipt": session.writeback}
     moved = store.advance(session_id, SessionStatus.WRITING_BACK, event="writing back")
@@ -165,6 +167,7 @@ def _complete(services: Services, session_id: str, receipt: dict[str, Any]) -> d
 def mark_failed(services: Services, session_id: str, error: dict[str, Any]) -> dict[str, Any]:
     """Retries are exhausted: flag the session (the results stay on it) and raise the alarm."""
     session = services.store.require(session_id)
+    media_configs.close(services, session_id, session.media_config_id)
     receipt = {**session.writeback, "error": _error_text(error)}
     services.store.advance(
         session_id,

@@ -212,7 +212,14 @@ class LocalStack:
             self.secrets["infobip_webhook_password"],
         )
         self.elevenlabs.webhook_url = f"{self.api_url}/webhooks/elevenlabs"
-        self._set_env({"CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID": config_id})
+        # The bridge's public URL too: per-session media routing makes each attempt's config
+        # from it.
+        self._set_env(
+            {
+                "CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID": config_id,
+                "CALLFLOW_BRIDGE_PUBLIC_URL": self.bridge_url,
+            }
+        )
         self._refresh()
 
         state_machine = self.aws.deploy_workflow(fast_retries=options.fast_retries)

@@ -94,6 +94,13 @@ INFOBIP_MEDIA: list[Variant] = [
         outcome=Outcome.AGENT_UNAVAILABLE,
         doctor={"The media stream carries the session's identifiers": "not held"},
     ),
+    Variant(
+        "infobip-ids-nowhere-per-session",
+        "nothing on the socket names the session, and per-session routing makes that moot: "
+        "each attempt's own media-stream config carries the ids in its URL path",
+        stand_ins={"infobip.media_ids_in": "nowhere"},
+        env={"CALLFLOW_INFOBIP_MEDIA_ROUTING": "per-session"},
+    ),
 ]
 
 # --- Infobip events: orders, legs, failures ------------------------------------------------

@@ -570,6 +570,15 @@ class InfobipSandbox:
                 **_paging(page, size, configs),
             }
 
+        @app.delete("/calls/1/media-stream-configs/{config_id}")
+        async def delete_config(config_id: str, request: Request) -> dict[str, Any]:
+            # A dialog to a deleted config is refused from then on (it is no longer known).
+            await self._enter(request)
+            config = self.media_stream_configs.pop(config_id, None)
+            if config is None:
+                raise _not_found("Media-stream configuration")
+            return config
+
         @app.post("/subscriptions/1/security", status_code=201)
         async def create_security(request: Request) -> dict[str, Any]:
             return {"authId": self._security(await self._enter(request), "")}

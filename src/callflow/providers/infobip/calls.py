@@ -100,15 +100,20 @@ class InfobipClient(InfobipHttp):
 
     # --- dialogs ----------------------------------------------------------------------------
 
-    def create_dialog(self, parent_call_id: str, *, custom_data: dict[str, str]) -> DialogInfo:
+    def create_dialog(
+        self, parent_call_id: str, *, custom_data: dict[str, str], config_id: str = ""
+    ) -> DialogInfo:
         """Connect the answered call to the bridge's WebSocket (the media-stream config).
+
+        ``config_id`` is the attempt's own config in per-session routing; empty uses the shared
+        one (``CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID``).
 
         ``custom_data`` goes on the child (WebSocket) call, and its session id and bridge token
         also as the endpoint's ``identifier`` (:func:`callflow.models.media_identifier`): where
         Infobip shows either on the socket is unconfirmed, so both are sent and the bridge looks
         in every place (``callflow_bridge.protocol``).
         """
-        config_id = self._settings.infobip_media_stream_config_id
+        config_id = config_id or self._settings.infobip_media_stream_config_id
         if not config_id:
             raise InvalidInfobipRequest("CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID is not set")
         endpoint = {"type": "WEBSOCKET", "websocketEndpointConfigId": config_id}
@@ -179,6 +184,17 @@ class InfobipClient(InfobipHttp):
     def list_media_stream_configs(self) -> list[dict[str, Any]]:
         """Every config of the account, across pages."""
         return self._all_pages("/calls/1/media-stream-configs", "media-stream config")
+
+    def delete_media_stream_config(self, config_id: str) -> bool:
+        """Delete a config (``DELETE /calls/1/media-stream-configs/{id}``); False when Infobip
+        no longer knows it (deleted before), which is what the caller wanted anyway."""
+        try:
+            self._request("DELETE", f"/calls/1/media-stream-configs/{_path_id(config_id)}")
+        except ProviderRejected as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     # --- calls configurations ---------------------------------------------------------------
 
