@@ -793,3 +793,34 @@ def test_the_websocket_legs_end_reports_first_when_it_ended_first_or_when_forced
     assert ends == ([dialog.child_call_id, call_id] if forced else [call_id, dialog.child_call_id])
     child = next(parse_event(e) for e in env.receiver.events if e["callId"] == dialog.child_call_id)
     assert child.parent_call_id == call_id and child.websocket_leg
+
+
+def test_a_deleted_media_stream_config_is_gone_and_a_dialog_to_it_is_refused(env: Env) -> None:
+    config_id = _config(env)
+    call_id = _answered(env, "deleted-config")
+
+    assert env.client.delete_media_stream_config(config_id) is True
+    assert env.client.delete_media_stream_config(config_id) is False  # 404: already gone
+
+    assert config_id not in [c["id"] for c in env.client.list_media_stream_configs()]
+    body = {
+        "parentCallId": call_id,
+        "childCallRequest": {
+            "endpoint": {"type": "WEBSOCKET", "websocketEndpointConfigId": config_id}
+        },
+    }
+    answer = env.api.post("/calls/1/dialogs", json=body, headers=APP_AUTH)
+    assert answer.status_code == 400
+    assert env.sandbox.dialogs == {}
+    env.client.hangup_call(call_id)
+
+
+def test_media_stream_config_creations_are_limited_to_100_a_minute(env: Env) -> None:
+    for _ in range(100):
+        _config(env)
+
+    with pytest.raises(RetryableProviderError) as refused:
+        _config(env)
+
+    assert (refused.value.status, refused.value.code) == (429, "TOO_MANY_REQUESTS")
+    assert len(env.sandbox.media_stream_configs) == 100

@@ -243,12 +243,15 @@ def _find_or_create_dialog(
             if existing is not None:
                 return existing, True
             custom = {"session_id": session_id, "attempt": str(attempt)}
-            if not config_id:
-                token = new_bridge_token()
-                services.store.set_fields(session_id, {"bridge_token_hash": hash_token(token)})
-                custom["bridge_token"] = token
-            dialog = services.infobip.create_dialog(parent, custom_data=custom, config_id=config_id)
-            return dialog, False
+            if config_id:
+                dialog = services.infobip.create_dialog(
+                    parent, custom_data=custom, config_id=config_id
+                )
+                return dialog, False
+            token = new_bridge_token()
+            services.store.set_fields(session_id, {"bridge_token_hash": hash_token(token)})
+            custom["bridge_token"] = token
+            return services.infobip.create_dialog(parent, custom_data=custom), False
         except RetryableProviderError as error:
             if tried == DIALOG_TRIES:
                 raise
