@@ -413,7 +413,10 @@ def test_with_the_budget_used_up_and_no_shared_config_the_attempt_fails_retryabl
     stuck = services.store.require("s2")
     assert (stuck.status, stuck.call_id) == (SessionStatus.DIALING, "")  # the retry redials it
     # The workflow's retries ran out: the outcome says why.
-    error = {"Error": "RetryableProviderError", "Cause": json.dumps({"errorMessage": str(refused.value)})}
+    error = {
+        "Error": "RetryableProviderError",
+        "Cause": json.dumps({"errorMessage": str(refused.value)}),
+    }
     calling.plan_retry(services, {"session_id": "s2", "error": error})
     failed = services.store.require("s2")
     assert failed.outcome is not None and failed.outcome.value == "failed"
@@ -433,7 +436,9 @@ def test_the_client_deletes_a_config_and_treats_an_unknown_one_as_deleted() -> N
             return httpx.Response(404, json={"requestError": not_found})
         return httpx.Response(200, json={"id": "c-1", "type": "WEBSOCKET_ENDPOINT", "name": "n"})
 
-    settings = Settings(infobip_base_url="https://x.api.infobip.com", infobip_api_key=SecretStr("k"))
+    settings = Settings(
+        infobip_base_url="https://x.api.infobip.com", infobip_api_key=SecretStr("k")
+    )
     client = InfobipClient(settings, httpx.Client(transport=httpx.MockTransport(answer)))
 
     assert client.delete_media_stream_config("c-1") is True

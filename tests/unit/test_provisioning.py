@@ -106,6 +106,50 @@ def test_infobip_setup_creates_the_config_and_subscription(infobip: InfobipRig) 
     assert security["credentials"] == {"username": "infobip", "password": "hook-password"}
 
 
+def test_infobip_setup_explains_both_media_routings(infobip: InfobipRig) -> None:
+    code, output = run(["infobip", "--api-url", API_URL], infobip.settings())
+    assert code == 0, output
+    assert "'shared', the default" in output and "'per-session' makes a config per" in output
+    assert "CALLFLOW_INFOBIP_MEDIA_ROUTING=shared" in output
+
+
+def test_per_session_setup_makes_no_shared_config_and_names_what_it_needs(
+    infobip: InfobipRig,
+) -> None:
+    settings = infobip.settings(infobip_media_routing="per-session")
+
+    code, output = run(["infobip", "--api-url", API_URL], settings)
+
+    assert code == 0, output
+    assert infobip.sandbox.media_stream_configs == {}
+    assert "no shared config is set, and none is made" in output
+    assert "sweep_media_configs (every 15 minutes) deletes 'callflow-s-*' configs" in output
+    assert "at most 80 configs are made a minute" in output
+    assert infobip.sandbox.subscriptions  # the events subscription is made all the same
+
+
+def test_per_session_setup_without_the_bridge_url_in_the_settings_is_a_problem(
+    infobip: InfobipRig,
+) -> None:
+    settings = infobip.settings(infobip_media_routing="per-session", bridge_public_url="")
+
+    code, output = run(["infobip", "--api-url", API_URL, "--bridge-url", BRIDGE_URL], settings)
+
+    assert code == 1
+    assert "per-session routing needs bridge_public_url" in output
+
+
+def test_per_session_setup_refuses_a_budget_at_infobips_limit(infobip: InfobipRig) -> None:
+    settings = infobip.settings(
+        infobip_media_routing="per-session", infobip_config_creations_per_minute=100
+    )
+
+    code, output = run(["infobip", "--api-url", API_URL], settings)
+
+    assert code == 1
+    assert "CALLFLOW_INFOBIP_CONFIG_CREATIONS_PER_MINUTE=100: it must be 1..99" in output
+
+
 def test_after_setup_call_events_reach_the_api_with_basic_auth(infobip: InfobipRig) -> None:
     received: list[tuple[str, str, dict[str, Any]]] = []
 

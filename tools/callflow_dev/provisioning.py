@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from callflow.config import Settings, get_settings
+from callflow.lifecycle import media_configs
 from callflow.mapping import FieldMapping
 from callflow.providers.elevenlabs.client import AgentSummary, ElevenLabsClient, override_paths
 from callflow.providers.errors import (
@@ -286,6 +287,17 @@ MEDIA_IDS_ADVICE = (
 )
 """What ``setup infobip`` tells about how the bridge finds the session of a media stream."""
 
+MEDIA_ROUTING_ADVICE = (
+    "two media routings (CALLFLOW_INFOBIP_MEDIA_ROUTING): 'shared', the default, sends every "
+    "dialog to one config (CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID, made here) and relies on "
+    "Infobip showing the session's ids on the socket;",
+    "'per-session' makes a config per call attempt whose URL path carries them "
+    "(<bridge URL>/<session id>/<token>), so nothing depends on what Infobip sends; it needs "
+    "no shared config, but the bridge's public URL in the deployment's settings "
+    "(bridge_public_url) and the scheduled sweep_media_configs function the stack deploys.",
+)
+"""What ``setup infobip`` tells about the two ways a media stream finds its session."""
+
 
 def setup_infobip(
     settings: Settings,
@@ -300,8 +312,9 @@ def setup_infobip(
     findings go; ``callflow doctor`` passes one that counts a needed change as a problem)."""
     report = report if report is not None else Report(out)
     base = api_base_url(options.api_url)
-    path_secret = _required_secret(settings, "infobip_webhook_path_secret")
-    password = _required_secret(settings, "infobip_webhook_password")
+    # Every secret checked before anything is read or written at Infobip.
+    _required_secret(settings, "infobip_webhook_path_secret")
+    _required_secret(settings, "infobip_webhook_password")
     _required_secret(settings, "infobip_api_key")
     bridge_url = bridge_websocket_url(settings, options.bridge_url)
     bridge_path = urlsplit(bridge_url).path
@@ -310,14 +323,25 @@ def setup_infobip(
         if options.show_secrets
         else bridge_url[: len(bridge_url) - len(bridge_path)] + "/" + MASK
     )
-    notify_url = f"{base}/webhooks/infobip/{path_secret}"
-    shown_notify = f"{base}/webhooks/infobip/{_shown(path_secret, options.show_secrets)}"
     try:
         AudioFormat.phone(settings.infobip_sample_rate)
     except UnsupportedFormat as error:
         raise SetupError(f"CALLFLOW_INFOBIP_SAMPLE_RATE: {error}") from None
 
     print("Infobip media stream (the answered call's audio to the bridge)", file=out)
+    for line in MEDIA_ROUTING_ADVICE:
+        report.info(line)
+    report.info(f"this deployment: CALLFLOW_INFOBIP_MEDIA_ROUTING={settings.infobip_media_routing}")
+    if media_configs.per_session(settings):
+        check_per_session_routing(settings, bridge_url, report)
+        if not settings.infobip_media_stream_config_id:
+            report.info(
+                "no shared config is set, and none is made: when the minute's config creations "
+                "are used up an attempt fails and the workflow retries it; run setup once with "
+                "CALLFLOW_INFOBIP_MEDIA_ROUTING=shared to make one to fall back on"
+            )
+            print("Infobip call events (webhook subscription)", file=out)
+            return _ensure_subscription(settings, options, subscriptions, report, base)
     config_id = ensure_media_stream_config(
         calls_client,
         name=options.name,
@@ -337,10 +361,58 @@ def setup_infobip(
                 "locally"
             )
 
-    for line in MEDIA_IDS_ADVICE:
-        report.info(line)
+    if not media_configs.per_session(settings):
+        for line in MEDIA_IDS_ADVICE:
+            report.info(line)
 
     print("Infobip call events (webhook subscription)", file=out)
+    return _ensure_subscription(settings, options, subscriptions, report, base)
+
+
+def check_per_session_routing(settings: Settings, bridge_url: str, report: Report) -> None:
+    """What per-session routing needs of the deployment, in words: the bridge's public URL in
+    its own settings (the call-placing Lambda makes every config's URL from it, not from this
+    command's ``--bridge-url``), a creation budget below Infobip's 100 a minute, the sweeper."""
+    own = settings.bridge_public_url.strip()
+    if not own:
+        report.problem(
+            "per-session routing needs bridge_public_url in the deployment's settings (the "
+            "secret, or CALLFLOW_BRIDGE_PUBLIC_URL): every attempt's config URL is made from it"
+        )
+    elif own.rstrip("/") != bridge_url.rstrip("/"):
+        report.problem(
+            "bridge_public_url in the settings is not the bridge URL given here: the attempts' "
+            "configs would point elsewhere"
+        )
+    budget = settings.infobip_config_creations_per_minute
+    if not 1 <= budget < 100:
+        report.problem(
+            f"CALLFLOW_INFOBIP_CONFIG_CREATIONS_PER_MINUTE={budget}: it must be 1..99, below "
+            "Infobip's 100 config creations a minute per account"
+        )
+    else:
+        report.info(
+            f"at most {budget} configs are made a minute across every Lambda (Infobip allows "
+            "100); past that an attempt uses the shared config, if one is set"
+        )
+    report.info(
+        f"sweep_media_configs (every 15 minutes) deletes '{media_configs.NAME_PREFIX}*' configs "
+        f"older than {media_configs.max_age_seconds(settings)} s that an attempt's end left behind"
+    )
+
+
+def _ensure_subscription(
+    settings: Settings,
+    options: InfobipOptions,
+    subscriptions: InfobipSubscriptionsClient,
+    report: Report,
+    base: str,
+) -> Report:
+    """The events subscription and its notification profile, pointing at this deployment."""
+    path_secret = _required_secret(settings, "infobip_webhook_path_secret")
+    password = _required_secret(settings, "infobip_webhook_password")
+    notify_url = f"{base}/webhooks/infobip/{path_secret}"
+    shown_notify = f"{base}/webhooks/infobip/{_shown(path_secret, options.show_secrets)}"
     if not settings.infobip_calls_configuration_id:
         report.info(
             "no infobip_calls_configuration_id is set: the subscription matches every calls "
