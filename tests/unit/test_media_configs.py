@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from pydantic import SecretStr
 
@@ -27,6 +28,7 @@ from callflow.services import Services
 from callflow.store import SessionStore
 from callflow_bridge.protocol import Upgrade, parse_connected
 from callflow_dev.local.aws import create_table
+from tests.unit.aws_faults import fail_calls
 from tests.unit.infobip_fixtures import example
 
 BRIDGE = "wss://bridge.example.com/path-secret"
@@ -293,6 +295,29 @@ def test_a_call_that_cannot_be_placed_deletes_the_config_made_for_it(services: S
     [config] = fake(services).created
     assert fake(services).deleted == [config["id"]]
     assert services.store.require("s1").media_config_id == ""
+
+
+def test_a_config_that_could_not_be_stored_on_the_session_is_deleted_at_once(
+    services: Services,
+) -> None:
+    services.store.create(
+        Session(session_id="s1", module="Leads", record_id="42", phone="+14155550100")
+    )
+    client = services.store.table.meta.client
+    fail_calls(
+        client,
+        "UpdateItem",
+        "ProvisionedThroughputExceededException",
+        times=1,
+        when=lambda body: "config-1" in json.dumps(body),  # storing the new config's id
+    )
+
+    with pytest.raises(ClientError):
+        calling.place_call(services, {"session_id": "s1"}, "task-1")
+
+    [config] = fake(services).created
+    assert fake(services).deleted == [config["id"]]
+    assert fake(services).placed == []
 
 
 def test_reconciliation_deletes_the_attempts_config(services: Services) -> None:

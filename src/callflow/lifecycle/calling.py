@@ -153,8 +153,6 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         "outcome": None,
         "outcome_detail": "",
     }
-    # A config the previous try of this placing (or the previous attempt) left behind.
-    media_configs.close(services, session.session_id, session.media_config_id)
     if attempt == session.attempt and session.status is SessionStatus.DIALING:
         moved = services.store.set_fields(
             session.session_id, fields, only_if_equal={"attempt": attempt, "call_id": ""}
@@ -171,6 +169,9 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
     if moved is None:
         logger.warning("session moved on before the call was placed; not dialling")
         return {"placed": False}
+    # A config an earlier try of this placing (or the previous attempt) left behind; only now,
+    # with the attempt ours, is it certain no live call uses it.
+    media_configs.close(services, session.session_id, session.media_config_id)
     config_id = _open_media(services, session.session_id, attempt)
     if config_id is None:
         logger.warning("session moved on while its media-stream config was made; not dialling")
@@ -206,13 +207,18 @@ def _open_media(services: Services, session_id: str, attempt: int) -> str | None
     media = media_configs.open_for_attempt(services, session_id)
     if media is None:
         return ""
-    stored = services.store.set_fields(
-        session_id,
-        {"media_config_id": media.config_id, "bridge_token_hash": media.token_hash},
-        only_if_equal={"attempt": attempt, "call_id": ""},
-        event="media config created",
-        detail={"config_id": media.config_id},
-    )
+    try:
+        stored = services.store.set_fields(
+            session_id,
+            {"media_config_id": media.config_id, "bridge_token_hash": media.token_hash},
+            only_if_equal={"attempt": attempt, "call_id": ""},
+            event="media config created",
+            detail={"config_id": media.config_id},
+        )
+    except Exception:
+        # Not on the session, so no end path would find it: delete it now (the sweeper if not).
+        media_configs.close(services, session_id, media.config_id)
+        raise
     if stored is None:
         media_configs.close(services, session_id, media.config_id)
         return None
