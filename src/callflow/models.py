@@ -197,6 +197,9 @@ class Session(BaseModel):
     media_ids_found_in: str = ""
     """Where the admitted stream carried the session id and token (``callflow_bridge.protocol.
     PLACES``): what the operator learns about Infobip from a real call."""
+    media_first_frame: dict[str, Any] = Field(default_factory=dict)
+    """The shape (keys and value types, values redacted) of the admitted stream's first frame and
+    of its upgrade request: what Infobip really sends, for ``callflow doctor``."""
     media_unmatched_frame: dict[str, Any] = Field(default_factory=dict)
     """The shape (values redacted) of a first media frame that named this session but no usable
     token, as the bridge refused it."""

@@ -321,6 +321,7 @@ class SessionStore:
         statuses: Collection[SessionStatus],
         *,
         found_in: str = "",
+        first_frame: dict[str, Any] | None = None,
     ) -> Session | None:
         """Admit one media stream for the bridge token hashing to ``token_hash``, once.
 
@@ -330,7 +331,8 @@ class SessionStore:
         changes nothing then). Every dialog request makes a new token
         (:func:`callflow.lifecycle.call_events.connect_bridge`), so a later attempt's stream is
         admitted with its own. ``found_in`` (where the stream carried the identifiers) is
-        stored with the claim, in the same write."""
+        stored with the claim, in the same write, and so is ``first_frame``, the shape of the
+        stream's first frame (values redacted), for the operator's doctor."""
         if not statuses:
             raise ValueError("claim_media_stream needs at least one status")
         values: dict[str, Any] = {":hash": token_hash}
@@ -339,7 +341,11 @@ class SessionStore:
         live = ", ".join(f":live{i}" for i in range(len(statuses)))
         return self._update(
             session_id,
-            {"media_claimed_hash": token_hash, "media_ids_found_in": found_in},
+            {
+                "media_claimed_hash": token_hash,
+                "media_ids_found_in": found_in,
+                "media_first_frame": first_frame or {},
+            },
             condition=(
                 "attribute_exists(pk) AND #token = :hash AND #status IN (" + live + ")"
                 " AND (attribute_not_exists(#claimed) OR #claimed <> :hash)"

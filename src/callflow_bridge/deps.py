@@ -45,10 +45,12 @@ class SessionAccess(Protocol):
         statuses: Collection[SessionStatus],
         *,
         found_in: str = "",
+        first_frame: dict[str, Any] | None = None,
     ) -> Session | None:
         """Admit the one media stream of a bridge token; ``None`` when the session is unknown,
         the token is not its current one, its status is not in ``statuses``, or a stream was
-        already admitted with that token. ``found_in`` is stored with the claim."""
+        already admitted with that token. ``found_in`` and ``first_frame`` (the first frame's
+        shape, values redacted) are stored with the claim."""
 
     def note_unmatched_media(self, shape: dict[str, Any]) -> None:
         """Keep the shape of a media stream that named no session, for the operator."""

@@ -136,7 +136,8 @@ class CallRelay:
         is admitted. Nothing has contacted the agent at that point."""
         try:
             first = await asyncio.wait_for(self.socket.recv(), FIRST_FRAME_TIMEOUT_S)
-            hello = protocol.parse_connected(first, self._upgrade())
+            upgrade = self._upgrade()
+            hello = protocol.parse_connected(first, upgrade)
             self.session_id = self.recorder.session_id = hello.session_id
             session = await asyncio.to_thread(
                 functools.partial(
@@ -145,6 +146,7 @@ class CallRelay:
                     hash_token(hello.token),
                     LIVE_STATUSES,
                     found_in=hello.found_in,
+                    first_frame=protocol.describe(protocol.parse_phone_text(str(first)), upgrade),
                 )
             )
             if session is None:

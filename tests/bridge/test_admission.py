@@ -267,6 +267,7 @@ class _FailingStore:
         statuses: Collection[SessionStatus],
         *,
         found_in: str = "",
+        first_frame: dict[str, object] | None = None,
     ) -> None:
         raise ConnectionError("dynamodb unreachable")
 

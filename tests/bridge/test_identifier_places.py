@@ -66,6 +66,10 @@ async def test_identifiers_are_accepted_from_each_place_and_where_is_recorded(
     assert stored.media_ids_found_in == place
     admitted_entries = [e for e in stored.timeline if e.event == "media stream admitted"]
     assert admitted_entries[0].detail == {"ids_found_in": place}
+    # The first frame's shape is kept with the claim: keys and types, never a value.
+    first = stored.media_first_frame
+    assert first["frame"]["event"] == "string[19]"
+    assert session.token not in json.dumps(first) and session.session_id not in json.dumps(first)
 
 
 @pytest.mark.parametrize("place", list(PLACEMENTS))

@@ -108,6 +108,7 @@ def test_the_test_call_reports_what_each_provider_did(stack: LocalStack) -> None
     assert code == 0, output
     events = output.split("Infobip events, as the API received them")[1].split("Media stream")[0]
     assert "CALL_ESTABLISHED" in events and "phone leg" in events
+    assert "first frame (values redacted): {'frame': {'event': 'string[19]'" in output
     assert events.index("CALL_RINGING") < events.index("CALL_FINISHED")
     assert "held      Infobip delivers the call's events" in output
     assert "held      Media audio is 20 ms frames" in output

@@ -143,11 +143,11 @@ def test_a_stream_naming_nothing_while_the_call_ran_is_not_held() -> None:
     view = answered_view()
     view["timeline"] = [e for e in view["timeline"] if e["event"] != "media stream admitted"]
     view["timeline"][-1] = {**view["timeline"][-1], "at": "2026-12-02T10:05:00+00:00"}
-    during = {"shape": {"frame": {"event": "str(20)"}}, "at": "2026-12-02T10:01:00+00:00"}
+    during = {"shape": {"frame": {"event": "string[19]"}}, "at": "2026-12-02T10:01:00+00:00"}
     before = {"shape": {"frame": {}}, "at": "2026-12-01T10:01:00+00:00"}
     assert unmatched_during(view, before) is None
     shape = unmatched_during(view, during)
-    assert shape == {"frame": {"event": "str(20)"}}
+    assert shape == {"frame": {"event": "string[19]"}}
     seen = Observed(view, 16000, False, unmatched_media=shape)
     judged = {a.title: v for a, v, _ in judge_all(seen)}
     assert judged["The media stream carries the session's identifiers"] is Verdict.NOT_HELD

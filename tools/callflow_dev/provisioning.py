@@ -52,7 +52,8 @@ ZOHO_ID_MERGE_FIELDS = {
 }
 
 
-_CREDENTIAL_SETTING = {
+CREDENTIAL_SETTING = {
+    # The secret setting that holds each provider's credential (named when a provider refuses it).
     "infobip": "infobip_api_key",
     "elevenlabs": "elevenlabs_api_key",
     "zoho": "zoho_refresh_token",
@@ -805,7 +806,7 @@ def main(
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ProviderAuthError as error:
-        setting = _CREDENTIAL_SETTING.get(error.provider, "the API key")
+        setting = CREDENTIAL_SETTING.get(error.provider, "the API key")
         print(
             f"error: {error.provider} refused the credentials ({error.message}); check "
             f"{setting} in the secret",

@@ -31,6 +31,7 @@ from callflow_dev.doctor.trial_call import (
     report_trial,
 )
 from callflow_dev.provisioning import (
+    CREDENTIAL_SETTING,
     ElevenLabsWorkspace,
     InfobipOptions,
     Report,
@@ -42,12 +43,6 @@ from callflow_dev.provisioning import (
 
 if TYPE_CHECKING:
     from callflow.providers.zoho.token import ZohoTokenProvider
-
-_CREDENTIAL_SETTING = {
-    "infobip": "infobip_api_key",
-    "elevenlabs": "elevenlabs_api_key",
-    "zoho": "zoho_refresh_token",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +149,7 @@ def _guarded(report: DoctorReport, provider: str, check: Callable[[], None]) -> 
     except SetupError as error:
         report.problem(str(error))
     except ProviderAuthError as error:
-        setting = _CREDENTIAL_SETTING.get(error.provider, "the credentials")
+        setting = CREDENTIAL_SETTING.get(error.provider, "the credentials")
         report.problem(
             f"{error.provider} refused the credentials ({error.message}): check {setting}"
         )

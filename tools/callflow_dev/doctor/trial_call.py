@@ -199,6 +199,8 @@ def report_trial(
         print(f"  admitted: {dict(admitted[0]) or 'yes'}", file=out)
     if seen.view.get("media_ids_found_in"):
         print(f"  identifiers found in: {seen.view['media_ids_found_in']}", file=out)
+    if seen.view.get("media_first_frame"):
+        print(f"  first frame (values redacted): {seen.view['media_first_frame']}", file=out)
     if seen.view.get("media_unmatched_frame") or seen.unmatched_media:
         shape = seen.view.get("media_unmatched_frame") or seen.unmatched_media
         print(f"  a stream named no session the bridge could admit; it sent: {shape}", file=out)
