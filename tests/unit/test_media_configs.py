@@ -45,6 +45,8 @@ class FakeInfobip:
     deleted: list[str] = field(default_factory=list)
     fail_deletes: int = 0
     """Deletions answered 503 before the next one succeeds."""
+    refuse_creations: int = 0
+    """The status creations are answered with (429: Infobip's own limit); 0 creates."""
     placing_fails: Exception | None = None
     placed: list[dict[str, Any]] = field(default_factory=list)
     dialogs: list[dict[str, Any]] = field(default_factory=list)
@@ -52,6 +54,10 @@ class FakeInfobip:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def create_media_stream_config(self, name: str, url: str, sample_rate: int) -> str:
+        if self.refuse_creations:
+            raise RetryableProviderError(
+                "infobip", "Too many requests", status=self.refuse_creations
+            )
         config_id = f"config-{len(self.created) + 1}"
         config = {"id": config_id, "name": name, "url": url, "sampleRate": str(sample_rate)}
         self.created.append(config)
@@ -419,6 +425,38 @@ def test_with_the_budget_used_up_the_attempt_falls_back_to_the_shared_config(aws
     assert dialog["config"] == ""  # the client sends the shared config's id
     token = dialog["custom"]["bridge_token"]
     assert services.store.require("s2").bridge_token_hash == hash_token(token)
+
+
+@pytest.mark.parametrize(("shared", "falls_back"), [("shared-1", True), ("", False)])
+def test_infobips_own_429_falls_back_like_our_budget(
+    aws: None, shared: str, falls_back: bool
+) -> None:
+    services = build(infobip_media_stream_config_id=shared)
+    fake(services).refuse_creations = 429
+    services.store.create(
+        Session(session_id="s1", module="Leads", record_id="42", phone="+14155550100")
+    )
+
+    if falls_back:
+        calling.place_call(services, {"session_id": "s1"}, "task-1")
+        assert services.store.require("s1").media_config_id == ""
+        assert len(fake(services).placed) == 1
+    else:
+        with pytest.raises(RetryableProviderError):
+            calling.place_call(services, {"session_id": "s1"}, "task-1")
+        assert fake(services).placed == []
+
+
+def test_a_server_error_creating_the_config_is_not_a_fallback(aws: None) -> None:
+    services = build(infobip_media_stream_config_id="shared-1")
+    fake(services).refuse_creations = 503
+    services.store.create(
+        Session(session_id="s1", module="Leads", record_id="42", phone="+14155550100")
+    )
+
+    with pytest.raises(RetryableProviderError):  # the workflow retries; a lost one is swept
+        calling.place_call(services, {"session_id": "s1"}, "task-1")
+    assert fake(services).placed == []
 
 
 def test_with_the_budget_used_up_and_no_shared_config_the_attempt_fails_retryably(

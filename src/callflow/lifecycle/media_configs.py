@@ -16,9 +16,10 @@ tracked in the table: config names carry the session and the creation time
 older than a call can live.
 
 Infobip allows 100 config creations a minute per account. Every Lambda takes a slot of a shared
-counter (:meth:`callflow.store.SessionStore.take_slot`) before creating one; with none left the
-attempt uses the shared config when one is configured, or fails with a retryable error the
-workflow's retry policy handles.
+counter (:meth:`callflow.store.SessionStore.take_slot`) before creating one; with none left (or
+when Infobip answers 429 all the same: the account's other users count too) the attempt uses the
+shared config when one is configured, or fails with a retryable error the workflow's retry policy
+handles.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def open_for_attempt(services: Services, session_id: str) -> AttemptMedia | None
     """
     settings = services.settings
     limit = settings.infobip_config_creations_per_minute
+    shared = bool(settings.infobip_media_stream_config_id)
     if not services.store.take_slot(LIMIT_NAME, limit, LIMIT_WINDOW_SECONDS):
-        if settings.infobip_media_stream_config_id:
+        if shared:
             logger.warning(
                 "per-session media-stream configs used up for this minute; "
                 "this attempt uses the shared config",
@@ -105,11 +107,20 @@ def open_for_attempt(services: Services, session_id: str) -> AttemptMedia | None
             code=BUDGET_EXHAUSTED,
         )
     token = new_bridge_token()
-    config_id = services.infobip.create_media_stream_config(
-        config_name(session_id, int(time.time())),
-        media_url(settings, session_id, token),
-        settings.infobip_sample_rate,
-    )
+    try:
+        config_id = services.infobip.create_media_stream_config(
+            config_name(session_id, int(time.time())),
+            media_url(settings, session_id, token),
+            settings.infobip_sample_rate,
+        )
+    except RetryableProviderError as error:
+        # Infobip's own limit (the account's other users count too): the same way out as ours.
+        if error.status != 429 or not shared:
+            raise
+        logger.warning(
+            "Infobip refused a media-stream config (429); this attempt uses the shared config"
+        )
+        return None
     return AttemptMedia(config_id, hash_token(token))
 
 
