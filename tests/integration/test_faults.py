@@ -150,7 +150,7 @@ def test_an_answered_call_the_agent_refused_is_not_reached_and_is_retried(
         result,
         Outcome.AGENT_UNAVAILABLE,
         attempts=result.session.max_attempts,
-        call_logs=0,  # no conversation: no call is logged
+        call_logs=1,  # the person picked up: the call happened (its talk time), and is logged
         fields_written=False,  # nobody spoke, so nothing was collected to map
     )
     [note] = result.notes
