@@ -47,8 +47,13 @@ lint: $(STAMP) ## ruff and mypy
 demo: $(STAMP) ## a whole call on the embedded default (moto + stand-ins); SCENARIO=answered|retry|busy|voicemail|invalid|interrupt
 	$(BIN)/callflow demo --scenario $(SCENARIO)
 
-bench: $(STAMP) ## benchmarks, one JSON line each
+bench: $(STAMP) bench/reference/node_modules/.installed ## benchmarks, one JSON line each
 	$(BIN)/python -m bench
+
+# The reference relay the bridge's CPU is compared with (bench/bridge_reference.py).
+bench/reference/node_modules/.installed: bench/reference/package.json bench/reference/package-lock.json
+	npm ci --prefix bench/reference --no-audit --no-fund --silent
+	touch $@
 
 infra/cdk/node_modules/.installed: infra/cdk/package.json infra/cdk/package-lock.json
 	cd infra/cdk && npm ci --no-audit --no-fund --silent

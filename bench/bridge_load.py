@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -109,7 +111,8 @@ def bridge_process(agent_port: int, sessions: int) -> None:
                     attempt=1,
                     call_id=f"call{index}",
                     bridge_token_hash=hash_token(f"token{index}"),
-                    variables={"leg": index},
+                    # The echo agent tells conversations apart by this variable.
+                    variables={"session_id": f"bench{index:05d}"},
                 )
             )
         settings = Settings(
@@ -348,7 +351,10 @@ class EchoAgentProtocol(asyncio.Protocol):
                 self.transport.close()
 
     def start(self, init: dict[str, Any]) -> None:
-        leg = int(init["dynamic_variables"]["leg"])
+        # Keyed by the leg's session number: both the bridge and the reference relay pass the
+        # media stream's session id on as a dynamic variable.
+        session_id = str(init["dynamic_variables"]["session_id"])
+        leg = int(session_id.removeprefix("bench"))
         self.bench.run.init_at[leg] = time.perf_counter()
         self.started = True
         metadata = {
@@ -365,14 +371,15 @@ class EchoAgentProtocol(asyncio.Protocol):
 class Harness:
     def __init__(self) -> None:
         self.run = Run()
-        self.bridge_port = 0
+        self.relay_port = 0
+        """The port of the relay under load: the bridge, or the reference relay."""
         self.sessions_used = 0
 
     async def open_leg(self, leg: Leg) -> None:
         loop = asyncio.get_running_loop()
         path = f"/{PATH_SECRET}"
         transport, protocol = await loop.create_connection(
-            lambda: LegProtocol(self, leg, path), "127.0.0.1", self.bridge_port
+            lambda: LegProtocol(self, leg, path), "127.0.0.1", self.relay_port
         )
         await asyncio.wait_for(protocol.upgraded, 10)
         hello = {
@@ -434,50 +441,21 @@ class Harness:
         self.run = run = Run()
         stop = asyncio.Event()
         ticker = asyncio.create_task(self.ticker(stop))
-        opening = []
-        for index in range(legs):
-            leg = Leg(index, self.sessions_used)
-            self.sessions_used += 1
-            run.legs.append(leg)
-            opening.append(asyncio.create_task(self.open_leg(leg)))
-            await asyncio.sleep(CONNECT_SPACING_S)
-        # An overloaded bridge answers late or not at all: count it, do not crash on it.
-        await asyncio.gather(*opening, return_exceptions=True)
-        deadline = time.perf_counter() + 10
-        while len(run.init_at) < legs and time.perf_counter() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        connected = len(run.init_at)
-        overheads = [
-            (run.init_at[leg.index] - leg.hello_at) * 1000
-            for leg in run.legs
-            if leg.index in run.init_at
-        ]
-        await asyncio.sleep(WARMUP_S)
-        run.late_ticks = run.ticks = 0
-        (user0, sys0), own0, t0 = proc_cpu_s(bridge_pid), own_cpu_s(), time.perf_counter()
-        run.measuring = True
-        await asyncio.sleep(window_s)
-        run.measuring = False
-        (user1, sys1), own1, t1 = proc_cpu_s(bridge_pid), own_cpu_s(), time.perf_counter()
-        elapsed = t1 - t0
-        cpu = (user1 + sys1) - (user0 + sys0)
+        overheads = await self.connect(legs)
+        window = await self.measure(window_s, bridge_pid)
         stop.set()
         await ticker
-        for leg in run.legs:
-            if leg.transport is not None and not leg.closed:
-                leg.transport.write(ws_frame(8, struct.pack("!H", 1000), masked=True))
-                leg.transport.close()
-        await asyncio.sleep(1.5)  # let the bridge record the ends before the next step
-        call_seconds = run.frames_sent * 0.02
+        await self.close_legs()
+        cpu = window.cpu_s
         return {
             "legs": legs,
-            "connected": connected,
-            "cpu_ms_per_call_second": round(cpu * 1000 / max(call_seconds, 1e-9), 2),
-            "bridge_cpu_pct": round(cpu / elapsed * 100, 1),
-            "bridge_kernel_share_pct": round(100 * (sys1 - sys0) / max(cpu, 1e-9), 1),
-            "harness_cpu_pct": round((own1 - own0) / elapsed * 100, 1),
+            "connected": len(run.init_at),
+            "cpu_ms_per_call_second": window.cpu_ms_per_call_second,
+            "bridge_cpu_pct": round(cpu / window.elapsed_s * 100, 1),
+            "bridge_kernel_share_pct": round(100 * window.sys_s / max(cpu, 1e-9), 1),
+            "harness_cpu_pct": window.harness_cpu_pct,
             "rtt_p50_ms": round(percentile(run.rtts, 0.5), 2) if run.rtts else None,
-            "rtt_p99_ms": round(percentile(run.rtts, 0.99), 2) if run.rtts else None,
+            "rtt_p99_ms": window.rtt_p99_ms,
             "rtt_samples": len(run.rtts),
             "connect_overhead_ms": round(statistics.median(overheads), 2) if overheads else None,
             "connect_overhead_p95_ms": round(percentile(overheads, 0.95), 2) if overheads else None,
@@ -487,6 +465,88 @@ class Harness:
             ),
             "late_ticks_pct": round(100 * run.late_ticks / max(run.ticks, 1), 2),
         }
+
+    async def connect(self, legs: int) -> list[float]:
+        """Open ``legs`` more legs on the current run, 50 ms apart while the earlier ones stream.
+
+        Returns the connect overheads (ms) of the new legs whose conversation reached the agent
+        within 10 s. New legs are numbered after the run's existing ones, so a run can grow
+        (100 legs, then 200) without reconnecting the first ones.
+        """
+        run = self.run
+        first = len(run.legs)
+        opening = []
+        for offset in range(legs):
+            leg = Leg(first + offset, self.sessions_used)
+            self.sessions_used += 1
+            run.legs.append(leg)
+            opening.append(asyncio.create_task(self.open_leg(leg)))
+            await asyncio.sleep(CONNECT_SPACING_S)
+        # An overloaded relay answers late or not at all: count it, do not crash on it.
+        await asyncio.gather(*opening, return_exceptions=True)
+        new = run.legs[first:]
+        deadline = time.perf_counter() + 10
+        while (  # noqa: ASYNC110
+            any(leg.session not in run.init_at for leg in new) and time.perf_counter() < deadline
+        ):
+            await asyncio.sleep(0.05)
+        return [
+            (run.init_at[leg.session] - leg.hello_at) * 1000
+            for leg in new
+            if leg.session in run.init_at
+        ]
+
+    async def measure(self, window_s: float, pid: int) -> Window:
+        """A steady-state window: ``pid``'s CPU (``/proc``) and the relay round trips in it."""
+        run = self.run
+        await asyncio.sleep(WARMUP_S)
+        run.late_ticks = run.ticks = run.frames_sent = 0
+        run.rtts = []
+        (user0, sys0), own0, t0 = proc_cpu_s(pid), own_cpu_s(), time.perf_counter()
+        run.measuring = True
+        await asyncio.sleep(window_s)
+        run.measuring = False
+        (user1, sys1), own1, t1 = proc_cpu_s(pid), own_cpu_s(), time.perf_counter()
+        return Window(
+            cpu_s=(user1 + sys1) - (user0 + sys0),
+            sys_s=sys1 - sys0,
+            harness_cpu_s=own1 - own0,
+            elapsed_s=t1 - t0,
+            call_seconds=run.frames_sent * 0.02,
+            rtts=list(run.rtts),
+        )
+
+    async def close_legs(self) -> None:
+        """Close every leg of the run and give the relay time to record the ends."""
+        for leg in self.run.legs:
+            if leg.transport is not None and not leg.closed:
+                leg.transport.write(ws_frame(8, struct.pack("!H", 1000), masked=True))
+                leg.transport.close()
+        await asyncio.sleep(1.5)
+
+
+@dataclass
+class Window:
+    """What one steady-state window measured of the relay under load."""
+
+    cpu_s: float
+    sys_s: float
+    harness_cpu_s: float
+    elapsed_s: float
+    call_seconds: float
+    rtts: list[float]
+
+    @property
+    def cpu_ms_per_call_second(self) -> float:
+        return round(self.cpu_s * 1000 / max(self.call_seconds, 1e-9), 2)
+
+    @property
+    def harness_cpu_pct(self) -> float:
+        return round(self.harness_cpu_s / self.elapsed_s * 100, 1)
+
+    @property
+    def rtt_p99_ms(self) -> float | None:
+        return round(percentile(self.rtts, 0.99), 2) if self.rtts else None
 
 
 def proc_cpu_s(pid: int) -> tuple[float, float]:
@@ -501,60 +561,82 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@dataclass
+class RunningRelay:
+    pid: int
+    port: int
+
+
+@contextlib.asynccontextmanager
+async def relay_running(command: list[str], what: str) -> AsyncIterator[RunningRelay]:
+    """Start a relay process that prints ``PORT <n>`` once listening; SIGTERM it on the way out.
+
+    Started once, before any load: blocking here for a moment is harmless.
+    """
+    # Our own interpreter or node and our own script, not free input.
+    process = subprocess.Popen(  # noqa: ASYNC220
+        command, cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 120)
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"{what} did not start: {line!r}")
+        yield RunningRelay(process.pid, int(line.split()[1]))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, 15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def bridge_running(
+    agent_port: int, sessions: int
+) -> contextlib.AbstractAsyncContextManager[RunningRelay]:
+    """Our bridge in a process of its own (``bridge_process``), relaying to the echo agent."""
+    command = [sys.executable, "-m", "bench.bridge_load", "--bridge-process"]
+    return relay_running([*command, str(agent_port), str(sessions)], "bridge process")
+
+
 async def harness() -> dict[str, Any]:
     bench = Harness()
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     agent = await loop.create_server(lambda: EchoAgentProtocol(bench), "127.0.0.1", 0)
     agent_port = agent.sockets[0].getsockname()[1]
-    async with agent:
-        command = [sys.executable, "-m", "bench.bridge_load", "--bridge-process"]
-        # Started once, before any load: blocking here for a moment is harmless.
-        bridge = subprocess.Popen(  # noqa: ASYNC220 - our own interpreter and module
-            [*command, str(agent_port), str(SESSIONS)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert bridge.stdout is not None
-            line = await asyncio.wait_for(asyncio.to_thread(bridge.stdout.readline), 120)
-            if not line.startswith("PORT "):
-                raise RuntimeError(f"bridge process did not start: {line!r}")
-            bench.bridge_port = int(line.split()[1])
-            first = await bench.step(FIRST_STEP, FIRST_WINDOW_S, bridge.pid)
-            steps = [first]
-            if _under_target(first):
-                # Up until the target breaks.
-                best, stopped = FIRST_STEP, "ceiling"
-                for legs in RAMP:
-                    if time.perf_counter() - started > TIME_BUDGET_S - 20:
-                        stopped = "time budget"
-                        break
-                    result = await bench.step(legs, RAMP_WINDOW_S, bridge.pid)
-                    steps.append(result)
-                    if not _under_target(result):
-                        stopped = f"p99 over target at {legs} legs"
-                        break
-                    best = legs
-            else:
-                # Down until it holds.
-                best, stopped = 0, "nothing under target"
-                for legs in RAMP_DOWN:
-                    if time.perf_counter() - started > TIME_BUDGET_S - 20:
-                        stopped = "time budget"
-                        break
-                    result = await bench.step(legs, RAMP_WINDOW_S, bridge.pid)
-                    steps.append(result)
-                    if _under_target(result):
-                        best, stopped = (
-                            legs,
-                            f"first step under target going down from {FIRST_STEP}",
-                        )
-                        break
-        finally:
-            bridge.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(bridge.wait, 15)
-            except subprocess.TimeoutExpired:
-                bridge.kill()
+    async with agent, bridge_running(agent_port, SESSIONS) as bridge:
+        bench.relay_port = bridge.port
+        first = await bench.step(FIRST_STEP, FIRST_WINDOW_S, bridge.pid)
+        steps = [first]
+        if _under_target(first):
+            # Up until the target breaks.
+            best, stopped = FIRST_STEP, "ceiling"
+            for legs in RAMP:
+                if time.perf_counter() - started > TIME_BUDGET_S - 20:
+                    stopped = "time budget"
+                    break
+                result = await bench.step(legs, RAMP_WINDOW_S, bridge.pid)
+                steps.append(result)
+                if not _under_target(result):
+                    stopped = f"p99 over target at {legs} legs"
+                    break
+                best = legs
+        else:
+            # Down until it holds.
+            best, stopped = 0, "nothing under target"
+            for legs in RAMP_DOWN:
+                if time.perf_counter() - started > TIME_BUDGET_S - 20:
+                    stopped = "time budget"
+                    break
+                result = await bench.step(legs, RAMP_WINDOW_S, bridge.pid)
+                steps.append(result)
+                if _under_target(result):
+                    best, stopped = (
+                        legs,
+                        f"first step under target going down from {FIRST_STEP}",
+                    )
+                    break
     return {
         "benchmark": "bridge_load",
         **first,

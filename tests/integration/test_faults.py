@@ -15,6 +15,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ def test_an_answered_call_the_agent_refused_is_not_reached_and_is_retried(
         result,
         Outcome.AGENT_UNAVAILABLE,
         attempts=result.session.max_attempts,
-        call_logs=0,  # no conversation: no call is logged
+        call_logs=1,  # the person picked up: the call happened (its talk time), and is logged
         fields_written=False,  # nobody spoke, so nothing was collected to map
     )
     [note] = result.notes
@@ -178,3 +179,18 @@ def test_twenty_parallel_triggers_for_one_record_cost_one_zoho_read(stack: Local
     assert (session.status, session.outcome) == (SessionStatus.COMPLETED, Outcome.BUSY)
     notes = [n for n in stack.zoho.notes if n["Parent_Id"]["id"] == record_id]
     assert len(notes) == 1  # one session, one note
+
+
+def test_an_agent_that_drops_mid_call_is_reached_and_says_so(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """The agent's socket closes 1011 three seconds into the conversation: the person was
+    reached, the outcome says the agent's side failed, and the writeback lands once."""
+    dropping = replace(stack.elevenlabs.agent, drop_after_s=3.0)
+    with fault(stack.elevenlabs, agent=dropping):
+        result = call(stack, tmp_path, lambda: [net.answer(1)])
+    # Nothing was collected in three seconds, so no field changes; the call is logged.
+    assert_end_state(result, Outcome.AGENT_DROPPED, fields_written=False)
+    [note] = result.notes
+    assert note["Note_Title"] == "AI call: Reached, call dropped by the agent"
+    assert "agent closed 1011" in note["Note_Content"]

@@ -43,7 +43,7 @@ class FakeInfobip:
         self.placed.append({"to": phone_number, "custom_data": custom_data, "id": external_id})
         return CallInfo(id=f"call-{len(self.placed)}", state="CALLING")
 
-    def hangup_call(self, call_id: str) -> bool:
+    def hangup_call(self, call_id: str, error_code: str = "") -> bool:
         self.hung_up.append(call_id)
         return True
 
@@ -61,6 +61,12 @@ class FakeInfobip:
     def create_dialog(self, parent_call_id: str, *, custom_data: dict[str, str]) -> DialogInfo:
         self.dialogs.append(parent_call_id)
         return DialogInfo(id=f"dialog-{len(self.dialogs)}", state="CREATED")
+
+    def find_dialog(self, parent_call_id: str) -> DialogInfo | None:
+        """The dialog made for the call, if any (one per call here)."""
+        if parent_call_id not in self.dialogs:
+            return None
+        return DialogInfo(id=f"dialog-{self.dialogs.index(parent_call_id) + 1}", state="CREATED")
 
 
 @dataclass
@@ -576,6 +582,23 @@ def test_a_call_that_never_connected_gets_a_note_but_no_call_log(services: Servi
     assert zoho(services).calls == []
     [(title, _)] = zoho(services).notes
     assert title == "AI call: No answer"
+
+
+def test_a_call_answered_and_dropped_within_the_second_is_still_logged(services: Services) -> None:
+    new_session(services)
+    services.store.advance(
+        "s1",
+        SessionStatus.CALL_ENDED,
+        attempt=1,
+        fields={
+            "outcome": Outcome.AGENT_UNAVAILABLE.value,
+            "call_answered_at": "2026-12-02T10:00:00+00:00",
+            "call_duration": 0,
+        },
+    )
+    writeback.write_back(services, "s1")
+    [logged] = zoho(services).calls
+    assert logged["duration_seconds"] == 0  # the client sends it as 00:01, Zoho's least
 
 
 def test_retries_exhausted_mark_the_session_failed_and_keep_the_results(

@@ -280,8 +280,11 @@ def _add_note(services: Services, session: Session, receipt: dict[str, Any]) -> 
 
 
 def _should_log_call(services: Services, session: Session) -> bool:
-    """Zoho refuses an Outbound call of zero duration: log only calls that connected."""
-    return services.settings.zoho_log_calls and session.call_duration > 0
+    """Log every call that connected: answered (CALL_ESTABLISHED seen) or with talk time. A call
+    answered and dropped within the second is logged as one second (Zoho refuses an outbound
+    call of zero duration); one never answered gets only the note."""
+    connected = bool(session.call_answered_at) or session.call_duration > 0
+    return services.settings.zoho_log_calls and connected
 
 
 def _log_call(services: Services, session: Session) -> str:

@@ -1,0 +1,147 @@
+"""Bridge CPU as a ratio to a reference relay, measured in the same run under the same load.
+
+The absolute figure (ms of CPU per call-second) moves with the machine and whatever else runs on
+it; the ratio to the leanest possible relay doing the same job does not, so it is the figure a
+change to the bridge is judged by (issue 13's target: ratio <= 0.5). The reference is
+``bench/reference/relay.js``: Node with the ``ws`` package, permessage-deflate off on both
+sockets, no pacing and no checks.
+
+Both relays run in processes of their own against the same echo agent and the same legs (the
+harness of ``bench.bridge_load``: 20 ms PCM frames at real time, legs joining 20 a second). The
+relays alternate, ours then the reference, for ``ROUNDS`` rounds, since the machine is shared and
+noisy; in each phase 100 legs connect and are measured, then 100 more join and 200 are measured.
+CPU is each process's ``/proc/<pid>/stat`` utime+stime over the steady-state window, divided by
+the call-seconds streamed in it. One JSON line per leg count: the medians, the median of the
+per-round ratios, and every round's figures (the spread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.bridge_load import (
+    EchoAgentProtocol,
+    Harness,
+    Run,
+    RunningRelay,
+    Window,
+    bridge_running,
+    relay_running,
+)
+
+REFERENCE = Path(__file__).resolve().parent / "reference"
+ROUNDS = 3
+LEG_COUNTS = (100, 200)
+WINDOW_S = 4.0
+TARGET_RATIO = 0.5
+
+
+async def phase(bench: Harness, relay: RunningRelay) -> dict[int, tuple[Window, int]]:
+    """Load one relay: 100 legs, measure, 100 more, measure; then close them all.
+
+    Each window comes with the number of legs that reached the agent: on a loaded machine a
+    relay may not admit them all in time, which the line reports rather than failing the run.
+    """
+    bench.relay_port = relay.port
+    bench.run = Run()
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(bench.ticker(stop))
+    windows: dict[int, tuple[Window, int]] = {}
+    try:
+        for legs in LEG_COUNTS:
+            await bench.connect(legs - len(bench.run.legs))
+            connected = len(bench.run.init_at)
+            windows[legs] = (await bench.measure(WINDOW_S, relay.pid), connected)
+    finally:
+        stop.set()
+        await ticker
+        await bench.close_legs()
+    return windows
+
+
+def summary(
+    legs: int, rounds: list[dict[str, tuple[Window, int]]], load: list[float]
+) -> dict[str, Any]:
+    ours = [r["bridge"][0].cpu_ms_per_call_second for r in rounds]
+    ref = [r["reference"][0].cpu_ms_per_call_second for r in rounds]
+    ratios = [round(o / r, 3) for o, r in zip(ours, ref, strict=True)]
+    ratio = round(statistics.median(ratios), 3)
+    return {
+        "benchmark": "bridge_reference",
+        "legs": legs,
+        "bridge_cpu_ms_per_call_second": round(statistics.median(ours), 2),
+        "reference_cpu_ms_per_call_second": round(statistics.median(ref), 2),
+        "bridge_cpu_ratio_to_reference": ratio,
+        "target_ratio": TARGET_RATIO,
+        "under_target": ratio <= TARGET_RATIO,
+        "rounds": [
+            {
+                "bridge_cpu_ms_per_call_second": o,
+                "reference_cpu_ms_per_call_second": f,
+                "ratio": q,
+                "bridge_connected": r["bridge"][1],
+                "reference_connected": r["reference"][1],
+                "bridge_rtt_p99_ms": r["bridge"][0].rtt_p99_ms,
+                "reference_rtt_p99_ms": r["reference"][0].rtt_p99_ms,
+                "harness_cpu_pct": [
+                    r["bridge"][0].harness_cpu_pct,
+                    r["reference"][0].harness_cpu_pct,
+                ],
+            }
+            for o, f, q, r in zip(ours, ref, ratios, rounds, strict=True)
+        ],
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        # The machine is shared: the load average before and after says how noisy the run was.
+        "load_average_1m": load,
+    }
+
+
+async def compare() -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None or not (REFERENCE / "node_modules" / "ws").is_dir():
+        raise RuntimeError("needs node and `npm ci --prefix bench/reference` (make bench does it)")
+    bench = Harness()
+    load = [round(os.getloadavg()[0], 2)]
+    loop = asyncio.get_running_loop()
+    agent = await loop.create_server(lambda: EchoAgentProtocol(bench), "127.0.0.1", 0)
+    agent_port = agent.sockets[0].getsockname()[1]
+    agent_url = f"ws://127.0.0.1:{agent_port}/v1/convai/conversation?agent_id=bench"
+    reference_command = [node, str(REFERENCE / "relay.js"), agent_url]
+    per_legs: dict[int, list[dict[str, tuple[Window, int]]]] = {legs: [] for legs in LEG_COUNTS}
+    async with (
+        agent,
+        bridge_running(agent_port, ROUNDS * max(LEG_COUNTS)) as bridge,
+        relay_running(reference_command, "reference relay") as reference,
+    ):
+        for _ in range(ROUNDS):
+            ours = await phase(bench, bridge)
+            # The reference ignores tokens: its legs reuse the numbers the bridge's did not need.
+            used, bench.sessions_used = bench.sessions_used, 10**6
+            ref = await phase(bench, reference)
+            bench.sessions_used = used
+            for legs in LEG_COUNTS:
+                per_legs[legs].append({"bridge": ours[legs], "reference": ref[legs]})
+    load.append(round(os.getloadavg()[0], 2))
+    return [summary(legs, rounds, load) for legs, rounds in per_legs.items()]
+
+
+def main() -> None:
+    import uvloop
+
+    started = time.perf_counter()
+    lines = uvloop.run(compare())
+    for line in lines:
+        line["duration_s"] = round(time.perf_counter() - started, 1)
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
