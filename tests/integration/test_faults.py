@@ -11,8 +11,10 @@ awaited 5 s before Infobip is asked), the outcome timeout 20 s. Writeback faults
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import json
 import os
 import signal
 import socket
@@ -27,9 +29,11 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from callflow.models import Outcome, SessionStatus
 from callflow.phone import normalise
+from callflow.providers.elevenlabs.client import SIGNATURE_HEADER
 from callflow.services import get_services
 from callflow_dev.local.demo import DemoResult, Printer, Scenario, run_scenario
 from callflow_dev.local.stack import LocalStack, StackOptions
@@ -251,15 +255,7 @@ def test_the_bridge_killed_mid_call_loses_no_result(stack: LocalStack, tmp_path:
     with bridge_process(stack) as bridge, ThreadPoolExecutor(max_workers=1) as pool:
         before = set(stack.infobip.dialogs)
         running = pool.submit(call, stack, tmp_path, lambda: [net.answer(1)])
-        deadline = time.monotonic() + 60
-        session_id = ""
-        while not session_id and time.monotonic() < deadline:
-            for dialog_id in set(stack.infobip.dialogs) - before:
-                candidate = stack.infobip.dialogs[dialog_id].custom_data.get("session_id", "")
-                if candidate and stack.session(candidate).conversation_id:
-                    session_id = candidate
-            time.sleep(0.1)
-        assert session_id, "the call never reached the agent"
+        live_session(stack, before)
         time.sleep(2.0)
         bridge.send_signal(signal.SIGKILL)
         result = running.result(timeout=180)
@@ -269,3 +265,70 @@ def test_the_bridge_killed_mid_call_loses_no_result(stack: LocalStack, tmp_path:
     assert result.execution_status == "SUCCEEDED"
     assert session.results["conversation_id"] == session.conversation_id
     assert len(result.notes) == 1 and len(result.calls) == 1
+
+
+def live_session(stack: LocalStack, dialogs_before: set[str], timeout_s: float = 60) -> str:
+    """The session whose dialog appeared since ``dialogs_before`` and reached the agent."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for dialog_id in set(stack.infobip.dialogs) - dialogs_before:
+            candidate = stack.infobip.dialogs[dialog_id].custom_data.get("session_id", "")
+            if candidate and stack.session(candidate).conversation_id:
+                return candidate
+        time.sleep(0.1)
+    raise AssertionError("the call never reached the agent")
+
+
+def test_a_second_stream_with_the_calls_token_is_refused_before_any_agent(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """While the call is live, a WebSocket presenting the call's own session id and token (an
+    attacker who read them) is closed 1008 before any agent is contacted; the results written
+    are the session's own conversation's."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        before = set(stack.infobip.dialogs)
+        running = pool.submit(call, stack, tmp_path, lambda: [net.answer(1)])
+        session_id = live_session(stack, before)
+        (dialog,) = [
+            d
+            for d in stack.infobip.dialogs.values()
+            if d.custom_data.get("session_id") == session_id
+        ]
+        conversations = len(stack.elevenlabs.conversations)
+        hello = json.dumps({"event": "websocket:connected", **dialog.custom_data})
+
+        async def intrude() -> tuple[int | None, str | None]:
+            async with websockets.connect(stack.bridge_url) as intruder:
+                await intruder.send(hello)
+                await asyncio.wait_for(intruder.wait_closed(), 5)
+                return intruder.close_code, intruder.close_reason
+
+        code, _ = asyncio.run(intrude())
+        assert code == 1008
+        assert len(stack.elevenlabs.conversations) == conversations  # no agent for the intruder
+        result = running.result(timeout=180)
+    assert_end_state(result, Outcome.ANSWERED)
+    assert result.session.results["conversation_id"] == result.session.conversation_id
+
+
+def test_a_genuine_post_call_delivery_sent_again_is_not_acted_on(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """A delivery ElevenLabs signed, re-sent within its window: acknowledged as a duplicate,
+    and the session keeps one set of results and one writeback."""
+    result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert_end_state(result, Outcome.ANSWERED)
+    session = result.session
+    (delivery,) = [
+        d for d in stack.elevenlabs.webhooks if d.conversation_id == session.conversation_id
+    ]
+    again = httpx.post(
+        delivery.url,
+        content=delivery.body,
+        headers={"content-type": "application/json", SIGNATURE_HEADER: delivery.signature},
+        timeout=10,
+    )
+    assert (again.status_code, again.json()) == (200, {"result": "duplicate delivery"})
+    after = stack.session(session.session_id)
+    assert [e.event for e in after.timeline].count("results collected") == 1
+    assert len([n for n in stack.zoho.notes if n["Parent_Id"]["id"] == session.record_id]) == 1
