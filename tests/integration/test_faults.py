@@ -11,18 +11,30 @@ awaited 5 s before Infobip is asked), the outcome timeout 20 s. Writeback faults
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import websockets
 
 from callflow.models import Outcome, SessionStatus
 from callflow.phone import normalise
+from callflow.providers.elevenlabs.client import SIGNATURE_HEADER
+from callflow.services import get_services
 from callflow_dev.local.demo import DemoResult, Printer, Scenario, run_scenario
 from callflow_dev.local.stack import LocalStack, StackOptions
 from callflow_dev.sandbox import phone_network as net
@@ -194,3 +206,129 @@ def test_an_agent_that_drops_mid_call_is_reached_and_says_so(
     [note] = result.notes
     assert note["Note_Title"] == "AI call: Reached, call dropped by the agent"
     assert "agent closed 1011" in note["Note_Content"]
+
+
+@contextlib.contextmanager
+def bridge_process(stack: LocalStack) -> Iterator[subprocess.Popen[bytes]]:
+    """A second bridge in a process of its own (``python -m callflow_bridge``, as on Fargate),
+    on the stack's table and secret, with the media-stream config pointing at it for the block:
+    a process the test can kill, as a task dies, without it writing its calls' end."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CALLFLOW_BRIDGE_HOST": "127.0.0.1", "CALLFLOW_BRIDGE_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "callflow_bridge"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, "bridge did not start"
+            time.sleep(0.1)
+        url = f"ws://127.0.0.1:{port}/{stack.secrets['bridge_path_secret']}"
+        config_id = get_services().infobip.create_media_stream_config("killable", url, 16000)
+        saved = os.environ["CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID"]
+        os.environ["CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID"] = config_id
+        stack.refresh_settings()
+        try:
+            yield process
+        finally:
+            os.environ["CALLFLOW_INFOBIP_MEDIA_STREAM_CONFIG_ID"] = saved
+            stack.refresh_settings()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def test_the_bridge_killed_mid_call_loses_no_result(stack: LocalStack, tmp_path: Path) -> None:
+    """SIGKILL of the bridge two seconds into the conversation: the media socket and the agent's
+    drop without a close, nothing of the bridge's end is written. The call still ends, the
+    conversation's results are collected by the session's conversation id, and the writeback
+    lands once."""
+    with bridge_process(stack) as bridge, ThreadPoolExecutor(max_workers=1) as pool:
+        before = set(stack.infobip.dialogs)
+        running = pool.submit(call, stack, tmp_path, lambda: [net.answer(1)])
+        live_session(stack, before)
+        time.sleep(2.0)
+        bridge.send_signal(signal.SIGKILL)
+        result = running.result(timeout=180)
+    session = result.session
+    assert "end_reason" not in session.bridge  # killed: the bridge wrote nothing of the end
+    assert (session.status, session.outcome) == (SessionStatus.COMPLETED, Outcome.ANSWERED)
+    assert result.execution_status == "SUCCEEDED"
+    assert session.results["conversation_id"] == session.conversation_id
+    assert len(result.notes) == 1 and len(result.calls) == 1
+
+
+def live_session(stack: LocalStack, dialogs_before: set[str], timeout_s: float = 60) -> str:
+    """The session whose dialog appeared since ``dialogs_before`` and reached the agent."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for dialog_id in set(stack.infobip.dialogs) - dialogs_before:
+            candidate = stack.infobip.dialogs[dialog_id].custom_data.get("session_id", "")
+            if candidate and stack.session(candidate).conversation_id:
+                return candidate
+        time.sleep(0.1)
+    raise AssertionError("the call never reached the agent")
+
+
+def test_a_second_stream_with_the_calls_token_is_refused_before_any_agent(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """While the call is live, a WebSocket presenting the call's own session id and token (an
+    attacker who read them) is closed 1008 before any agent is contacted; the results written
+    are the session's own conversation's."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        before = set(stack.infobip.dialogs)
+        running = pool.submit(call, stack, tmp_path, lambda: [net.answer(1)])
+        session_id = live_session(stack, before)
+        (dialog,) = [
+            d
+            for d in stack.infobip.dialogs.values()
+            if d.custom_data.get("session_id") == session_id
+        ]
+        conversations = len(stack.elevenlabs.conversations)
+        hello = json.dumps({"event": "websocket:connected", **dialog.custom_data})
+
+        async def intrude() -> tuple[int | None, str | None]:
+            async with websockets.connect(stack.bridge_url) as intruder:
+                await intruder.send(hello)
+                await asyncio.wait_for(intruder.wait_closed(), 5)
+                return intruder.close_code, intruder.close_reason
+
+        code, _ = asyncio.run(intrude())
+        assert code == 1008
+        assert len(stack.elevenlabs.conversations) == conversations  # no agent for the intruder
+        result = running.result(timeout=180)
+    assert_end_state(result, Outcome.ANSWERED)
+    assert result.session.results["conversation_id"] == result.session.conversation_id
+
+
+def test_a_genuine_post_call_delivery_sent_again_is_not_acted_on(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """A delivery ElevenLabs signed, re-sent within its window: acknowledged as a duplicate,
+    and the session keeps one set of results and one writeback."""
+    result = call(stack, tmp_path, lambda: [net.answer(1)])
+    assert_end_state(result, Outcome.ANSWERED)
+    session = result.session
+    (delivery,) = [
+        d for d in stack.elevenlabs.webhooks if d.conversation_id == session.conversation_id
+    ]
+    again = httpx.post(
+        delivery.url,
+        content=delivery.body,
+        headers={"content-type": "application/json", SIGNATURE_HEADER: delivery.signature},
+        timeout=10,
+    )
+    assert (again.status_code, again.json()) == (200, {"result": "duplicate delivery"})
+    after = stack.session(session.session_id)
+    assert [e.event for e in after.timeline].count("results collected") == 1
+    assert len([n for n in stack.zoho.notes if n["Parent_Id"]["id"] == session.record_id]) == 1
