@@ -100,6 +100,7 @@ INFOBIP_MEDIA: list[Variant] = [
         "each attempt's own media-stream config carries the ids in its URL path",
         stand_ins={"infobip.media_ids_in": "nowhere"},
         env={"CALLFLOW_INFOBIP_MEDIA_ROUTING": "per-session"},
+        doctor={"The media stream carries the session's identifiers": "held"},
     ),
 ]
 
