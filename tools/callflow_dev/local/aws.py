@@ -136,6 +136,43 @@ def _install_router(router: LambdaRouter) -> None:
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
+_DYNAMODB_ITEM_CALLS = (
+    "update_item",
+    "put_item",
+    "delete_item",
+    "transact_write_items",
+    "batch_write_item",
+    "get_item",
+    "query",
+    "scan",
+)
+_dynamodb_lock = threading.RLock()
+
+
+def _serialise_dynamodb_writes() -> None:
+    """Make moto's DynamoDB item operations atomic, as DynamoDB's are for one item.
+
+    moto's server handles requests on threads and applies an update in place (``list_append``
+    reads the list, then assigns the new one), so two concurrent updates of one item can lose
+    one of them: a timeline entry of the session vanished that way when an Infobip event and
+    the workflow wrote at once. DynamoDB never does that, so the embedded one must not either.
+    Idempotent.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in _DYNAMODB_ITEM_CALLS:
+        method = getattr(DynamoDBBackend, name)
+        if getattr(method, "_callflow_serialised", False):
+            continue
+
+        def serialised(self: Any, *args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            with _dynamodb_lock:
+                return _method(self, *args, **kwargs)
+
+        serialised._callflow_serialised = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, serialised)
+
+
 class EmbeddedAws:
     """A moto server on a free loopback port, with the table, secret, functions and workflow.
 
@@ -169,6 +206,7 @@ class EmbeddedAws:
         for name in ("moto", "werkzeug", "moto.stepfunctions"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         _install_router(self.router)
+        _serialise_dynamodb_writes()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.port = self._server._server.server_port
