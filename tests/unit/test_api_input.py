@@ -336,6 +336,27 @@ def test_an_infobip_event_that_could_not_be_applied_is_applied_when_delivered_ag
     assert store.require("s1").status is SessionStatus.RINGING
 
 
+def test_an_applied_event_whose_timeline_entry_cannot_be_written_is_still_acknowledged(
+    client: TestClient,
+) -> None:
+    """The event as received goes on the timeline after it was applied, best effort: a failed
+    write there must not make Infobip deliver an event already applied."""
+    store = get_services().store
+    store.create(Session(session_id="s1", module="Leads", record_id="42"))
+    store.advance("s1", SessionStatus.DIALING, attempt=1)
+    injected = fail_calls(
+        store.table.meta.client,
+        "UpdateItem",
+        "InternalServerError",
+        when=lambda body: "infobip CALL_RINGING" in json.dumps(body),
+    )
+
+    response = send(client, "infobip")
+    assert (response.status_code, response.json()) == (200, {"result": "ringing"})
+    assert injected  # the timeline write was attempted and failed
+    assert store.require("s1").status is SessionStatus.RINGING
+
+
 # --- malformed input after authentication: 4xx with a reason ---------------------------------
 
 
