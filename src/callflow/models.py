@@ -1,7 +1,7 @@
 """The call session: the one record every part of the system reads and advances.
 
 A session's life is ordered by ``progress``: within an attempt the call phases climb
-(scheduled < dialing < ringing < in_call < call_ended), a new attempt starts above every phase of
+(scheduled < queued < dialing < ringing < in_call < call_ended), a new attempt starts above every phase of
 the previous one, and the post-call phases sit above all attempts. Every status change is a
 conditional write on ``progress`` (see :mod:`callflow.store`), which is what makes duplicate and
 out-of-order provider events harmless: a late CALL_RINGING after CALL_FINISHED, or an event of
@@ -29,6 +29,8 @@ class SessionStatus(StrEnum):
 
     CREATED = "created"
     SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    """Due to be dialled, waiting for a free slot in every pool the call needs (admission)."""
     DIALING = "dialing"
     RINGING = "ringing"
     IN_CALL = "in_call"
@@ -42,10 +44,11 @@ class SessionStatus(StrEnum):
 #: Rank of each call phase inside one attempt.
 _CALL_PHASE_RANK = {
     SessionStatus.SCHEDULED: 1,
-    SessionStatus.DIALING: 2,
-    SessionStatus.RINGING: 3,
-    SessionStatus.IN_CALL: 4,
-    SessionStatus.CALL_ENDED: 5,
+    SessionStatus.QUEUED: 2,
+    SessionStatus.DIALING: 3,
+    SessionStatus.RINGING: 4,
+    SessionStatus.IN_CALL: 5,
+    SessionStatus.CALL_ENDED: 6,
 }
 #: Post-call phases, above any attempt. A failed writeback can be replayed (back to
 #: WRITING_BACK) only through :meth:`callflow.store.SessionStore.reopen_writeback`.
@@ -59,6 +62,7 @@ ACTIVE_STATUSES = frozenset(
     {
         SessionStatus.CREATED,
         SessionStatus.SCHEDULED,
+        SessionStatus.QUEUED,
         SessionStatus.DIALING,
         SessionStatus.RINGING,
         SessionStatus.IN_CALL,
@@ -95,6 +99,8 @@ class Outcome(StrEnum):
     INVALID_PHONE = "invalid_phone"
     OUTSIDE_HOURS = "outside_hours"
     TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    """Never dialled: its campaign was cancelled, or admission's deadline passed while queued."""
 
 
 #: Outcomes after which another attempt is worth it.
@@ -169,6 +175,12 @@ class Session(BaseModel):
     progress: int = 0
     attempt: int = 0
     max_attempts: int = 3
+    campaign_id: str = ""
+    """The campaign the session belongs to; empty for a single trigger."""
+    slots: dict[str, str] = Field(default_factory=dict)
+    """Admission slots this attempt holds: pool name -> lease id (see :mod:`callflow.admission`)."""
+    queued_at: str = ""
+    """When the session first waited for admission (bounds the wait by a deadline)."""
 
     phone: str = ""
     """E.164 once prepared; the raw field value until then."""

@@ -32,6 +32,7 @@ OUTCOME_LABELS = {
     Outcome.INVALID_PHONE: "Invalid phone number",
     Outcome.OUTSIDE_HOURS: "Outside calling hours",
     Outcome.TIMEOUT: "No call outcome",
+    Outcome.CANCELLED: "Not called: cancelled",
 }
 
 
