@@ -1,8 +1,8 @@
 """The call session: the one record every part of the system reads and advances.
 
 A session's life is ordered by ``progress``: within an attempt the call phases climb
-(scheduled < queued < dialing < ringing < in_call < call_ended), a new attempt starts above every phase of
-the previous one, and the post-call phases sit above all attempts. Every status change is a
+(scheduled < queued < dialing < ringing < in_call < call_ended), a new attempt starts above every
+phase of the previous one, and the post-call phases sit above all attempts. Every status change is a
 conditional write on ``progress`` (see :mod:`callflow.store`), which is what makes duplicate and
 out-of-order provider events harmless: a late CALL_RINGING after CALL_FINISHED, or an event of
 attempt 1 after attempt 2 began, simply fails the condition and is dropped.
