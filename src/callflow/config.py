@@ -110,6 +110,29 @@ class Settings(BaseSettings):
     bridge_dtmf_mode: DtmfMode = "contextual_update"
     bridge_agent_connect_timeout: float = 10.0
 
+    # --- Admission ------------------------------------------------------------------------
+    agent_pool_name: str = "elevenlabs"
+    """The pool of the agent plan's concurrent conversations. ElevenLabs counts them per
+    workspace, so every agent of one workspace shares one pool name."""
+    agent_concurrency: int = 4
+    """Concurrent conversations the ElevenLabs plan allows (Free 4, Starter 6, Creator 10,
+    Pro 20, Scale and Business 30): a call is dialled only with one of them free. 0 leaves the
+    pool out."""
+    bridge_capacity: int = 80
+    """Calls the bridge service carries at once (its maximum tasks times calls per task; the
+    CDK stack sets it from the stage). 0 leaves the pool out."""
+    admission_lease_margin_seconds: int = 300
+    """A slot's lease outlives the longest call (connect timeout plus max duration) by this
+    much; past it a slot whose release was lost is reclaimed."""
+    admission_deadline_seconds: int = 4 * 3600
+    """How long a call may wait for a slot (within calling hours) before it ends ``cancelled``."""
+    infobip_calls_per_second: float = 6.0
+    """Call creations per second, account-wide across every Lambda (Infobip's limit is 6)."""
+    infobip_dialogs_per_second: float = 20.0
+    """Dialog creations per second, account-wide (Infobip's limit is 20)."""
+    rate_max_wait_seconds: float = 10.0
+    """How long a Lambda waits for its turn at a rate before the workflow's Retry takes over."""
+
     # --- API ------------------------------------------------------------------------------
     status_api_token: SecretStr = SecretStr("")
     """Bearer token for the session status route."""
@@ -171,6 +194,15 @@ class Settings(BaseSettings):
         if self.call_outcome_timeout_seconds:
             return self.call_outcome_timeout_seconds
         return self.infobip_connect_timeout + self.infobip_max_duration + 120
+
+    @property
+    def lease_seconds(self) -> int:
+        """How long an admission slot is held at most: the longest call plus the margin."""
+        return (
+            self.infobip_connect_timeout
+            + self.infobip_max_duration
+            + self.admission_lease_margin_seconds
+        )
 
     @property
     def overrides(self) -> dict[str, Any]:

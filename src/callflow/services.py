@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from callflow.config import Settings, get_settings
 
 if TYPE_CHECKING:
+    from callflow.admission.pools import Pools
+    from callflow.admission.rates import Rates
     from callflow.mapping import FieldMapping
     from callflow.providers.elevenlabs.client import ElevenLabsClient
     from callflow.providers.infobip.calls import InfobipClient
@@ -32,6 +34,20 @@ class Services:
         from callflow.store import SessionStore
 
         return SessionStore.from_settings(self.settings)
+
+    @cached_property
+    def pools(self) -> Pools:
+        """Admission's slot pools, on the store's table."""
+        from callflow.admission.pools import Pools
+
+        return Pools(self.store.table)
+
+    @cached_property
+    def rates(self) -> Rates:
+        """The account-wide provider rates, on the store's table."""
+        from callflow.admission.rates import Rates
+
+        return Rates(self.store.table)
 
     @cached_property
     def zoho(self) -> ZohoClient:

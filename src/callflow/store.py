@@ -580,6 +580,7 @@ class SessionStore:
 _CALL_PHASES = frozenset(
     {
         SessionStatus.SCHEDULED,
+        SessionStatus.QUEUED,
         SessionStatus.DIALING,
         SessionStatus.RINGING,
         SessionStatus.IN_CALL,

@@ -35,6 +35,7 @@ class FunctionSpec:
 API = FunctionSpec("api", None, timeout_seconds=29, memory_mib=1024)
 TASKS = (
     FunctionSpec("prepare", "PrepareFunctionArn", timeout_seconds=60),
+    FunctionSpec("admit", "AdmitFunctionArn", timeout_seconds=30),
     FunctionSpec("place_call", "PlaceCallFunctionArn", timeout_seconds=60),
     FunctionSpec("plan_retry", "PlanRetryFunctionArn", timeout_seconds=30),
     FunctionSpec("await_analysis", "AwaitAnalysisFunctionArn", timeout_seconds=60),
@@ -47,6 +48,8 @@ SCHEDULED = (
     # their age); every 15 minutes keeps a leak far below the account's config limits.
     FunctionSpec("sweep_media_configs", None, timeout_seconds=120, every_minutes=15),
 )
+EXECUTION_STOPPED = FunctionSpec("execution_stopped", None, timeout_seconds=60)
+"""The target of the rule on the call workflow's stopped executions (``CallflowStack``)."""
 
 
 def construct_name(module: str) -> str:
@@ -74,7 +77,7 @@ class Functions(Construct):
             asset_hash_type=AssetHashType.CUSTOM,
         )
         self.by_module: dict[str, lambda_.Function] = {}
-        for spec in (API, *TASKS, *SCHEDULED):
+        for spec in (API, *TASKS, *SCHEDULED, EXECUTION_STOPPED):
             name = construct_name(spec.module)
             log_group = logs.LogGroup(
                 self, f"{name}Logs", retention=log_retention, removal_policy=removal

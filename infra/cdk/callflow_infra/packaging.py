@@ -36,6 +36,7 @@ LAMBDA = Deployable(
     entry_modules=(
         "callflow_functions.api",
         "callflow_functions.prepare",
+        "callflow_functions.admit",
         "callflow_functions.place_call",
         "callflow_functions.plan_retry",
         "callflow_functions.await_analysis",
@@ -43,6 +44,7 @@ LAMBDA = Deployable(
         "callflow_functions.write_back",
         "callflow_functions.mark_failed",
         "callflow_functions.sweep_media_configs",
+        "callflow_functions.execution_stopped",
     ),
 )
 BRIDGE = Deployable(

@@ -10,13 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from callflow.lifecycle.stopped import STOPPED_STATUSES
 from callflow_infra.bridge import Bridge
 from callflow_infra.bundle import LambdaBundle
-from callflow_infra.functions import Functions
+from callflow_infra.functions import EXECUTION_STOPPED, Functions
 from callflow_infra.http_api import HttpApi
 from callflow_infra.monitoring import NAMESPACE, Monitoring
 from callflow_infra.nag import acknowledge
@@ -52,6 +55,9 @@ class CallflowStack(Stack):
 
         self.state = State(self, "State", retain=stage.retain)
         shared_env = {
+            # Admission's bridge pool: every task the service may scale to, full (a stage's own
+            # bridge_capacity setting, below, wins).
+            "CALLFLOW_BRIDGE_CAPACITY": str(stage.bridge_max_tasks * stage.bridge_calls_per_task),
             **stage.environment(),
             "CALLFLOW_TABLE_NAME": self.state.table.table_name,
             "CALLFLOW_SECRETS_ID": self.state.secret.secret_arn,
@@ -92,6 +98,27 @@ class CallflowStack(Stack):
             function.add_to_role_policy(
                 iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=["*"])
             )
+
+        # An execution stopped outside the workflow's own Catch (aborted, timed out, failed) runs
+        # none of its end paths: this rule's function releases its slots and ends its session.
+        events.Rule(
+            self,
+            "ExecutionStopped",
+            description="callflow: clean up after a call execution stopped from outside",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": sorted(STOPPED_STATUSES),
+                    "stateMachineArn": [machine.state_machine_arn],
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.functions.by_module[EXECUTION_STOPPED.module], retry_attempts=8
+                )
+            ],
+        )
 
         self.http = HttpApi(
             self, "Http", handler=api_function, log_retention=retention, removal=removal

@@ -27,6 +27,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
+from callflow.admission import slots
 from callflow.lifecycle import media_configs, workflow
 from callflow.models import (
     Outcome,
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 
 MACHINE_STATE = "MACHINE_DETECTED"
 HUMAN, MACHINE, DETECTION_FAILED = "HUMAN", "MACHINE", "FAILED"
+
+DIALOG_RATE = "infobip-dialogs"
+"""The account-wide schedule of Infobip dialog creations."""
 
 DIALOG_TRIES = 3
 """Dialog creations tried within one event delivery before giving up on a retryable failure."""
@@ -242,6 +246,7 @@ def _find_or_create_dialog(
             existing = _existing_dialog(services, parent)
             if existing is not None:
                 return existing, True
+            _dialog_turn(services)
             custom = {"session_id": session_id, "attempt": str(attempt)}
             if config_id:
                 dialog = services.infobip.create_dialog(
@@ -261,6 +266,21 @@ def _find_or_create_dialog(
             )
             _sleep(DIALOG_BACKOFF_S * 2 ** (tried - 1))
     raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
+
+
+def _dialog_turn(services: Services) -> None:
+    """Wait for a turn at the account's dialog-creation rate. Admission keeps the calls in
+    progress few, so the wait is short; should the schedule be fuller than the wait allowed,
+    the dialog goes at once rather than leave a person who answered in silence (Infobip's 429
+    is then retried like any other)."""
+    settings = services.settings
+    wait = services.rates.reserve(
+        DIALOG_RATE, settings.infobip_dialogs_per_second, settings.rate_max_wait_seconds
+    )
+    if wait is None:
+        logger.warning("dialog creation rate is full; creating the dialog anyway")
+    elif wait > 0:
+        _sleep(wait)
 
 
 def _existing_dialog(services: Services, parent: str) -> DialogInfo | None:
@@ -378,6 +398,7 @@ def _call_ended(services: Services, session_id: str, attempt: int, event: Infobi
     if moved is None:
         return _ended_again(services, current, attempt)
     media_configs.close(services, session_id, moved.media_config_id)
+    slots.release_quietly(services, moved)
     if outcome is not Outcome.ANSWERED:
         count(
             Metric.CALLS_UNREACHED
@@ -423,8 +444,10 @@ def _ended_again(services: Services, current: Session, attempt: int) -> str:
     failed before resuming. A token already used or timed out makes this a duplicate."""
     if current.status is not SessionStatus.CALL_ENDED or current.attempt != attempt:
         return "duplicate"
-    # The delivery that ended the call may have failed before deleting the attempt's config.
+    # The delivery that ended the call may have failed before deleting the attempt's config
+    # and releasing its slots.
     media_configs.close(services, current.session_id, current.media_config_id)
+    slots.release_quietly(services, current)
     outcome = current.outcome or Outcome.FAILED
     output = _ended(outcome, attempt, current.call_duration)
     if not workflow.resume(services.sfn, current.task_token, output):

@@ -11,12 +11,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from callflow.admission import slots
 from callflow.lifecycle import call_events, media_configs, workflow
 from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
 from callflow.providers.errors import ProviderRejected
 from callflow.services import Services
+
+CALL_RATE = "infobip-calls"
+"""The account-wide schedule of Infobip call creations."""
 
 CALL = "call"
 WAIT = "wait"
@@ -122,11 +126,12 @@ def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
 def attempt_to_place(session: Session) -> int:
     """The attempt number this invocation dials.
 
-    A scheduled session dials the attempt it was scheduled for; a session whose last placement
-    failed before Infobip accepted it (no call id) dials the same attempt again; otherwise the
-    next one. So a provider error retried by the state machine does not use up an attempt.
+    A scheduled or queued session dials the attempt it was scheduled or queued for; a session
+    whose last placement failed before Infobip accepted it (no call id) dials the same attempt
+    again; otherwise the next one. So a provider error retried by the state machine does not use
+    up an attempt.
     """
-    if session.status is SessionStatus.SCHEDULED:
+    if session.status in (SessionStatus.SCHEDULED, SessionStatus.QUEUED):
         return session.attempt
     if session.status is SessionStatus.DIALING and not session.call_id:
         return session.attempt
@@ -135,7 +140,12 @@ def attempt_to_place(session: Session) -> int:
 
 def place_call(services: Services, state: dict[str, Any], task_token: str) -> dict[str, Any]:
     """Store the task token, then dial: the outcome event resumes the token, so the token must be
-    on the session before Infobip can answer."""
+    on the session before Infobip can answer.
+
+    The dial waits its turn at the account's call-creation rate, shared by every Lambda; with no
+    turn free soon enough, :class:`callflow.admission.rates.RateLimited` goes to the workflow's
+    Retry (the attempt is dialled by the retry, not used up)."""
+    settings = services.settings
     session = services.store.require(state["session_id"])
     attempt = attempt_to_place(session)
     fields = {
@@ -172,6 +182,9 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
     # A config an earlier try of this placing (or the previous attempt) left behind; only now,
     # with the attempt ours, is it certain no live call uses it.
     media_configs.close(services, session.session_id, session.media_config_id)
+    services.rates.wait_turn(
+        CALL_RATE, settings.infobip_calls_per_second, settings.rate_max_wait_seconds
+    )
     config_id = _open_media(services, session.session_id, attempt)
     if config_id is None:
         logger.warning("session moved on while its media-stream config was made; not dialling")
@@ -232,6 +245,7 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     error = state.get("error")
     if error:
         return _after_error(services, session, error, state)
+    slots.release(services, session)
     # The session's outcome first: after an answered call with no agent conversation it says
     # agent_unavailable, where the call's own event said answered.
     outcome = session.outcome or Outcome(state.get("call", {}).get("outcome", "failed"))
@@ -271,6 +285,7 @@ def _after_error(
     else:
         outcome, detail = Outcome.FAILED, f"{name}: {cause}" if cause else name
     media_configs.close(services, session.session_id, session.media_config_id)
+    slots.release(services, session)
     services.store.set_fields(
         session.session_id,
         {"outcome": outcome.value, "outcome_detail": detail[:500]},
@@ -424,6 +439,7 @@ def reconcile(services: Services, session: Session) -> dict[str, Any]:
         )
     media_configs.close(services, session.session_id, session.media_config_id)
     if outcome is Outcome.ANSWERED:
+        slots.release(services, session)
         return next_state(services, session.session_id, COLLECT)
     return plan_retry(services, {"session_id": session.session_id, "call": {"outcome": outcome}})
 

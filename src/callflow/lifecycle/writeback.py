@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from callflow.admission import slots
 from callflow.lifecycle import media_configs, outcomes, workflow
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.observability import Metric, count, logger
@@ -66,8 +67,11 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
         raise ValueError(f"unknown writeback step {step!r}")
     store = services.store
     session = store.require(session_id)
-    # The last sweep of an attempt's media-stream config that an end path failed to delete.
+    # The last sweep of an attempt's media-stream config that an end path failed to delete,
+    # and of its admission slots.
     media_configs.close(services, session_id, session.media_config_id)
+    if step == "fields":
+        slots.release(services, session)
     if session.status is SessionStatus.COMPLETED:
         return {"status": "completed", "step": step, "receipt": session.writeback}
     moved = store.advance(session_id, SessionStatus.WRITING_BACK, event="writing back")
@@ -169,6 +173,7 @@ def mark_failed(services: Services, session_id: str, error: dict[str, Any]) -> d
     """Retries are exhausted: flag the session (the results stay on it) and raise the alarm."""
     session = services.store.require(session_id)
     media_configs.close(services, session_id, session.media_config_id)
+    slots.release(services, session)
     receipt = {**session.writeback, "error": _error_text(error)}
     services.store.advance(
         session_id,

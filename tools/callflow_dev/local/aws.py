@@ -31,6 +31,7 @@ from callflow_functions.definition import definition_text
 #: Substitution name in the ASL file -> (Lambda function suffix, handler module).
 TASK_FUNCTIONS = {
     "PrepareFunctionArn": ("prepare", "callflow_functions.prepare"),
+    "AdmitFunctionArn": ("admit", "callflow_functions.admit"),
     "PlaceCallFunctionArn": ("place-call", "callflow_functions.place_call"),
     "PlanRetryFunctionArn": ("plan-retry", "callflow_functions.plan_retry"),
     "AwaitAnalysisFunctionArn": ("await-analysis", "callflow_functions.await_analysis"),
