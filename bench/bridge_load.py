@@ -30,6 +30,8 @@ Measured, per step of the ramp (100 legs first, then more until the target break
   for the first five legs. The session table is a moto server in its own process, so the bridge
   pays only the client side of each read and write, as with DynamoDB.
 - ``max_legs_under_target``: the largest step whose p99 stayed <= 20 ms (bounded ramp).
+
+``BENCH_BRIDGE_PROFILE=/path`` runs the bridge process under cProfile (see :data:`PROFILE_ENV`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ WARMUP_S = 1.5
 CONNECT_SPACING_S = 0.05
 """Infobip creates at most 20 dialogs a second per account: the fastest streams can arrive."""
 TIME_BUDGET_S = 150.0
+PROFILE_ENV = "BENCH_BRIDGE_PROFILE"
+"""When set to a path, the bridge process runs under cProfile and dumps its stats there on exit
+(the CPU figures of such a run are the profiler's, not the bridge's)."""
 
 
 # --- the bridge process ----------------------------------------------------------------------
@@ -153,7 +158,19 @@ def bridge_process(agent_port: int, sessions: int) -> None:
 
         import uvloop
 
-        uvloop.run(run())
+        profile_path = os.environ.get(PROFILE_ENV)
+        if not profile_path:
+            uvloop.run(run())
+            return
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            uvloop.run(run())
+        finally:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
 
 
 # --- the harness -----------------------------------------------------------------------------
