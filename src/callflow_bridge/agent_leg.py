@@ -145,13 +145,13 @@ class AgentLeg:
                 await self.socket.close(1000, "call ended")
 
 
-async def _connect(url: str, timeout: float) -> PicowsSocket:
+async def _connect(url: str, handshake_timeout_s: float) -> PicowsSocket:
     """Open the agent's socket: no compression (picows offers none), keepalive pings as
     ``websockets`` sent them, a message limit of :data:`AGENT_MAX_MESSAGE`."""
     _, listener = await ws_connect(
         lambda: PicowsSocket(AGENT_MAX_MESSAGE),
         url,
-        websocket_handshake_timeout=timeout,
+        websocket_handshake_timeout=handshake_timeout_s,
         enable_auto_ping=True,
         auto_ping_idle_timeout=KEEPALIVE_S,
         auto_ping_reply_timeout=KEEPALIVE_S,

@@ -40,9 +40,6 @@ import logging
 import time
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-
 from callflow.config import Settings
 from callflow.models import DynamicValue, SessionStatus, hash_token, token_matches
 
@@ -56,6 +53,7 @@ from .formats import CallFormats, phone_rate
 from .metrics import BridgeMetrics, CallMetrics
 from .phone_leg import PhoneLeg
 from .recorder import SessionRecorder
+from .sockets import PhoneSocket, SocketClosed
 from .transcript import Transcript
 from .turns import SPEECH_DBFS, TurnTimer, is_speech
 
@@ -96,7 +94,7 @@ class CallRelay:
 
     def __init__(
         self,
-        phone: ServerConnection,
+        phone: PhoneSocket,
         settings: Settings,
         store: SessionAccess,
         deps: BridgeDeps,
@@ -162,10 +160,10 @@ class CallRelay:
             logger.warning(
                 "media stream refused: %s%s", message, why, extra={"session_id": self.session_id}
             )
-            with contextlib.suppress(ConnectionClosed):
+            with contextlib.suppress(SocketClosed):
                 await self.socket.close(1008, message[:120])
             return False
-        except ConnectionClosed:
+        except SocketClosed:
             return False
         except Exception as error:  # the session store failed: a server error, not a refusal
             logger.error(
@@ -173,7 +171,7 @@ class CallRelay:
                 type(error).__name__,
                 extra={"session_id": self.session_id},
             )
-            with contextlib.suppress(ConnectionClosed):
+            with contextlib.suppress(SocketClosed):
                 await self.socket.close(1011, "session store unavailable")
             return False
         self.variables = session.variables
@@ -183,10 +181,8 @@ class CallRelay:
         return True
 
     def _upgrade(self) -> protocol.Upgrade:
-        request = self.socket.request
-        if request is None:
-            return protocol.Upgrade()
-        return protocol.Upgrade.from_request(request.path, self.prefix, request.headers.raw_items())
+        socket = self.socket
+        return protocol.Upgrade.from_request(socket.path, self.prefix, socket.headers)
 
     async def _unmatched(self, error: protocol.Unmatched) -> None:
         """A stream that named no session with a token anywhere: log and keep what arrived
@@ -210,7 +206,7 @@ class CallRelay:
                 )
         except Exception as failure:  # the close below matters more than the record
             logger.warning("could not keep the unmatched stream: %s", type(failure).__name__)
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(SocketClosed):
             await self.socket.close(1008, message[:120])
 
     async def _refusal(self, hello: protocol.Connected) -> Rejected:
@@ -317,7 +313,7 @@ class CallRelay:
                     await self._caller_audio(message)
                 else:
                     await self._phone_text(message)
-        except ConnectionClosed:
+        except SocketClosed:
             pass
         if self.agent.ended is not None:
             self.end.finish(*self.agent.ended)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
@@ -90,14 +90,23 @@ class PhoneSocket(MessageSocket, Protocol):
 class PicowsSocket(WSListener):
     """One WebSocket connection on ``picows``, as a :class:`MessageSocket`.
 
-    ``max_size`` bounds a whole (reassembled) message, as ``websockets``' ``max_size`` did.
+    ``max_size`` bounds a whole (reassembled) message, as ``websockets``' ``max_size`` did. On the
+    server side ``path`` and ``headers`` are the upgrade request's, and ``on_open`` is called
+    once the WebSocket is open (a request that never upgrades never calls it).
     """
 
-    def __init__(self, max_size: int, path: str = "", headers: Iterable[tuple[str, str]] = ()):
+    def __init__(
+        self,
+        max_size: int,
+        path: str = "",
+        headers: Iterable[tuple[str, str]] = (),
+        on_open: Callable[[PicowsSocket], None] | None = None,
+    ) -> None:
         super().__init__()
         self.max_size = max_size
         self.path = path
         self.headers = list(headers)
+        self._on_open = on_open
         self.transport: WSTransport | None = None
         self._inbox: deque[str | bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -108,8 +117,6 @@ class PicowsSocket(WSListener):
         self._disconnected = False
         self._close_code: int | None = None
         self._close_reason = ""
-        self.connected = asyncio.get_running_loop().create_future()
-        """Resolved once the WebSocket is open (for the server's handler)."""
 
     # --- MessageSocket ----------------------------------------------------------------------
 
@@ -176,8 +183,8 @@ class PicowsSocket(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         """The WebSocket is open."""
         self.transport = transport
-        if not self.connected.done():
-            self.connected.set_result(None)
+        if self._on_open is not None:
+            self._on_open(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         """One frame: queue a whole message, or keep a fragment, or act on a CLOSE."""
@@ -225,8 +232,6 @@ class PicowsSocket(WSListener):
         writable, self._writable = self._writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
-        if not self.connected.done():
-            self.connected.set_exception(SocketClosed())
 
     def pause_writing(self) -> None:
         """The transport's buffer is over its high-water mark: senders wait."""
