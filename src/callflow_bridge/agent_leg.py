@@ -105,6 +105,12 @@ class AgentLeg:
             with contextlib.suppress(SocketClosed):
                 await self.socket.send(text)
 
+    async def send_audio(self, message: bytes) -> None:
+        """Send a :func:`~callflow_bridge.protocol.user_audio_chunk` message, as :meth:`send`."""
+        if self.socket is not None:
+            with contextlib.suppress(SocketClosed):
+                await self.socket.send_text(message)
+
     def interrupted(self, event_id: object) -> None:
         """The caller interrupted the agent: its audio up to ``event_id`` is stale."""
         if isinstance(event_id, int):
@@ -157,6 +163,7 @@ async def _connect(url: str, handshake_timeout_s: float) -> PicowsSocket:
         auto_ping_reply_timeout=KEEPALIVE_S,
         auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
         max_frame_size=AGENT_MAX_MESSAGE,
+        use_aiofastnet=False,
     )
     assert isinstance(listener, PicowsSocket)
     return listener

@@ -31,7 +31,6 @@ while the agent was mid-utterance (see :mod:`callflow_bridge.pacing`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import contextlib
 import functools
@@ -341,7 +340,7 @@ class CallRelay:
             if not to_agent.identity:
                 self.call.conversions += 1
             if data:
-                await agent.send(protocol.user_audio_chunk(data))
+                await agent.send_audio(protocol.user_audio_chunk(data))
             self.call.frames_relayed += 1
         elif agent.ended is None:
             self.early.keep(frame)
@@ -452,7 +451,7 @@ class CallRelay:
         if not isinstance(encoded, str) or formats is None or phone is None:
             return
         try:
-            audio = base64.b64decode(encoded)
+            audio = binascii.a2b_base64(encoded)
         except (binascii.Error, ValueError):
             return
         if not formats.to_phone.identity:
@@ -501,7 +500,7 @@ class CallRelay:
             if not formats.to_agent.identity:
                 self.call.conversions += 1
             if data:
-                await agent.send(protocol.user_audio_chunk(data))
+                await agent.send_audio(protocol.user_audio_chunk(data))
             self.call.frames_relayed += 1
         for text in early.texts():
             await agent.send(text)

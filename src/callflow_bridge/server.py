@@ -98,6 +98,7 @@ class BridgeServer:
             auto_ping_reply_timeout=KEEPALIVE_S,
             auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
             max_frame_size=PHONE_MAX_MESSAGE,
+            use_aiofastnet=False,
         )
         sockets = list(self._server.sockets)
         if sockets:

@@ -71,6 +71,9 @@ class MessageSocket(Protocol):
     async def send(self, message: str | bytes) -> None:
         """Send a whole message (text for ``str``); :class:`SocketClosed` if it cannot be."""
 
+    async def send_text(self, payload: bytes) -> None:
+        """Send a text message given as its UTF-8 bytes (the caller vouches for the encoding)."""
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason`` and wait (bounded) until the connection is gone."""
 
@@ -151,10 +154,16 @@ class PicowsSocket(WSListener):
 
     async def send(self, message: str | bytes) -> None:
         """See :class:`MessageSocket`."""
+        await self._send(WSMsgType.TEXT if isinstance(message, str) else WSMsgType.BINARY, message)
+
+    async def send_text(self, payload: bytes) -> None:
+        """See :class:`MessageSocket`."""
+        await self._send(WSMsgType.TEXT, payload)
+
+    async def _send(self, kind: WSMsgType, message: str | bytes) -> None:
         transport = self.transport
         if transport is None or self._disconnected or transport.is_close_frame_sent:
             raise SocketClosed
-        kind = WSMsgType.TEXT if isinstance(message, str) else WSMsgType.BINARY
         transport.send(kind, message)
         writable = self._writable
         if writable is not None:
