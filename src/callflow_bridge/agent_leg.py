@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from picows import WSAutoPingStrategy, WSError, WSInvalidStatusError, ws_connect
@@ -104,6 +104,50 @@ class AgentLeg:
         if self.socket is not None:
             with contextlib.suppress(SocketClosed):
                 await self.socket.send(text)
+
+    def send_audio_now(self, message: bytes) -> None:
+        """:meth:`send_audio` without waiting for the socket to drain (see :meth:`drained`)."""
+        if self.socket is not None:
+            with contextlib.suppress(SocketClosed):
+                self.socket.send_text_now(message)
+
+    @property
+    def writable(self) -> bool:
+        """A send would not wait for the socket's write buffer to drain."""
+        return self.socket is None or self.socket.writable
+
+    async def drained(self) -> None:
+        """Wait while the socket's write buffer is over its high-water mark."""
+        if self.socket is not None:
+            await self.socket.drained()
+
+    def on_audio(self, handler: Callable[[dict[str, Any]], None] | None) -> None:
+        """Hand each ``audio`` message that arrives while :meth:`messages` waits to ``handler``
+        at once, in the frame's callback (see :mod:`callflow_bridge.sockets`); those are not
+        yielded by :meth:`messages`. What it skips (not text, not a JSON object) is skipped
+        here too; every other message goes through :meth:`messages`. ``None`` stops it."""
+        socket = self.socket
+        if socket is None:
+            return
+        if handler is None:
+            socket.dispatch = None
+            return
+
+        def dispatch(message: str | bytes) -> bool:
+            if not isinstance(message, str):
+                return True
+            try:
+                data = json.loads(message)
+            except ValueError:
+                return True
+            if not isinstance(data, dict):
+                return True
+            if data.get("type") != "audio":
+                return False
+            handler(data)
+            return True
+
+        socket.dispatch = dispatch
 
     async def send_audio(self, message: bytes) -> None:
         """Send a :func:`~callflow_bridge.protocol.user_audio_chunk` message, as :meth:`send`."""

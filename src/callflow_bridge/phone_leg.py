@@ -45,8 +45,9 @@ class PhoneLeg:
             return False
         return True
 
-    async def release(self, size: int, now: float) -> None:
-        """``size`` bytes of caller audio arrived: send one frame out for each frame's worth."""
+    def release(self, size: int, now: float) -> None:
+        """``size`` bytes of caller audio arrived: send one frame out for each frame's worth
+        (written at once; the caller waits for the socket to drain)."""
         self.frames.audio(size, now)
         self._credit += size
         pacer = self.pacer
@@ -55,7 +56,7 @@ class PhoneLeg:
             tick = pacer.tick(now)
             if tick.frame is None:
                 continue
-            await self.socket.send(tick.frame)
+            self.socket.send_now(tick.frame)
             if tick.audio:
                 self.metrics.frames_relayed += 1
             latency = self.turns.agent_frame_sent(tick.audio, now)

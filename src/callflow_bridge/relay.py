@@ -306,14 +306,20 @@ class CallRelay:
 
     async def _phone_loop(self) -> None:
         socket = self.socket
+        # Caller audio that arrives while this loop waits is relayed in the frame's own callback
+        # (the same code, see callflow_bridge.sockets); the rest comes through the loop.
+        socket.dispatch = self._caller_now
         try:
             async for message in socket:
                 if isinstance(message, bytes):
-                    await self._caller_audio(message)
+                    self._caller_audio(message)
                 else:
                     await self._phone_text(message)
+                await self._drained()
         except SocketClosed:
             pass
+        finally:
+            socket.dispatch = None
         if self.agent.ended is not None:
             self.end.finish(*self.agent.ended)
         elif socket.close_code in (1000, 1001, None):
@@ -324,7 +330,23 @@ class CallRelay:
                 f"media socket closed {socket.close_code} {socket.close_reason}".strip(),
             )
 
-    async def _caller_audio(self, frame: bytes) -> None:
+    def _caller_now(self, message: str | bytes) -> bool:
+        """Relay caller audio at once, unless a socket is over its high-water mark (then the
+        loop relays it and waits) or it is a text frame (the loop handles those)."""
+        if not isinstance(message, bytes) or not (self.socket.writable and self.agent.writable):
+            return False
+        self._caller_audio(message)
+        return True
+
+    async def _drained(self) -> None:
+        """Backpressure: wait while either socket's write buffer is over its high-water mark."""
+        if not self.socket.writable:
+            await self.socket.drained()
+        if not self.agent.writable:
+            await self.agent.drained()
+
+    def _caller_audio(self, frame: bytes) -> None:
+        """A caller frame: to the agent (or the early buffer), and one paced frame back."""
         phone = self.phone
         assert phone is not None and self.early is not None
         if not phone.valid_audio(frame):
@@ -340,11 +362,11 @@ class CallRelay:
             if not to_agent.identity:
                 self.call.conversions += 1
             if data:
-                await agent.send_audio(protocol.user_audio_chunk(data))
+                agent.send_audio_now(protocol.user_audio_chunk(data))
             self.call.frames_relayed += 1
         elif agent.ended is None:
             self.early.keep(frame)
-        await phone.release(len(frame), now)
+        phone.release(len(frame), now)
         if self._draining and phone.pacer.queued_bytes == 0 and agent.ended is not None:
             self._draining = False
             # Everything is sent, but the far end plays from a jitter buffer that one-in-one-out
@@ -382,8 +404,14 @@ class CallRelay:
         except AgentUnavailable as error:
             self._agent_gone(EndReason.AGENT_UNAVAILABLE, str(error))
             return
-        async for message in agent.messages():
-            await self._agent_message(message)
+        # Audio that arrives while the loop waits is queued for the caller in the frame's own
+        # callback; every other message comes through the loop.
+        agent.on_audio(self._audio_message)
+        try:
+            async for message in agent.messages():
+                await self._agent_message(message)
+        finally:
+            agent.on_audio(None)
         self._agent_gone(*agent.why_closed())
 
     def _agent_gone(self, reason: EndReason, detail: str) -> None:
@@ -409,7 +437,7 @@ class CallRelay:
         kind = data.get("type")
         agent = self.agent
         if kind == "audio":
-            self._agent_audio(protocol.event_body(data, "audio_event"))
+            self._audio_message(data)
         elif kind == "ping":
             event_id = protocol.event_body(data, "ping_event").get("event_id")
             if isinstance(event_id, int):
@@ -442,6 +470,9 @@ class CallRelay:
         elif kind == "error":
             agent.error = protocol.event_body(data, "error_event")
         # Every other type (vad_score, tentative transcripts, ...) is ignored by design.
+
+    def _audio_message(self, data: dict[str, Any]) -> None:
+        self._agent_audio(protocol.event_body(data, "audio_event"))
 
     def _agent_audio(self, event: dict[str, Any]) -> None:
         if self.agent.stale(event.get("event_id")):
