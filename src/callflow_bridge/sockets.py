@@ -172,12 +172,13 @@ class PicowsSocket(WSListener):
 
     async def recv(self) -> str | bytes:
         """See :class:`MessageSocket`."""
-        while not self._inbox:
+        while True:
             self._raise_failure()
+            if self._inbox:
+                return self._inbox.popleft()
             if self._disconnected:
                 raise SocketClosed
             await self._wait()
-        return self._inbox.popleft()
 
     async def send(self, message: str | bytes) -> None:
         """See :class:`MessageSocket`."""

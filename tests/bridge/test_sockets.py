@@ -206,3 +206,64 @@ async def test_an_agent_that_is_not_listening_is_unreachable() -> None:
     leg = AgentLeg(Settings(), BridgeDeps(signed_url=signed_url, hangup=hangup))
     with pytest.raises(AgentUnavailable, match=r"^agent unreachable: "):
         await leg.open({})
+
+
+async def test_a_parked_reader_gets_its_messages_through_dispatch_in_order() -> None:
+    async with picows_server() as (url, opened), connect(url, compression=None) as client:
+        socket = await opened.get()
+        dispatched: list[str | bytes] = []
+
+        def dispatch(message: str | bytes) -> bool:
+            dispatched.append(message)
+            return isinstance(message, bytes)  # text goes on to the reader
+
+        socket.dispatch = dispatch
+        reading = asyncio.create_task(socket.recv())
+        await asyncio.sleep(0.01)  # the reader parks on the empty queue
+        await client.send(b"\x01")
+        await client.send(b"\x02")
+        await client.send("text")
+        assert await asyncio.wait_for(reading, 1) == "text"
+    assert dispatched == [b"\x01", b"\x02", "text"]
+
+
+async def test_nothing_is_dispatched_while_the_reader_is_busy_or_gone() -> None:
+    async with picows_server() as (url, opened), connect(url, compression=None) as client:
+        socket = await opened.get()
+        dispatched: list[str | bytes] = []
+
+        def dispatch(message: str | bytes) -> bool:
+            dispatched.append(message)
+            return True
+
+        socket.dispatch = dispatch
+        await client.send(b"\x01")
+        await asyncio.sleep(0.05)  # it arrives while nobody reads: queued
+        assert await socket.recv() == b"\x01"
+        parked = asyncio.create_task(socket.recv())
+        await asyncio.sleep(0.01)
+        parked.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await parked
+        await client.send(b"\x02")
+        await asyncio.sleep(0.05)  # the reader was cancelled: queued, not dispatched
+        assert await socket.recv() == b"\x02"
+    assert dispatched == []
+
+
+async def test_what_the_dispatcher_raises_is_raised_by_the_reader() -> None:
+    async with picows_server() as (url, opened), connect(url, compression=None) as client:
+        socket = await opened.get()
+
+        def dispatch(message: str | bytes) -> bool:
+            raise RuntimeError("relay bug")
+
+        socket.dispatch = dispatch
+        reading = asyncio.create_task(socket.recv())
+        await asyncio.sleep(0.01)
+        await client.send(b"\x01")
+        await client.send(b"\x02")
+        with pytest.raises(RuntimeError, match="relay bug"):
+            await asyncio.wait_for(reading, 1)
+        # The message after the failure was queued, not lost.
+        assert await socket.recv() == b"\x02"
