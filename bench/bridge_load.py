@@ -531,6 +531,7 @@ class Harness:
             elapsed_s=t1 - t0,
             call_seconds=run.frames_sent * 0.02,
             rtts=list(run.rtts),
+            rss_kb=proc_rss_kb(pid),
         )
 
     async def close_legs(self) -> None:
@@ -552,6 +553,8 @@ class Window:
     elapsed_s: float
     call_seconds: float
     rtts: list[float]
+    rss_kb: int = 0
+    """The process's resident memory at the end of the window."""
 
     @property
     def cpu_ms_per_call_second(self) -> float:
@@ -571,6 +574,14 @@ def proc_cpu_s(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def proc_rss_kb(pid: int) -> int:
+    """A process's resident set size in kB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def own_cpu_s() -> float:

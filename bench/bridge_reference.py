@@ -97,6 +97,8 @@ def summary(
                 "reference_connected": r["reference"][1],
                 "bridge_rtt_p99_ms": r["bridge"][0].rtt_p99_ms,
                 "reference_rtt_p99_ms": r["reference"][0].rtt_p99_ms,
+                "bridge_rss_kb": r["bridge"][0].rss_kb,
+                "reference_rss_kb": r["reference"][0].rss_kb,
                 "harness_cpu_pct": [
                     r["bridge"][0].harness_cpu_pct,
                     r["reference"][0].harness_cpu_pct,
@@ -139,7 +141,28 @@ async def compare(
             for legs in leg_counts:
                 per_legs[legs].append({"bridge": ours[legs], "reference": ref[legs]})
     load.append(round(os.getloadavg()[0], 2))
-    return [summary(legs, rounds, load) for legs, rounds in per_legs.items()]
+    lines = [summary(legs, rounds, load) for legs, rounds in per_legs.items()]
+    if len(leg_counts) > 1:
+        memory = memory_per_leg(per_legs, leg_counts[0], leg_counts[-1])
+        for line in lines:
+            line.update(memory)
+    return lines
+
+
+def memory_per_leg(
+    per_legs: dict[int, list[dict[str, tuple[Window, int]]]], low: int, high: int
+) -> dict[str, Any]:
+    """Each relay's resident memory per leg: its growth from ``low`` legs to ``high`` legs in the
+    same phase, over the legs added (what the process holds before any leg cancels out)."""
+    result: dict[str, Any] = {}
+    for relay in ("bridge", "reference"):
+        growth = [
+            (up[relay][0].rss_kb - down[relay][0].rss_kb) / (high - low)
+            for down, up in zip(per_legs[low], per_legs[high], strict=True)
+        ]
+        result[f"{relay}_kb_per_leg"] = round(statistics.median(growth), 1)
+        result[f"{relay}_kb_per_leg_rounds"] = [round(g, 1) for g in growth]
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
