@@ -9,8 +9,9 @@ queue and Infobip's buffer, pings are answered at once, transcripts are kept
 (:mod:`callflow_bridge.transcript`). Each loop's hot message (caller audio, agent audio) is handled
 in the socket's frame callback whenever the loop is waiting for it (the same code, without a task
 step per frame; see :mod:`callflow_bridge.sockets`); the phone loop waits for a socket over its
-high-water mark after each message, as the awaited sends did before. The sockets are :class:`callflow_bridge.sockets.MessageSocket`
-(picows), so nothing here depends on the WebSocket library.
+high-water mark after each message, as the awaited sends did before. The sockets are
+:class:`callflow_bridge.sockets.MessageSocket` (picows), so nothing here depends on the WebSocket
+library.
 
 Ends (:mod:`callflow_bridge.call_end`), and what each does to the other leg:
 
