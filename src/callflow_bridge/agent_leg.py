@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from picows import WSAutoPingStrategy, WSError, WSInvalidStatusError, ws_connect
 
 from callflow.config import Settings
 from callflow.models import DynamicValue
@@ -24,6 +23,7 @@ from callflow.providers.errors import ProviderError
 from . import protocol
 from .call_end import EndReason
 from .deps import BridgeDeps
+from .sockets import KEEPALIVE_S, PicowsSocket, SocketClosed
 
 #: Agent frames are JSON with base64 audio; a second of 48 kHz PCM is ~130 kB.
 AGENT_MAX_MESSAGE = 2 * 1024 * 1024
@@ -39,7 +39,7 @@ class AgentLeg:
     def __init__(self, settings: Settings, deps: BridgeDeps) -> None:
         self.settings = settings
         self.deps = deps
-        self.socket: ClientConnection | None = None
+        self.socket: PicowsSocket | None = None
         self.ready = False
         """The conversation is open and the early audio sent: caller audio goes straight in."""
         self.ended: tuple[EndReason, str] | None = None
@@ -60,20 +60,14 @@ class AgentLeg:
         timeout = self.settings.bridge_agent_connect_timeout
         try:
             url = await asyncio.wait_for(self.deps.signed_url(), timeout)
-            self.socket = await connect(
-                url,
-                open_timeout=timeout,
-                max_size=AGENT_MAX_MESSAGE,
-                compression=None,
-                close_timeout=2,
-            )
+            self.socket = await asyncio.wait_for(_connect(url, timeout), timeout)
             await self.socket.send(
                 json.dumps(protocol.initiation(variables, self.settings.overrides))
             )
-        except InvalidStatus as error:
-            status = error.response.status_code
+        except WSInvalidStatusError as error:
+            status = error.response.status if error.response is not None else "no status"
             raise AgentUnavailable(f"agent refused the connection: {status}") from None
-        except (ProviderError, TimeoutError, OSError, WebSocketException) as error:
+        except (ProviderError, TimeoutError, OSError, WSError, SocketClosed) as error:
             detail = str(error) if isinstance(error, ProviderError) else type(error).__name__
             raise AgentUnavailable(f"agent unreachable: {detail}"[:200]) from None
 
@@ -81,16 +75,15 @@ class AgentLeg:
         """The agent's messages (JSON objects; anything else is skipped) until it closes."""
         socket = self.socket
         assert socket is not None
-        with contextlib.suppress(ConnectionClosed):
-            async for message in socket:
-                if not isinstance(message, str):
-                    continue
-                try:
-                    data = json.loads(message)
-                except ValueError:
-                    continue
-                if isinstance(data, dict):
-                    yield data
+        async for message in socket:
+            if not isinstance(message, str):
+                continue
+            try:
+                data = json.loads(message)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                yield data
 
     def why_closed(self) -> tuple[EndReason, str]:
         """Why the conversation ended, from its close code and the last ``error`` event."""
@@ -109,8 +102,58 @@ class AgentLeg:
         """Send a message; a conversation that just closed is not an error here (its close is
         handled where its messages are read)."""
         if self.socket is not None:
-            with contextlib.suppress(ConnectionClosed):
+            with contextlib.suppress(SocketClosed):
                 await self.socket.send(text)
+
+    def send_audio_now(self, message: bytes) -> None:
+        """:meth:`send_audio` without waiting for the socket to drain (see :meth:`drained`)."""
+        if self.socket is not None:
+            with contextlib.suppress(SocketClosed):
+                self.socket.send_text_now(message)
+
+    @property
+    def writable(self) -> bool:
+        """A send would not wait for the socket's write buffer to drain."""
+        return self.socket is None or self.socket.writable
+
+    async def drained(self) -> None:
+        """Wait while the socket's write buffer is over its high-water mark."""
+        if self.socket is not None:
+            await self.socket.drained()
+
+    def on_audio(self, handler: Callable[[dict[str, Any]], None] | None) -> None:
+        """Hand each ``audio`` message that arrives while :meth:`messages` waits to ``handler``
+        at once, in the frame's callback (see :mod:`callflow_bridge.sockets`); those are not
+        yielded by :meth:`messages`. What it skips (not text, not a JSON object) is skipped
+        here too; every other message goes through :meth:`messages`. ``None`` stops it."""
+        socket = self.socket
+        if socket is None:
+            return
+        if handler is None:
+            socket.dispatch = None
+            return
+
+        def dispatch(message: str | bytes) -> bool:
+            if not isinstance(message, str):
+                return True
+            try:
+                data = json.loads(message)
+            except ValueError:
+                return True
+            if not isinstance(data, dict):
+                return True
+            if data.get("type") != "audio":
+                return False
+            handler(data)
+            return True
+
+        socket.dispatch = dispatch
+
+    async def send_audio(self, message: bytes) -> None:
+        """Send a :func:`~callflow_bridge.protocol.user_audio_chunk` message, as :meth:`send`."""
+        if self.socket is not None:
+            with contextlib.suppress(SocketClosed):
+                await self.socket.send_text(message)
 
     def interrupted(self, event_id: object) -> None:
         """The caller interrupted the agent: its audio up to ``event_id`` is stale."""
@@ -148,5 +191,23 @@ class AgentLeg:
     async def shut(self) -> None:
         """Close the conversation (the call is over on the phone side)."""
         if self.socket is not None:
-            with contextlib.suppress(ConnectionClosed, OSError):
+            with contextlib.suppress(SocketClosed, OSError):
                 await self.socket.close(1000, "call ended")
+
+
+async def _connect(url: str, handshake_timeout_s: float) -> PicowsSocket:
+    """Open the agent's socket: no compression (picows offers none), keepalive pings as
+    ``websockets`` sent them, a message limit of :data:`AGENT_MAX_MESSAGE`."""
+    _, listener = await ws_connect(
+        lambda: PicowsSocket(AGENT_MAX_MESSAGE),
+        url,
+        websocket_handshake_timeout=handshake_timeout_s,
+        enable_auto_ping=True,
+        auto_ping_idle_timeout=KEEPALIVE_S,
+        auto_ping_reply_timeout=KEEPALIVE_S,
+        auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
+        max_frame_size=AGENT_MAX_MESSAGE,
+        use_aiofastnet=False,
+    )
+    assert isinstance(listener, PicowsSocket)
+    return listener
