@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     bridge_transcript_limit: int = 200
     bridge_dtmf_mode: DtmfMode = "contextual_update"
     bridge_agent_connect_timeout: float = 10.0
+    bridge_signed_url_max_age_seconds: int = 600
+    """The oldest prefetched signed URL the bridge still uses (the session's
+    ``agent_signed_url``); an older one, or none, is replaced by a fresh one from ElevenLabs.
+    ElevenLabs accepts one for 15 minutes; the margin covers clocks that differ between the task
+    that fetched it and the bridge."""
 
     # --- Admission ------------------------------------------------------------------------
     agent_pool_name: str = "elevenlabs"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from picows import WSAutoPingStrategy, WSError, WSInvalidStatusError, ws_connect
@@ -24,6 +25,8 @@ from . import protocol
 from .call_end import EndReason
 from .deps import BridgeDeps
 from .sockets import KEEPALIVE_S, PicowsSocket, SocketClosed
+
+logger = logging.getLogger("callflow_bridge.agent_leg")
 
 #: Agent frames are JSON with base64 audio; a second of 48 kHz PCM is ~130 kB.
 AGENT_MAX_MESSAGE = 2 * 1024 * 1024
@@ -51,15 +54,72 @@ class AgentLeg:
         """The agent called its ``end_call`` tool."""
         self.error: dict[str, Any] = {}
         """The last ``error`` event, which explains the close that follows."""
+        self.signed_url_source = ""
+        """``prefetched`` (the session's, fetched when the call was placed) or ``fetched``."""
+        self._first: dict[str, Any] | None = None
         self._interrupted_id = -1
         self._tool_answers: set[asyncio.Task[None]] = set()
 
-    async def open(self, variables: dict[str, DynamicValue]) -> None:
+    async def open(self, variables: dict[str, DynamicValue], prefetched_url: str = "") -> None:
         """Connect and send the conversation's initiation; :class:`AgentUnavailable` if it
-        cannot be done within ``bridge_agent_connect_timeout``."""
+        cannot be done within ``bridge_agent_connect_timeout``.
+
+        ``prefetched_url`` is the signed URL fetched when the call was placed (see
+        :func:`usable_signed_url`). It is tried first, saving the round trip to ElevenLabs; when
+        the agent does not take it (the handshake fails, or the socket sends an ``error`` or
+        closes before its first message: ElevenLabs' answer to a spent or expired signature),
+        a fresh URL is fetched and the conversation opened with that, as without one."""
         timeout = self.settings.bridge_agent_connect_timeout
+        if prefetched_url:
+            why = await self._open_prefetched(prefetched_url, variables)
+            if not why:
+                self.signed_url_source = "prefetched"
+                return
+            logger.info("prefetched signed URL not accepted (%s); fetching a fresh one", why)
         try:
             url = await asyncio.wait_for(self.deps.signed_url(), timeout)
+        except (ProviderError, TimeoutError, OSError) as error:
+            detail = str(error) if isinstance(error, ProviderError) else type(error).__name__
+            raise AgentUnavailable(f"agent unreachable: {detail}"[:200]) from None
+        self.signed_url_source = "fetched"
+        await self._start(url, variables)
+
+    async def _open_prefetched(self, url: str, variables: dict[str, DynamicValue]) -> str:
+        """Open the conversation with a prefetched URL and read the agent's first message;
+        ``""`` when the agent took it (the message is kept for :meth:`messages`), else why not
+        (the socket is closed again)."""
+        try:
+            await self._start(url, variables)
+            self._first = await asyncio.wait_for(
+                self._first_message(), self.settings.bridge_agent_connect_timeout
+            )
+        except AgentUnavailable as error:
+            why = str(error)
+        except TimeoutError:
+            why = "no first message"
+        else:
+            if self._first is not None:
+                return ""
+            why = "refused before the conversation started"
+        await self.shut()
+        self.socket, self.error = None, {}
+        return why
+
+    async def _first_message(self) -> dict[str, Any] | None:
+        """The agent's first JSON object, or ``None`` when it is an ``error`` or the socket
+        closes first (the conversation did not start)."""
+        messages = self.messages()
+        async with contextlib.aclosing(messages):
+            async for message in messages:
+                if message.get("type") == "error":
+                    self.error = protocol.event_body(message, "error_event")
+                    return None
+                return message
+        return None
+
+    async def _start(self, url: str, variables: dict[str, DynamicValue]) -> None:
+        timeout = self.settings.bridge_agent_connect_timeout
+        try:
             self.socket = await asyncio.wait_for(_connect(url, timeout), timeout)
             await self.socket.send(
                 json.dumps(protocol.initiation(variables, self.settings.overrides))
@@ -67,12 +127,15 @@ class AgentLeg:
         except WSInvalidStatusError as error:
             status = error.response.status if error.response is not None else "no status"
             raise AgentUnavailable(f"agent refused the connection: {status}") from None
-        except (ProviderError, TimeoutError, OSError, WSError, SocketClosed) as error:
-            detail = str(error) if isinstance(error, ProviderError) else type(error).__name__
-            raise AgentUnavailable(f"agent unreachable: {detail}"[:200]) from None
+        except (TimeoutError, OSError, WSError, SocketClosed) as error:
+            raise AgentUnavailable(f"agent unreachable: {type(error).__name__}"[:200]) from None
 
-    async def messages(self) -> AsyncIterator[dict[str, Any]]:
-        """The agent's messages (JSON objects; anything else is skipped) until it closes."""
+    async def messages(self) -> AsyncGenerator[dict[str, Any]]:
+        """The agent's messages (JSON objects; anything else is skipped) until it closes; the
+        first one read by :meth:`open` comes first."""
+        first, self._first = self._first, None
+        if first is not None:
+            yield first
         socket = self.socket
         assert socket is not None
         async for message in socket:
@@ -211,3 +274,18 @@ async def _connect(url: str, handshake_timeout_s: float) -> PicowsSocket:
     )
     assert isinstance(listener, PicowsSocket)
     return listener
+
+
+#: How far ahead of the bridge's clock a prefetched URL's fetch time may be and still be trusted
+#: (the place-call task and the bridge run on different hosts).
+CLOCK_SKEW_S = 60.0
+
+
+def usable_signed_url(url: str, fetched_at: int, max_age_s: float, now: float) -> str:
+    """``url`` when it was fetched at most ``max_age_s`` before ``now`` (Unix seconds), else
+    ``""`` (the bridge fetches a fresh one). ElevenLabs accepts a signed URL for 15 minutes to
+    start a conversation; ``max_age_s`` is set below that."""
+    if not url or fetched_at <= 0:
+        return ""
+    age = now - fetched_at
+    return url if -CLOCK_SKEW_S <= age <= max_age_s else ""

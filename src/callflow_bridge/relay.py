@@ -48,7 +48,7 @@ from callflow.config import Settings
 from callflow.models import DynamicValue, SessionStatus, hash_token, token_matches
 
 from . import protocol
-from .agent_leg import AgentLeg, AgentUnavailable
+from .agent_leg import AgentLeg, AgentUnavailable, usable_signed_url
 from .audio import UnsupportedFormat
 from .call_end import CallEnd, EndReason
 from .deps import BridgeDeps, SessionAccess
@@ -122,6 +122,8 @@ class CallRelay:
         self.session_id = ""
         self.admitted = False
         self.variables: dict[str, DynamicValue] = {}
+        self.prefetched_url = ""
+        """The session's signed URL when still fresh (a secret: never logged)."""
         self.phone: PhoneLeg | None = None
         self.formats: CallFormats | None = None
         self.early: EarlyAudio | None = None
@@ -179,6 +181,12 @@ class CallRelay:
                 await self.socket.close(1011, "session store unavailable")
             return False
         self.variables = session.variables
+        self.prefetched_url = usable_signed_url(
+            session.agent_signed_url,
+            session.agent_signed_url_at,
+            self.settings.bridge_signed_url_max_age_seconds,
+            time.time(),
+        )
         self.admitted = True
         self._connected_at = time.monotonic()
         self._content_type = hello.content_type
@@ -405,7 +413,7 @@ class CallRelay:
     async def _agent_loop(self) -> None:
         agent = self.agent
         try:
-            await agent.open(self.variables)
+            await agent.open(self.variables, self.prefetched_url)
         except AgentUnavailable as error:
             self._agent_gone(EndReason.AGENT_UNAVAILABLE, str(error))
             return
@@ -522,6 +530,7 @@ class CallRelay:
             {
                 "conversation_id": conversation_id,
                 "connect_ms": round(self.call.connect_time_ms, 1),
+                "signed_url": self.agent.signed_url_source,
                 **self.formats.describe(),
             },
         )

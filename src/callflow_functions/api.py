@@ -425,7 +425,13 @@ async def _store_post_call(conversation: Conversation) -> dict[str, str]:
 
 # --- status and health ----------------------------------------------------------------------
 
-_PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash", "media_claimed_hash"}
+_PRIVATE_FIELDS = {
+    "task_token",
+    "analysis_task_token",
+    "bridge_token_hash",
+    "media_claimed_hash",
+    "agent_signed_url",
+}
 
 
 @app.get("/sessions/{session_id}", tags=["sessions"])

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callflow.admission import slots
-from callflow.lifecycle import call_events, media_configs, workflow
+from callflow.lifecycle import agent_url, call_events, media_configs, workflow
 from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
@@ -189,6 +189,9 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
     if config_id is None:
         logger.warning("session moved on while its media-stream config was made; not dialling")
         return {"placed": False}
+    # Fetched now, while nobody waits, and stored with the call id below: the bridge need not
+    # ask ElevenLabs once the person answers.
+    signed_url = agent_url.prefetched_fields(services)
     try:
         call = services.infobip.place_call(
             moved.phone.lstrip("+"),
@@ -201,7 +204,7 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         raise
     services.store.set_fields(
         session.session_id,
-        {"call_id": call.id},
+        {"call_id": call.id, **signed_url},
         only_if_equal={"attempt": attempt},
         event="call placed",
         detail={"attempt": attempt, "call_id": call.id},
