@@ -80,6 +80,8 @@ def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Pat
     answered = [turn for turn in result.media.turns if not turn.talked_over]
     assert len(answered) >= 2
     assert all(t.latency_s is not None and 0 < t.latency_s < 2.0 for t in answered), answered
+    # The silence after the answer: the dialog, the bridge, the agent's greeting (its clip).
+    assert result.first_words_ms is not None and 0 < result.first_words_ms < 3000
 
 
 def test_each_side_hears_what_the_other_sent(stack: LocalStack, tmp_path: Path) -> None:

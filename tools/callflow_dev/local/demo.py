@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,8 @@ class DemoResult:
     conversation: Any
     execution_status: str
     wav: Path | None
+    first_words_ms: int | None = None
+    """From the answer to the agent's first audio on the phone (the last answered attempt)."""
 
 
 def run_scenario(
@@ -181,7 +184,15 @@ def run_scenario(
         conversation=conversation,
         execution_status=str(execution["status"]),
         wav=wav,
+        first_words_ms=_first_words(stack, session_id),
     )
+
+
+def _first_words(stack: LocalStack, session_id: str) -> int | None:
+    calls = [c for c in list(stack.infobip.calls) if _is_session_call(stack, c, session_id)]
+    timed = [first_words_ms(stack.infobip.call_log, call_id) for call_id in calls]
+    answered = [ms for ms in timed if ms is not None]
+    return answered[-1] if answered else None
 
 
 def seed_scenario(stack: LocalStack, scenario: Scenario) -> str:
@@ -222,6 +233,8 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
     seen_timeline = 1  # "session created" is the trigger line already printed
     seen_log = 0
     seen_turns: dict[str, int] = {}
+    spoken: set[str] = set()
+    """Calls whose first words were shown."""
     terminal = {SessionStatus.COMPLETED, SessionStatus.WRITEBACK_FAILED}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -234,6 +247,11 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
         log = [e for e in stack.infobip.call_log if e.call_id in calls]
         for phone_event in log[seen_log:]:
             text = _describe_phone(phone_event.what, phone_event.detail)
+            if phone_event.what == "media agent_audio_started":
+                waited = first_words_ms(log, phone_event.call_id)
+                if waited is not None and phone_event.call_id not in spoken:
+                    spoken.add(phone_event.call_id)
+                    text += f": first words {waited} ms after answer"
             if text:
                 printer.event(text)
         seen_log = len(log)
@@ -241,6 +259,27 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
         if session.status in terminal:
             return
         time.sleep(0.1)
+
+
+def first_words_ms(log: Sequence[Any], call_id: str) -> int | None:
+    """Milliseconds from the call's answer to the agent's first audio playing on the phone, from
+    the Infobip stand-in's log (``answered``, then the callee's ``agent_audio_started``): the
+    silence the person hears, providers' time included. ``None`` until both happened."""
+    answered = heard = ""
+    for entry in log:
+        if entry.call_id != call_id:
+            continue
+        if entry.what == "answered" and not answered:
+            answered = entry.at
+        elif entry.what == "media agent_audio_started" and answered and not heard:
+            heard = entry.at
+    if not heard:
+        return None
+    elapsed = datetime.strptime(heard, _INFOBIP_TIME) - datetime.strptime(answered, _INFOBIP_TIME)
+    return round(elapsed.total_seconds() * 1000)
+
+
+_INFOBIP_TIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 
 
 def _is_session_call(stack: LocalStack, call_id: str, session_id: str) -> bool:
@@ -346,6 +385,10 @@ def report(result: DemoResult, printer: Printer) -> None:
     """
     session = result.session
     printer.line("")
+    if result.first_words_ms is not None:
+        printer.line(f"First words {result.first_words_ms} ms after answer (answer -> agent audio")
+        printer.line("on the phone, the providers' time included)")
+        printer.line("")
     if result.media is not None:
         printer.line("Turns (latency = end of the person's speech -> agent audio on the phone):")
         for turn in result.media.turns:
