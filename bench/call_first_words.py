@@ -80,7 +80,11 @@ GREETING = base64.b64encode(b"\x00\x10" * 1600).decode()
 """100 ms of a loud (non-silent) tone, as the agent's first audio chunk."""
 
 API_WORKER = r"""
-import json, sys, time
+import json, os, sys, time
+
+# Results go to the original stdout; anything else printed (Powertools' log lines) to stderr.
+results = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
 import httpx
 
 spans = []
@@ -110,7 +114,7 @@ URLLib3Session.send = aws_timed
 from callflow_functions.api import handler
 from bench._lambda import LambdaContext
 
-print(json.dumps({"ready": True}), flush=True)
+print(json.dumps({"ready": True}), file=results, flush=True)
 for line in sys.stdin:
     event = json.loads(line)
     spans.clear()
@@ -119,11 +123,14 @@ for line in sys.stdin:
     response = handler(event, LambdaContext())
     done = time.monotonic()
     print(json.dumps({"t0": t0, "done": done, "status": response["statusCode"],
-                      "spans": spans, "aws": aws}), flush=True)
+                      "spans": spans, "aws": aws}), file=results, flush=True)
 """
 
 BRIDGE_WORKER = r"""
-import asyncio, json, time
+import asyncio, json, os, time
+
+results = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
 import httpx
 
 send = httpx.AsyncClient.send
@@ -133,7 +140,7 @@ async def timed(client, request, **kwargs):
     try:
         return await send(client, request, **kwargs)
     finally:
-        print(json.dumps({"span": [start, time.monotonic()]}), flush=True)
+        print(json.dumps({"span": [start, time.monotonic()]}), file=results, flush=True)
 
 httpx.AsyncClient.send = timed
 from botocore.httpsession import URLLib3Session
@@ -145,7 +152,7 @@ def aws_timed(session, request):
     try:
         return aws_send(session, request)
     finally:
-        print(json.dumps({"aws": [start, time.monotonic()]}), flush=True)
+        print(json.dumps({"aws": [start, time.monotonic()]}), file=results, flush=True)
 
 URLLib3Session.send = aws_timed
 from callflow.config import get_settings
@@ -160,7 +167,7 @@ async def main():
                           BridgeDeps.from_settings(settings),
                           metrics=BridgeMetrics(emit=lambda line: None))
     await server.start()
-    print(json.dumps({"port": server.port}), flush=True)
+    print(json.dumps({"port": server.port}), file=results, flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
