@@ -3,7 +3,7 @@
 Each sample is a fresh Python process that imports a Lambda entry point and serves its first
 request through it, as a Lambda cold start does (the interpreter's own start-up, which Lambda's
 runtime has already done, is not counted). Two entry points: ours (``callflow_functions.api``,
-Starlette under Mangum) and the bare one (``bench/_bare_api.py``: Powertools'
+FastAPI under Mangum) and the bare one (``bench/_bare_api.py``: Powertools'
 ``APIGatewayHttpResolver`` doing only what the request needs). Two first requests: ``GET /health``
 and an Infobip ``CALL_RINGING``, which also builds the DynamoDB client and makes three requests
 (a moto server in a process of its own, ``bench/_moto.py``).
