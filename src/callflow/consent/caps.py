@@ -24,6 +24,9 @@ from typing import Any
 
 from callflow.aws import CONDITION_FAILED, error_code
 
+CANCELLED_BY_CONDITION = "ConditionalCheckFailed"
+"""A transaction's cancellation reason for an item whose condition failed (not the
+``ConditionalCheckFailedException`` of a single write)."""
 CONFLICT_TRIES = 4
 """Tries of a count cancelled only by concurrent transactions on the same counters."""
 
@@ -102,7 +105,9 @@ class FrequencyCaps:
                 reasons = getattr(error, "response", {}).get("CancellationReasons") or []
                 codes = [str(reason.get("Code") or "") for reason in reasons]
                 full = tuple(
-                    c for c, code in zip(counters, codes, strict=False) if code == CONDITION_FAILED
+                    c
+                    for c, code in zip(counters, codes, strict=False)
+                    if code == CANCELLED_BY_CONDITION
                 )
                 if full:
                     return full
