@@ -72,8 +72,9 @@ class FrequencyCaps:
         if not counters:
             return ()
         now = int(self.clock())
+        expires = now + window_seconds + 86400
         for counter in counters:
-            self._prepare(counter, now - window_seconds)
+            self._prepare(counter, now - window_seconds, expires)
         items = [
             {
                 "Update": {
@@ -90,7 +91,7 @@ class FrequencyCaps:
                     "ExpressionAttributeValues": {
                         ":now": now,
                         ":limit": counter.limit,
-                        ":expires": now + window_seconds + 86400,
+                        ":expires": expires,
                     },
                 }
             }
@@ -123,14 +124,15 @@ class FrequencyCaps:
         item = self.table.get_item(Key={"pk": counter.pk}, ConsistentRead=True).get("Item")
         return {str(k): int(v) for k, v in ((item or {}).get("attempts") or {}).items()}
 
-    def _prepare(self, counter: Counter, oldest: int) -> None:
+    def _prepare(self, counter: Counter, oldest: int, expires: int) -> None:
         """Create the counter's item with an empty map (a nested ``SET`` needs the map), or
         remove its entries counted before ``oldest``."""
         item = self.table.get_item(Key={"pk": counter.pk}, ConsistentRead=True).get("Item")
         if item is None:
             try:
+                # TTL'd like a counted one: a counter whose first count never came goes too.
                 self.table.put_item(
-                    Item={"pk": counter.pk, "attempts": {}},
+                    Item={"pk": counter.pk, "attempts": {}, "expires_at": expires},
                     ConditionExpression="attribute_not_exists(pk)",
                 )
             except Exception as error:
