@@ -40,8 +40,14 @@ class AttachingZoho(FakeZoho):
     lose_upload_answers: int = 0
     """Uploads saved, then answered 5xx."""
     attachment_lookups: int = 0
+    refuse_uploads: str = ""
+    """Uploads refused for good with this message (a scope the connection lacks)."""
+    uploads_tried: int = 0
 
     def upload_attachment(self, module: str, record_id: str, file_name: str, content: bytes) -> str:
+        self.uploads_tried += 1
+        if self.refuse_uploads:
+            raise ProviderRejected("zoho", self.refuse_uploads, status=401)
         self.attachments.append((file_name, content))
         if self.lose_upload_answers:
             self.lose_upload_answers -= 1
@@ -238,6 +244,24 @@ def test_an_attachment_saved_but_answered_500_is_found_not_uploaded_again(
     assert services.store.require("s1").writeback["attachment_id"] == "att-1"
     [(_, note)] = fake.notes
     assert "call-transcript-s1.txt" in note
+
+
+def test_an_attachment_refused_for_good_still_leaves_the_note_saying_why(
+    services: Services,
+) -> None:
+    answered(services, {"summary": "Long call.", "transcript": turns(60)})
+    fake = zoho(services)
+    fake.refuse_uploads = "OAUTH_SCOPE_MISMATCH: invalid oauth scope to access this URL"
+    fake.fail_notes = 1
+    with pytest.raises(RetryableProviderError):
+        writeback.write_back(services, "s1")
+    writeback.write_back(services, "s1")  # the note's retry does not ask Zoho again
+    assert fake.uploads_tried == 1 and fake.attachments == []
+    [(_, note)] = fake.notes
+    assert "Zoho refused the transcript's attachment (OAUTH_SCOPE_MISMATCH" in note
+    assert "Agent: turn 0 word" in note and len(note) <= 2000
+    assert "attached to the record" not in note
+    assert services.store.require("s1").status is SessionStatus.COMPLETED
 
 
 def test_an_overlong_summary_is_cut_but_the_session_line_stays() -> None:

@@ -25,6 +25,7 @@ SPEAKERS = {"agent": "Agent", "user": "Person"}
 
 TRANSCRIPT_HEADING = "Transcript:"
 CUT_NOTICE = "[... the whole transcript is attached to the record as {name}]"
+REFUSED_NOTICE = "[... cut here: Zoho refused the transcript's attachment ({reason})]"
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,14 @@ def plan(
     *,
     max_chars: int,
     whole_transcript: Callable[[], list[dict[str, Any]]],
+    attachment_refused: str = "",
 ) -> NotePlan:
     """The note: ``head`` (outcome, summary, collected...), the transcript, then ``tail`` (the
     ids and the session marker, which must survive any cut). Past ``max_chars`` the transcript
     is cut to the lines that fit and goes whole into the attachment; ``whole_transcript`` is
-    asked for it only when the stored turns are a cut themselves."""
+    asked for it only when the stored turns are a cut themselves. When Zoho refused the
+    attachment for good (``attachment_refused`` says why), the note says so and nothing is
+    attached."""
     turns, cut = stored_turns(session)
     lines = labelled(turns)
     if not lines:
@@ -94,6 +98,8 @@ def plan(
             return NotePlan(title, full)
     name = transcript_file_name(session)
     notice = CUT_NOTICE.format(name=name)
+    if attachment_refused:
+        notice = REFUSED_NOTICE.format(reason=attachment_refused[:200])
     fixed = "\n".join([*head, "", TRANSCRIPT_HEADING, notice, "", *tail])
     room = max_chars - len(fixed) - 1
     first: list[str] = []
@@ -108,6 +114,8 @@ def plan(
         content = "\n".join(head)[: max_chars - len(ending)] + ending
     else:
         content = "\n".join([*head, "", TRANSCRIPT_HEADING, *first, notice, "", *tail])
+    if attachment_refused:
+        return NotePlan(title, content)
     return NotePlan(title, content, name, _file(session, lines))
 
 

@@ -93,21 +93,7 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
     elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
         note = _plan_note(services, session, receipt)
         if note.attachment and not receipt.get("attachment_id"):
-            # Before the note, which names it; with its own receipt, so a retry of a note that
-            # failed after it does not upload the transcript twice.
-            _create_once(
-                services,
-                session,
-                receipt,
-                "attachment_id",
-                find=lambda: services.zoho.find_attachment(
-                    session.module, session.record_id, note.attachment_name
-                ),
-                create=lambda: services.zoho.upload_attachment(
-                    session.module, session.record_id, note.attachment_name, note.attachment
-                ),
-                event="transcript attached",
-            )
+            note = _attach_transcript(services, session, receipt, note)
         _create_once(
             services,
             session,
@@ -136,6 +122,41 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
             )
         return _complete(services, session_id, receipt)
     return {"status": "writing_back", "step": step}
+
+
+def _attach_transcript(
+    services: Services, session: Session, receipt: dict[str, Any], note: NotePlan
+) -> NotePlan:
+    """Upload the transcript the note has no room for, before the note, which names it; with
+    its own receipt, so a retry of a note that failed after it does not upload it twice.
+
+    Refused for good (a scope the connection lacks, a file Zoho will not take), the refusal is
+    kept in the receipt and the note goes without the file, saying why: the note matters more.
+    """
+    try:
+        _create_once(
+            services,
+            session,
+            receipt,
+            "attachment_id",
+            find=lambda: services.zoho.find_attachment(
+                session.module, session.record_id, note.attachment_name
+            ),
+            create=lambda: services.zoho.upload_attachment(
+                session.module, session.record_id, note.attachment_name, note.attachment
+            ),
+            event="transcript attached",
+        )
+    except ProviderRejected as error:
+        receipt["attachment_refused"] = error.message[:300]
+        services.store.set_fields(
+            session.session_id,
+            {"writeback": receipt},
+            event="transcript not attached",
+            detail={"error": receipt["attachment_refused"]},
+        )
+        return _plan_note(services, session, receipt)
+    return note
 
 
 def _settle_outcome(services: Services, session: Session) -> Session:
@@ -326,6 +347,7 @@ def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) ->
         tail,
         max_chars=services.settings.zoho_note_max_chars,
         whole_transcript=lambda: _whole_transcript(services, session),
+        attachment_refused=str(receipt.get("attachment_refused") or ""),
     )
 
 
