@@ -25,11 +25,21 @@ class Metric:
     CALLS_FAILED = "CallsFailed"
     WRITEBACKS_SUCCEEDED = "WritebacksSucceeded"
     WRITEBACKS_FAILED = "WritebacksFailed"
+    CALLS_QUEUED = "CallsQueued"
+    """Calls that found a pool full and waited (counted once per attempt)."""
+    CALLS_ADMITTED = "CallsAdmitted"
+    SLOT_WAIT_SECONDS = "SlotWaitSeconds"
+    """How long an admitted call waited for its slots (0 when one was free at once)."""
 
 
 def count(name: str, value: int = 1) -> None:
     """Add ``value`` to the count metric ``name``."""
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def seconds(name: str, value: float) -> None:
+    """Record ``value`` seconds under the metric ``name`` (percentiles on the dashboard)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=value)
 
 
 def bind_session(session_id: str) -> None:

@@ -107,8 +107,34 @@ def test_retries_wait_in_the_state_machine_until_calling_hours() -> None:
         "Type": "Wait",
         "Comment": STATES["WaitForNextAttempt"]["Comment"],
         "TimestampPath": "$.wait_until",
-        "Next": "PlaceCall",
+        "Next": "Admit",
     }
+
+
+def test_every_dial_is_admitted_first_and_a_full_pool_is_waited_for_by_the_retry() -> None:
+    """Route's ``call`` and every wait go through Admit; its NoSlotFree is retried with full
+    jitter for longer than any admission deadline, and only ``dial`` reaches PlaceCall."""
+    routes = {c["StringEquals"]: c["Next"] for c in STATES["Route"]["Choices"]}
+    assert routes["call"] == "Admit"
+    reaching_place_call = {
+        name
+        for name, state in STATES.items()
+        if state.get("Next") == "PlaceCall"
+        or any(c["Next"] == "PlaceCall" for c in state.get("Choices", []))
+    }
+    assert reaching_place_call == {"Admitted"}
+    admitted = {c["StringEquals"]: c["Next"] for c in STATES["Admitted"]["Choices"]}
+    assert admitted == {"dial": "PlaceCall", "wait": "WaitForNextAttempt"}
+    assert STATES["Admitted"]["Default"] == "WriteFields"
+    [policy] = [r for r in STATES["Admit"]["Retry"] if r["ErrorEquals"] == ["NoSlotFree"]]
+    assert policy["JitterStrategy"] == "FULL"
+    longest_wait = 4 * 3600  # the default admission deadline
+    assert policy["MaxAttempts"] * policy["MaxDelaySeconds"] / 2 > longest_wait
+
+
+def test_a_dial_over_the_call_rate_is_retried_by_the_state_machine() -> None:
+    [policy] = [r for r in STATES["PlaceCall"]["Retry"] if r["ErrorEquals"] == ["RateLimited"]]
+    assert policy["JitterStrategy"] == "FULL" and policy["MaxAttempts"] >= 10
 
 
 def test_writeback_failing_for_good_fails_the_execution_after_marking_it() -> None:

@@ -14,6 +14,9 @@ LAMBDA_METRICS = (
     "CallsFailed",
     "WritebacksSucceeded",
     "WritebacksFailed",
+    "CallsQueued",
+    "CallsAdmitted",
+    "SlotWaitSeconds",
 )
 BRIDGE_METRICS = ("ActiveCalls", "ConnectTimeMs", "TurnLatencyMs")
 

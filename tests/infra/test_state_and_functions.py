@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from starlette.routing import Route
 
 from callflow.config import Settings
-from callflow_infra.functions import SCHEDULED, TASKS
+from callflow_infra.functions import EXECUTION_STOPPED, SCHEDULED, TASKS
 from callflow_infra.http_api import ROUTES
 from callflow_infra.state import GENERATED_KEY, SECRET_KEYS
 
 from .cfn import actions_of, flatten, resources_of, statements
 from .conftest import Synthesized
 
-ALL_MODULES = ["api", *(spec.module for spec in (*TASKS, *SCHEDULED))]
+ALL_MODULES = ["api", *(spec.module for spec in (*TASKS, *SCHEDULED, EXECUTION_STOPPED))]
 
 
 def test_table_is_on_demand_with_ttl_and_point_in_time_recovery(dev: Synthesized) -> None:
@@ -163,3 +164,37 @@ def test_media_config_sweeper_runs_on_a_schedule(dev: Synthesized) -> None:
         and p["Properties"]["Principal"] == "events.amazonaws.com"
         for p in permissions
     )
+
+
+def test_a_call_execution_stopped_from_outside_reaches_its_cleanup_function(
+    dev: Synthesized,
+) -> None:
+    """Aborted, timed-out and uncaught failed executions of the call workflow (only its) go to
+    the function that releases their slots and ends their sessions."""
+    target = dev.logical_id(dev.stack.functions.by_module["execution_stopped"])
+    machine = dev.logical_id(dev.stack.workflow.state_machine)
+    [rule] = [
+        rule["Properties"]
+        for rule in dev.of_type("AWS::Events::Rule").values()
+        if any(
+            t["Arn"] == {"Fn::GetAtt": [target, "Arn"]}
+            for t in rule["Properties"].get("Targets", [])
+        )
+    ]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert pattern["detail"]["status"] == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": machine}]
+    [target_spec] = rule["Targets"]
+    assert target_spec["RetryPolicy"]["MaximumRetryAttempts"] == 8
+
+
+@pytest.mark.parametrize(("stage", "capacity"), [("dev", 4 * 20), ("prod", 20 * 20)])
+def test_the_bridge_pool_is_every_task_the_service_may_scale_to(
+    stage: str, capacity: int, request: pytest.FixtureRequest
+) -> None:
+    synthesized: Synthesized = request.getfixturevalue(stage)
+    for function in synthesized.of_type("AWS::Lambda::Function").values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert int(env["CALLFLOW_BRIDGE_CAPACITY"]) == capacity  # max tasks x calls per task

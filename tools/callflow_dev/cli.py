@@ -42,7 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--scenario",
         default="answered",
-        choices=["answered", "retry", "busy", "voicemail", "invalid", "interrupt", "optout"],
+        choices=[
+            "answered",
+            "retry",
+            "busy",
+            "voicemail",
+            "invalid",
+            "interrupt",
+            "optout",
+            "campaign",
+        ],
     )
     demo.add_argument("--out", default="demo-output", help="where the call's WAV is saved")
     demo.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -93,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.list_variants:
             return list_variants()
+        if args.scenario == "campaign":
+            from callflow_dev.local.campaign_demo import run_campaign_demo
+
+            return run_campaign_demo(quiet=args.quiet)
         return run_demo(
             args.scenario, out_dir=args.out, quiet=args.quiet, variant_names=args.variant
         )

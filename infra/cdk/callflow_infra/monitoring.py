@@ -194,6 +194,15 @@ class Monitoring(Construct):
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
+                title="Admission (calls queued for a slot, admitted, and their wait)",
+                left=[lambda_metric("CallsQueued"), lambda_metric("CallsAdmitted")],
+                right=[
+                    lambda_metric("SlotWaitSeconds", statistic="p50"),
+                    lambda_metric("SlotWaitSeconds", statistic="p99"),
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
                 title="Writebacks",
                 left=[lambda_metric("WritebacksSucceeded"), lambda_metric("WritebacksFailed")],
                 width=8,

@@ -54,6 +54,9 @@ def holder_id(session_id: str, attempt: int) -> str:
     return f"{session_id}#{attempt}"
 
 
+CANCELLED_BY_CONDITION = "ConditionalCheckFailed"
+"""A cancelled transaction's reason for an item whose condition failed (no ``Exception``
+suffix, unlike the error of a single conditional write)."""
 CONFLICT_TRIES = 3
 """Tries of an acquire cancelled only by concurrent transactions on the same pool items."""
 
@@ -131,7 +134,7 @@ class Pools:
                 full = tuple(
                     pool.name
                     for pool, code in zip(pools, codes, strict=False)
-                    if code == CONDITION_FAILED
+                    if code == CANCELLED_BY_CONDITION
                 )
                 if full:
                     return Refusal(full)

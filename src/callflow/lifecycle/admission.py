@@ -33,7 +33,7 @@ from callflow.lifecycle.calling import (
     next_state,
 )
 from callflow.models import Outcome, Session, SessionStatus, iso, utcnow
-from callflow.observability import logger
+from callflow.observability import Metric, count, logger, seconds
 from callflow.services import Services
 
 DIAL = "dial"
@@ -97,6 +97,8 @@ def admit(services: Services, state: dict[str, Any]) -> dict[str, Any]:
         services.pools.release(pools, holder)
         logger.warning("session moved on while being admitted; not dialling")
         return next_state(services, session.session_id, "write_back")
+    count(Metric.CALLS_ADMITTED)
+    seconds(Metric.SLOT_WAIT_SECONDS, _waited(session, now))
     return next_state(services, session.session_id, DIAL)
 
 
@@ -116,6 +118,7 @@ def _queue(
             event="queued",
             detail={"attempt": attempt, "full": list(refusal.full)},
         )
+        count(Metric.CALLS_QUEUED)
     elif not session.queued_at:
         services.store.set_fields(session.session_id, {"queued_at": iso(now)})
     elif _queued_since(session) + timedelta(seconds=deadline) <= now:

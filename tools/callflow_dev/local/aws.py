@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callflow.aws import error_code
+from callflow.lifecycle.stopped import STOPPED_STATUSES
 from callflow_functions.definition import definition_text
 
 #: Substitution name in the ASL file -> (Lambda function suffix, handler module).
@@ -174,6 +175,79 @@ def _serialise_dynamodb_writes() -> None:
         setattr(DynamoDBBackend, name, serialised)
 
 
+#: The EventBridge rule on stopped executions: state machine ARN -> its target's handler.
+_status_rules: dict[str, Handler] = {}
+_status_log = logging.getLogger("callflow.local.events")
+
+
+def _publish_execution_status_changes() -> None:
+    """Emulate the stack's EventBridge rule on "Step Functions Execution Status Change" events.
+
+    moto has no EventBridge delivery for Step Functions, so when one of its executions ends, the
+    event AWS would publish is built here (the fields the rule and its target read) and, for a
+    state machine with a rule and a status the rule matches, delivered to the target's handler
+    on a thread of its own, as EventBridge delivers asynchronously. AWS publishes ABORTED when
+    the execution is stopped, while moto's worker only ends once the state it was in returns
+    (a task waiting for a token may wait for minutes), so a stop publishes at once. Idempotent.
+    """
+    from moto.stepfunctions.parser.backend.execution import (
+        BaseExecutionWorkerCommunication,
+        Execution,
+    )
+
+    original_terminated = BaseExecutionWorkerCommunication.terminated
+    if getattr(original_terminated, "_callflow_published", False):
+        return
+    original_stop = Execution.stop
+
+    def terminated(self: Any) -> None:
+        original_terminated(self)
+        execution = self.execution
+        _publish(execution, str(getattr(execution.exec_status, "value", execution.exec_status)))
+
+    def stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+        original_stop(self, stop_date, error, cause)
+        _publish(self, "ABORTED", error, cause)
+
+    terminated._callflow_published = True  # type: ignore[attr-defined]
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+    Execution.stop = stop  # type: ignore[method-assign]
+
+
+def _publish(execution: Any, status: str, error: Any = None, cause: Any = None) -> None:
+    """Deliver the status event of ``execution`` to its state machine's rule, once."""
+    handler = _status_rules.get(str(execution.state_machine_arn))
+    if handler is None or status not in STOPPED_STATUSES:
+        return
+    if getattr(execution, "_callflow_status_published", False):
+        return
+    execution._callflow_status_published = True
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "region": execution.region_name,
+        "detail": {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "input": json.dumps(execution.input_data),
+            "error": error or execution.error,
+            "cause": cause or execution.cause,
+        },
+    }
+    threading.Thread(target=_deliver, args=(handler, event), daemon=True).start()
+
+
+def _deliver(handler: Handler, event: dict[str, Any]) -> None:
+    try:
+        handler(event, LocalLambdaContext(function_name="execution-stopped"))
+    except Exception:
+        _status_log.exception("the stopped-execution rule's target failed")
+
+
 class EmbeddedAws:
     """A moto server on a free loopback port, with the table, secret, functions and workflow.
 
@@ -208,6 +282,7 @@ class EmbeddedAws:
             logging.getLogger(name).setLevel(logging.CRITICAL)
         _install_router(self.router)
         _serialise_dynamodb_writes()
+        _publish_execution_status_changes()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.port = self._server._server.server_port
@@ -278,6 +353,9 @@ class EmbeddedAws:
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
             name=f"{prefix}-calls", definition=definition, roleArn=role
         )["stateMachineArn"]
+        _status_rules[self.state_machine_arn] = importlib.import_module(
+            "callflow_functions.execution_stopped"
+        ).handler
         return self.state_machine_arn
 
     def execution(self, session_id: str) -> dict[str, Any]:

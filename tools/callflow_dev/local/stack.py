@@ -50,6 +50,9 @@ class StackOptions:
     calling_days: str = "0,1,2,3,4,5,6"
     outside_hours_policy: str = "wait"
     agent_overrides: dict[str, Any] = field(default_factory=dict)
+    agent_concurrency: int = 4
+    """The agent plan's concurrent conversations: the ElevenLabs stand-in refuses past it, and
+    admission is configured with the same figure (as an operator sets it to their plan's)."""
     fast_retries: bool = False
     """Tests only: the workflow's Retry policies wait one second between attempts."""
     brief_clips_ms: int | None = None
@@ -136,6 +139,7 @@ class LocalStack:
             ),
             processing_seconds=options.processing_seconds,
             drop_webhooks=options.drop_post_call_webhooks,
+            max_concurrent_conversations=options.agent_concurrency,
         )
         self.infobip = InfobipSandbox(
             self.secrets["infobip_api_key"],
@@ -181,6 +185,7 @@ class LocalStack:
                 "CALLFLOW_BRIDGE_HOST": "127.0.0.1",
                 "CALLFLOW_BRIDGE_PORT": "0",
                 "CALLFLOW_MAX_ATTEMPTS": str(options.max_attempts),
+                "CALLFLOW_AGENT_CONCURRENCY": str(options.agent_concurrency),
                 "CALLFLOW_RETRY_DELAY_SECONDS": str(options.retry_delay_seconds),
                 "CALLFLOW_ANALYSIS_WAIT_SECONDS": str(options.analysis_wait_seconds),
                 "CALLFLOW_CALLING_HOURS_START": options.calling_hours[0],

@@ -415,6 +415,8 @@ class ElevenLabsSandbox:
         self.refused: list[tuple[int, str]] = []
         """(close code, message) of every socket the stand-in refused."""
         self.active = 0
+        self.peak_active = 0
+        """The most conversations that were live at once."""
         self._finishers: set[asyncio.Task[None]] = set()
         self.app = self._build_app()
 
@@ -586,6 +588,7 @@ class ElevenLabsSandbox:
             )
             return
         self.active += 1
+        self.peak_active = max(self.peak_active, self.active)
         try:
             await websocket.accept()
             await self._run_conversation(websocket, agent_id)

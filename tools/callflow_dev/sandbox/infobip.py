@@ -326,14 +326,19 @@ class _RateLimit:
         self.limit = limit
         self.per_s = per_s
         self._times: deque[float] = deque()
+        self.accepted: list[float] = []
+        """When each request the limit let through came (``time.monotonic``), for tests."""
+        self.refused = 0
 
     def check(self) -> None:
         now = time.monotonic()
         while self._times and now - self._times[0] >= self.per_s:
             self._times.popleft()
         if len(self._times) >= self.limit:
+            self.refused += 1
             raise ApiError(429, "TOO_MANY_REQUESTS", "Too many requests")
         self._times.append(now)
+        self.accepted.append(now)
 
 
 class InfobipSandbox:
@@ -421,6 +426,12 @@ class InfobipSandbox:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http: httpx.AsyncClient | None = None
         self.app = self._build_app()
+
+    def creations(self, kind: str) -> tuple[list[float], int]:
+        """The accepted creations of ``kind`` (``call``, ``dialog``, ``config``) as monotonic
+        times, and how many were refused with 429."""
+        limit = self._limits[kind]
+        return list(limit.accepted), limit.refused
 
     # --- the phone network ------------------------------------------------------------------
 
