@@ -138,6 +138,25 @@ class Settings(BaseSettings):
     rate_max_wait_seconds: float = 10.0
     """How long a Lambda waits for its turn at a rate before the workflow's Retry takes over."""
 
+    # --- Opt-outs and frequency caps -----------------------------------------------------
+    # Read together into one callflow.consent.rules.ContactRules (a per-flow file can supply
+    # the same values later); nothing else reads these fields.
+    optout_field: str = ""
+    """The record's checkbox (API name, e.g. a custom ``Do_Not_Call``) that says "never call":
+    read with the record at trigger time, checked before every dial, and set when the agent
+    collects an opt-out. Empty: no field is read or set (the suppression list still applies)."""
+    optout_item: str = "opt_out"
+    """The agent's data-collection item that carries an opt-out (true when the person asked
+    not to be called again). Empty: collected opt-outs are not looked for."""
+    cap_attempts_per_record: int = 3
+    """At most this many dials per CRM record in ``cap_window_seconds``, across every trigger
+    and campaign; 0 leaves the record cap out."""
+    cap_attempts_per_number: int = 3
+    """At most this many dials per phone number (E.164) in ``cap_window_seconds``; 0 leaves
+    the number cap out."""
+    cap_window_seconds: int = 24 * 3600
+    """The caps' rolling window."""
+
     # --- API ------------------------------------------------------------------------------
     status_api_token: SecretStr = SecretStr("")
     """Bearer token for the session status route."""
@@ -170,6 +189,11 @@ class Settings(BaseSettings):
     whole outcome timeout)."""
     analysis_wait_seconds: int = 120
     """How long the workflow waits for the post-call webhook before polling the conversation."""
+    zoho_note_max_chars: int = 65535
+    """Past this many characters a note keeps the summary and the transcript's first lines, and
+    the whole transcript goes on the record as a text attachment. Zoho's own limit is 65535
+    (``Note_Content`` maxLength in Zoho's v8 OpenAPI description, ``zoho/crm-oas``
+    ``v8.0/notes``); a lower value is allowed, a higher one refused."""
     field_mapping_path: str = ""
     """A mapping file of your own; empty uses the default shipped in the package
     (``callflow/defaults/mapping.yaml``)."""
@@ -180,6 +204,20 @@ class Settings(BaseSettings):
         hours, _, minutes = value.partition(":")
         if not (hours.isdigit() and minutes.isdigit() and 0 <= int(hours) <= 24):
             raise ValueError(f"expected HH:MM, got {value!r}")
+        return value
+
+    @field_validator("zoho_note_max_chars")
+    @classmethod
+    def _note_size(cls, value: int) -> int:
+        if not 1000 <= value <= 65535:
+            raise ValueError(f"a Zoho note holds 1000 to 65535 characters here, got {value}")
+        return value
+
+    @field_validator("cap_attempts_per_record", "cap_attempts_per_number", "cap_window_seconds")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value}")
         return value
 
     @property

@@ -101,6 +101,12 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     """Never dialled: its campaign was cancelled, or admission's deadline passed while queued."""
+    SUPPRESSED = "suppressed"
+    """Never dialled: the person opted out (the record's opt-out checkbox, or the number is on
+    the suppression list)."""
+    CAPPED = "capped"
+    """Never dialled: the record or the number reached its frequency cap (N dials in the rolling
+    window); a later trigger, after the window, may call."""
 
 
 #: Outcomes after which another attempt is worth it.

@@ -15,6 +15,9 @@ from callflow.config import Settings, get_settings
 if TYPE_CHECKING:
     from callflow.admission.pools import Pools
     from callflow.admission.rates import Rates
+    from callflow.consent.caps import FrequencyCaps
+    from callflow.consent.rules import ContactRules
+    from callflow.consent.suppression import SuppressionList
     from callflow.mapping import FieldMapping
     from callflow.providers.elevenlabs.client import ElevenLabsClient
     from callflow.providers.infobip.calls import InfobipClient
@@ -48,6 +51,28 @@ class Services:
         from callflow.admission.rates import Rates
 
         return Rates(self.store.table)
+
+    @cached_property
+    def contact_rules(self) -> ContactRules:
+        """Opt-out and frequency-cap rules, from the settings (one object, so that a flow can
+        supply its own)."""
+        from callflow.consent.rules import ContactRules
+
+        return ContactRules.from_settings(self.settings)
+
+    @cached_property
+    def suppressions(self) -> SuppressionList:
+        """The suppression list, on the store's table."""
+        from callflow.consent.suppression import SuppressionList
+
+        return SuppressionList(self.store.table)
+
+    @cached_property
+    def caps(self) -> FrequencyCaps:
+        """The frequency caps' counters, on the store's table."""
+        from callflow.consent.caps import FrequencyCaps
+
+        return FrequencyCaps(self.store.table)
 
     @cached_property
     def zoho(self) -> ZohoClient:

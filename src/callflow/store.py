@@ -13,6 +13,9 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
 - ``limit#<name>#<window start>``: a fixed-window counter shared by every Lambda
   (:meth:`SessionStore.take_slot`), TTL'd after its window;
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
+- ``suppress#<E.164>``: a number that is never dialled (:mod:`callflow.consent.suppression`);
+- ``cap#record#<module>#<id>``, ``cap#number#<E.164>``: the dials counted against a frequency cap
+  (:mod:`callflow.consent.caps`), TTL'd a day after their window;
 - Powertools idempotency records (their own ``pk`` values).
 
 The table itself is created by the CDK stack (``infra/cdk/callflow_infra/state.py``) and, for the

@@ -42,7 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--scenario",
         default="answered",
-        choices=["answered", "retry", "busy", "voicemail", "invalid", "interrupt", "campaign"],
+        choices=[
+            "answered",
+            "retry",
+            "busy",
+            "voicemail",
+            "invalid",
+            "interrupt",
+            "optout",
+            "campaign",
+        ],
     )
     demo.add_argument("--out", default="demo-output", help="where the call's WAV is saved")
     demo.add_argument("--quiet", action="store_true", help="print only the final summary")

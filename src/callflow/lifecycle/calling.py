@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callflow.admission import slots
+from callflow.consent import gate
 from callflow.lifecycle import agent_url, call_events, media_configs, workflow
 from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
@@ -93,7 +94,8 @@ def finish_without_call(
 
 
 def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
-    """Normalise the phone, find the person's time zone, check calling hours."""
+    """Normalise the phone, find the person's time zone, check the opt-outs
+    (:func:`callflow.consent.gate.suppressed`) and calling hours."""
     settings = services.settings
     session = services.store.require(state["session_id"])
     try:
@@ -104,6 +106,9 @@ def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     services.store.set_fields(
         session.session_id, {"phone": phone.e164, "timezone": zone}, event="prepared"
     )
+    refusal = gate.suppressed(services.contact_rules, services.suppressions, session, phone.e164)
+    if refusal is not None:
+        return finish_without_call(services, session, refusal.outcome, refusal.detail)
     now = utcnow()
     opening = calling_hours(services).next_opening(now, zone)
     if opening <= now:

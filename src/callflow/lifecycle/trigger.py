@@ -38,8 +38,9 @@ class TriggerRefused(Exception):
 
 
 def record_fields(services: Services, module: str) -> list[str]:
-    """The fields read at trigger time: phone, time zone, the agent's variables, and the fields
-    the writeback will touch for ``module`` (so the session keeps a "before" picture).
+    """The fields read at trigger time: phone, time zone, the agent's variables, the fields
+    the writeback will touch for ``module`` (so the session keeps a "before" picture), and the
+    opt-out checkbox (checked before every dial).
 
     Only fields the module has are asked for (its field metadata, cached): Zoho refuses a read
     that names a field the module lacks, and one configuration serves several modules (there is
@@ -51,6 +52,8 @@ def record_fields(services: Services, module: str) -> list[str]:
     wanted += services.mapping.fields(module)
     if settings.zoho_call_status_field:
         wanted.append(settings.zoho_call_status_field)
+    if services.contact_rules.optout_field:
+        wanted.append(services.contact_rules.optout_field)
     unique = list(dict.fromkeys(f for f in wanted if f))
     known = services.zoho.module_fields(module)
     missing = [f for f in unique if f not in known]

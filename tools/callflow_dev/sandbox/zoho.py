@@ -1,11 +1,14 @@
-"""A Zoho CRM stand-in: the OAuth token endpoint and the v8 record, note and call APIs.
+"""A Zoho CRM stand-in: the OAuth token endpoint and the v8 record, note, call and attachment
+APIs.
 
 It exists so the demo and the tests meet Zoho's real behaviour rather than a friendly imitation:
 the token endpoint answers errors as HTTP 200 with an ``error`` key and enforces the ten tokens
 per refresh token per ten minutes; access tokens expire (401 ``INVALID_TOKEN``); writes are
 checked field by field against a field metadata table (unknown field, wrong type, picklist value,
 mandatory field) and answer per record in ``data[]`` with ``code``/``details``/``message``/
-``status`` as in ``callflow_dev/schemas/zoho``; an Outbound call of zero duration is refused.
+``status`` as in ``callflow_dev/schemas/zoho``; an Outbound call of zero duration is refused; a
+note's content is at most 65535 characters and its title 120; an attachment is a multipart
+upload of at most 100 MB, and listing attachments needs ``fields``.
 Knobs make writes fail with 429 or 5xx. One app serves both the accounts server and the API domain.
 
 Every request is logged in :attr:`ZohoSandbox.requests` (secrets in token requests redacted) so
@@ -30,6 +33,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 TOKENS_PER_WINDOW = 10
+NOTE_CONTENT_MAX = 65535
+"""``Note_Content``'s maxLength in Zoho's v8 notes description (``zoho/crm-oas``)."""
+NOTE_TITLE_MAX = 120
+ATTACHMENT_MAX_BYTES = 100 * 1024 * 1024
+"""``uploadAttachment``'s largest request body (100 MB; 413 beyond)."""
 TOKEN_WINDOW_SECONDS = 600.0
 _ID_PREFIX = 5725767
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
@@ -119,6 +127,7 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Email", "email", length=100),
             FieldMeta("Lead_Status", "picklist", choices=LEAD_STATUSES),
             FieldMeta("Interested", "boolean"),
+            FieldMeta("Do_Not_Call", "boolean"),
             FieldMeta("Monthly_Bill", "currency", length=16),
             FieldMeta("Site_Visit_Date", "date"),
             FieldMeta("Description", "textarea", length=32000),
@@ -213,6 +222,8 @@ class ZohoSandbox:
         self.modules = default_modules()
         self.records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self.modules}
         self.notes: list[dict[str, Any]] = []
+        self.attachments: list[dict[str, Any]] = []
+        """Uploaded files: id, module, record_id, File_Name, Size, content, content_type."""
         self.requests: list[SandboxRequest] = []
         self.workflow_runs: list[tuple[str, str]] = []
         """(module, id) of writes that would have fired workflow rules (no ``"trigger": []``)."""
@@ -356,6 +367,18 @@ class ZohoSandbox:
         async def create_notes(request: Request) -> Response:
             body = await _json(request)
             return self._guarded(request, lambda: self._create_notes(body), write=True)
+
+        @app.post("/crm/v8/{module}/{record_id}/Attachments")
+        async def upload_attachment(module: str, record_id: str, request: Request) -> Response:
+            upload = await _upload(request)
+            return self._guarded(
+                request, lambda: self._attach(module, record_id, upload), write=True
+            )
+
+        @app.get("/crm/v8/{module}/{record_id}/Attachments")
+        async def list_attachments(module: str, record_id: str, request: Request) -> Response:
+            query = request.query_params
+            return self._guarded(request, lambda: self._attachments(module, record_id, query))
 
         @app.get("/crm/v8/{module}/{record_id}")
         async def get_record(module: str, record_id: str, request: Request) -> Response:
@@ -577,6 +600,78 @@ class ZohoSandbox:
     def _list_notes(self, query: Mapping[str, str]) -> Response:
         return _listing(self.notes, query, always=tuple(_note_system_fields()))
 
+    def _attach(self, module: str, record_id: str, upload: _Upload | Response) -> Response:
+        """``uploadAttachment``: multipart form-data with the file in ``file`` (100 MB at most,
+        413 beyond); an unknown module or record is refused as Zoho does, the answer is one
+        element with the attachment's id."""
+        if isinstance(upload, Response):
+            return upload
+        if self._module(module) is None:
+            return _invalid_module()
+        if not record_id.isdigit() or record_id not in self.records[module]:
+            return _error(
+                400,
+                "INVALID_DATA",
+                "the related id given seems to be invalid",
+                {"resource_path_index": 1},
+            )
+        attachment_id = self._new_id()
+        self.attachments.append(
+            {
+                "id": attachment_id,
+                "module": module,
+                "record_id": record_id,
+                "File_Name": upload.file_name,
+                "Size": str(len(upload.content)),
+                "content": upload.content,
+                "content_type": upload.content_type,
+            }
+        )
+        element = _success(attachment_id, "attachment uploaded successfully")
+        return JSONResponse({"data": [element]}, status_code=200)
+
+    def _attachments(self, module: str, record_id: str, query: Mapping[str, str]) -> Response:
+        """``getAttachments``: ``fields`` is required; the record's attachments, newest first,
+        with the listing's ``info`` (an empty list is 200 with ``data: []``)."""
+        if self._module(module) is None:
+            return _invalid_module()
+        if not record_id.isdigit() or record_id not in self.records[module]:
+            return _error(
+                400,
+                "INVALID_DATA",
+                "the related id given seems to be invalid",
+                {"resource_path_index": 1},
+            )
+        fields = [f for f in query.get("fields", "").split(",") if f]
+        if not fields:
+            return _error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param_name": "fields"},
+            )
+        raw_per_page = query.get("per_page", "200")
+        if not raw_per_page.isdigit() or not 1 <= int(raw_per_page) <= MAX_PER_PAGE:
+            return _error(400, "INVALID_DATA", "invalid data", {"param_name": "per_page"})
+        mine = [
+            a
+            for a in reversed(self.attachments)
+            if (a["module"], a["record_id"]) == (module, record_id)
+        ][: int(raw_per_page)]
+        data = [
+            {"id": a["id"], **{f: a[f] for f in fields if f in a and f != "content"}} for a in mine
+        ]
+        info = {
+            "per_page": int(raw_per_page),
+            "next_page_token": None,
+            "count": len(data),
+            "page": 1,
+            "previous_page_token": None,
+            "page_token_expiry": None,
+            "more_records": False,
+        }
+        return JSONResponse({"data": data, "info": info})
+
     def _create_notes(self, body: Any) -> Response:
         rows = _rows(body)
         if rows is None:
@@ -673,9 +768,13 @@ class ZohoSandbox:
                 raise _Refused(_invalid(name, f"{base}.{name}", "invalid data"))
         if not isinstance(row.get("Note_Content"), str) or not row["Note_Content"]:
             raise _Refused(_mandatory("Note_Content", f"{base}.Note_Content"))
+        if len(row["Note_Content"]) > NOTE_CONTENT_MAX:
+            raise _Refused(_too_long("Note_Content", f"{base}.Note_Content", NOTE_CONTENT_MAX))
         title = row.get("Note_Title")
         if title is not None and not isinstance(title, str):
             raise _Refused(_invalid("Note_Title", f"{base}.Note_Title", "invalid data", "string"))
+        if isinstance(title, str) and len(title) > NOTE_TITLE_MAX:
+            raise _Refused(_too_long("Note_Title", f"{base}.Note_Title", NOTE_TITLE_MAX))
         parent = row.get("Parent_Id")
         if not isinstance(parent, dict):
             raise _Refused(_mandatory("Parent_Id", f"{base}.Parent_Id"))
@@ -749,6 +848,45 @@ def _is_datetime(value: str) -> bool:
 # --- response shapes ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Upload:
+    """The ``file`` part of an upload request."""
+
+    file_name: str
+    content: bytes
+    content_type: str
+
+
+async def _upload(request: Request) -> _Upload | Response:
+    """The uploaded file, or Zoho's refusal: not multipart form-data or no ``file`` part (400),
+    a body past 100 MB (413)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > ATTACHMENT_MAX_BYTES:
+        return _error(413, "FILE_SIZE_MORE_THAN_ALLOWED_SIZE", "file size exceeds the limit", {})
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    try:
+        form = await request.form()
+    except Exception:  # a malformed multipart body: Zoho refuses it as data
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    part = form.get("file")
+    if part is None or isinstance(part, str):
+        return _error(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "file"},
+        )
+    content = await part.read()
+    if len(content) > ATTACHMENT_MAX_BYTES:
+        return _error(413, "FILE_SIZE_MORE_THAN_ALLOWED_SIZE", "file size exceeds the limit", {})
+    if not content or not part.filename:
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    if part.filename.lower().endswith(".exe"):
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    return _Upload(part.filename, content, part.content_type or "application/octet-stream")
+
+
 async def _json(request: Request) -> Any:
     try:
         return await request.json()
@@ -805,6 +943,12 @@ def _invalid(name: str, path: str, message: str, expected: str = "") -> dict[str
     if expected:
         details["expected_data_type"] = expected
     return _element_error("INVALID_DATA", message, details)
+
+
+def _too_long(name: str, path: str, maximum: int) -> dict[str, Any]:
+    """Zoho's refusal of a value past the field's length (``INVALID_DATA`` with the limit)."""
+    details = {"api_name": name, "json_path": path, "maximum_length": maximum}
+    return _element_error("INVALID_DATA", "invalid data", details)
 
 
 def _mandatory(name: str, path: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Zoho CRM API v8 client: read a record, write results back, add a note, log the call.
+"""Zoho CRM API v8 client: read a record, write results back, add a note, log the call, attach a
+file.
 
 Plain synchronous httpx with timeouts. It does not loop on throttling: 429 and 5xx become
 :class:`RetryableProviderError` and the state machine's Retry backs off (Zoho sends no
@@ -38,6 +39,10 @@ PROVIDER = "zoho"
 API_PREFIX = "/crm/v8"
 MAX_READ_FIELDS = 50
 """Zoho reads at most 50 fields per request."""
+MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
+"""Zoho's largest upload request (``uploadAttachment``: 100 MB, 413 beyond)."""
+MAX_FILE_NAME_CHARS = 250
+"""An attachment's ``File_Name`` holds at most 250 characters."""
 RECENT_PAGE = 200
 """Records per page of a listing, Zoho's maximum: how far back a lost note or call is looked for."""
 
@@ -350,6 +355,52 @@ class ZohoClient:
         response = self._send("POST", "/Calls", json={"data": [call], "trigger": []})
         return _created_id(response, "call")
 
+    # --- attachments ----------------------------------------------------------------------
+
+    def upload_attachment(
+        self,
+        module: str,
+        record_id: str,
+        file_name: str,
+        content: bytes,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> str:
+        """Attach a file to the record (``POST /{module}/{id}/Attachments``, multipart form-data
+        with the file in ``file``); returns the attachment id. Zoho takes at most
+        :data:`MAX_ATTACHMENT_BYTES` per request (413 beyond)."""
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        if not content:
+            raise ZohoRequestError("an attachment needs content")
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            raise ZohoRequestError(
+                f"Zoho takes attachments of at most {MAX_ATTACHMENT_BYTES} bytes,"
+                f" {len(content)} given"
+            )
+        if not file_name or "/" in file_name or len(file_name) > MAX_FILE_NAME_CHARS:
+            raise ZohoRequestError(f"invalid attachment file name {file_name!r}")
+        response = self._send(
+            "POST",
+            f"/{module}/{record_id}/Attachments",
+            files={"file": (file_name, content, content_type)},
+        )
+        return _created_id(response, "attachment")
+
+    def find_attachment(self, module: str, record_id: str, file_name: str) -> str | None:
+        """The id of the record's attachment named ``file_name`` (the newest page of its
+        attachments); ``None`` when there is none."""
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        params = {"fields": "id,File_Name", "per_page": str(RECENT_PAGE)}
+        response = self._send("GET", f"/{module}/{record_id}/Attachments", params=params)
+        if response.status_code == 204:
+            return None
+        data = _body(response).get("data")
+        for attachment in data if isinstance(data, list) else []:
+            if isinstance(attachment, dict) and attachment.get("File_Name") == file_name:
+                return str(attachment["id"])
+        return None
+
     # --- finding what an earlier try created -----------------------------------------------
 
     def find_note(self, module: str, record_id: str, marker: str) -> str | None:
@@ -403,12 +454,18 @@ class ZohoClient:
         *,
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
         """Send with the shared token; refresh once on a stale token; type every failure."""
         for attempt in (1, 2):
             token = self.tokens.access_token()
             response = self._exchange(
-                method, token.api_domain + API_PREFIX + path, params, json, token.access_token
+                method,
+                token.api_domain + API_PREFIX + path,
+                params,
+                json,
+                token.access_token,
+                files=files,
             )
             if response.status_code == 401 and _body(response).get("code") in _STALE_TOKEN_CODES:
                 if attempt == 1:
@@ -431,6 +488,8 @@ class ZohoClient:
         params: dict[str, str] | None,
         json: dict[str, Any] | None,
         access_token: str,
+        *,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Zoho-oauthtoken {access_token}"}
         # Every status comes back: Zoho answers per record, and _checked reads the body.
@@ -442,6 +501,7 @@ class ZohoClient:
             json=json,
             headers=headers,
             accept=lambda _: True,
+            files=files,
         )
 
     @staticmethod
