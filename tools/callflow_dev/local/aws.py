@@ -24,6 +24,7 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from callflow.aws import error_code
@@ -257,6 +258,75 @@ def _deliver(handler: Handler, event: dict[str, Any]) -> None:
         _status_log.exception("the stopped-execution rule's target failed")
 
 
+def _name_sfn_integration_parameters() -> None:
+    """Send a Step Functions service task's parameters under the API's member names.
+
+    An ASL task names them as AWS documents them (``StateMachineArn``, ``Name``, ``Input`` for
+    ``states:startExecution``), and AWS maps them onto the API. moto 5.2's interpreter hands
+    them to boto3 unchanged, with parameter validation off, so botocore fails on
+    ``StateMachineArn`` (its member is ``stateMachineArn``) and the task ends ``States.Runtime``;
+    and it reads the answer under AWS's capitalised names (``ExecutionArn``) that boto3 does not
+    use, and keeps its times as datetimes the execution's output cannot hold. The names are
+    matched to the operation's input members case-insensitively, the answer's keys capitalised
+    and its times made epoch milliseconds, as AWS does. Idempotent.
+    """
+    from botocore.session import get_session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn_task,
+    )
+
+    service = sfn_task.StateTaskServiceSfn
+    original = service._normalise_parameters
+    if getattr(original, "_callflow_named", False):
+        return
+    model = get_session().get_service_model("stepfunctions")
+
+    def normalise(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is not None:
+            return
+        action = self._get_boto_service_action()
+        operation = next(
+            (model.operation_model(o) for o in model.operation_names if _snake(o) == action), None
+        )
+        if operation is None or operation.input_shape is None:
+            return
+        members = {name.lower(): name for name in operation.input_shape.members}
+        for key in list(parameters):
+            member = members.get(key.lower())
+            if member is not None and member != key:
+                parameters[member] = parameters.pop(key)
+
+    original_response = service._normalise_response
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_response(self, response, boto_service_name, service_action_name)
+        if isinstance(response, dict):  # AWS answers a task with the API's names capitalised
+            for key in [k for k in response if k[:1].islower()]:
+                value = response.pop(key)
+                if isinstance(value, datetime):  # and its times in epoch milliseconds
+                    value = int(value.timestamp() * 1000)
+                response[key[:1].upper() + key[1:]] = value
+
+    normalise._callflow_named = True  # type: ignore[attr-defined]
+    service._normalise_parameters = normalise  # type: ignore[method-assign]
+    service._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
 class EmbeddedAws:
     """A moto server on a free loopback port, with the table, secret, functions and workflow.
 
@@ -293,6 +363,7 @@ class EmbeddedAws:
         _install_router(self.router)
         _serialise_dynamodb_writes()
         _publish_execution_status_changes()
+        _name_sfn_integration_parameters()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.port = self._server._server.server_port
