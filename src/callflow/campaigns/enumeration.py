@@ -83,7 +83,9 @@ def enumerate_step(
     cursor["window_started"] = iso(started)
     budget = settings.campaign_credit_budget
     zoho = services.zoho
+    before = zoho.credits_spent
     fields = record_fields(services, campaign.module)
+    _charge(cursor, zoho.credits_spent - before)  # the field metadata, when not cached
     if "id" in fields:
         fields.remove("id")
     while True:
@@ -106,11 +108,10 @@ def enumerate_step(
                 services, campaign, cursor, Progress(False, cursor.get("records", 0), wait)
             )
         before = zoho.credits_spent
-        page, found = _read(services, campaign, fields, cursor, left)
-        cursor["window_credits"] = int(cursor.get("window_credits", 0)) + (
-            zoho.credits_spent - before
-        )
-        cursor["credits"] = int(cursor.get("credits", 0)) + (zoho.credits_spent - before)
+        try:
+            page, found = _read(services, campaign, fields, cursor, left)
+        finally:
+            _charge(cursor, zoho.credits_spent - before)
         if found:
             part = int(cursor.get("parts", 0))
             items.put_part(campaign.campaign_id, part, found)
@@ -118,6 +119,12 @@ def enumerate_step(
             cursor["records"] = int(cursor.get("records", 0)) + len(found)
         _advance(campaign, cursor, page)
         campaign = _save_cursor(services, campaign, cursor)
+
+
+def _charge(cursor: dict[str, Any], credits: int) -> None:
+    """Count ``credits`` against the budget's window and the campaign's total."""
+    cursor["window_credits"] = int(cursor.get("window_credits", 0)) + credits
+    cursor["credits"] = int(cursor.get("credits", 0)) + credits
 
 
 def _next_cost(campaign: Campaign, left: int) -> int | None:
