@@ -128,7 +128,7 @@ def test_an_expired_page_token_restarts_the_listing_without_repeating_records(
     services.campaigns.set_fields(started.campaign_id, {"enumeration": cursor})
     progress, _ = run(services, started)
     assert progress.done
-    key, count = CampaignItems(services.s3, BUCKET).join(started.campaign_id)
+    _, count = CampaignItems(services.s3, BUCKET).join(started.campaign_id)
     assert count == 2200
     joined = CampaignItems(services.s3, BUCKET).read(started.campaign_id)
     assert [i["record_id"] for i in joined] == ids
