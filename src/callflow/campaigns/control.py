@@ -25,6 +25,7 @@ from callflow.campaigns.model import (
     CampaignWindow,
     new_campaign_id,
 )
+from callflow.campaigns.store import StateConflict
 from callflow.lifecycle.trigger import MODULE_PATTERN
 from callflow.models import utcnow
 from callflow.observability import logger
@@ -90,7 +91,11 @@ def act(services: Services, campaign_id: str, action: str) -> Campaign:
     """Pause, resume or cancel; :class:`callflow.campaigns.store.StateConflict` when the
     campaign is not in a state the action moves from."""
     sources, to = TRANSITIONS[action]
-    campaign = services.campaigns.move(campaign_id, to, sources)
+    try:
+        campaign = services.campaigns.move(campaign_id, to, sources)
+    except StateConflict as conflict:
+        done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+        raise StateConflict(conflict.state, done) from None
     logger.info("campaign " + to.value, extra={"campaign_id": campaign_id})
     return campaign
 
