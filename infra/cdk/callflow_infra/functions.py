@@ -48,13 +48,6 @@ SCHEDULED = (
     # their age); every 15 minutes keeps a leak far below the account's config limits.
     FunctionSpec("sweep_media_configs", None, timeout_seconds=120, every_minutes=15),
 )
-CAMPAIGN_TASKS = (
-    # Enumerates page by page and stops itself with time in hand (callflow.campaigns.enumeration).
-    FunctionSpec("campaign_enumerate", "CampaignEnumerateFunctionArn", timeout_seconds=900),
-    FunctionSpec("campaign_item", "CampaignItemFunctionArn", timeout_seconds=30),
-    FunctionSpec("campaign_finish", "CampaignFinishFunctionArn", timeout_seconds=900),
-)
-"""The campaign state machine's tasks (``functions/campaign.asl.json``)."""
 EXECUTION_STOPPED = FunctionSpec("execution_stopped", None, timeout_seconds=60)
 """The target of the rule on the call workflow's stopped executions (``CallflowStack``)."""
 
@@ -84,7 +77,7 @@ class Functions(Construct):
             asset_hash_type=AssetHashType.CUSTOM,
         )
         self.by_module: dict[str, lambda_.Function] = {}
-        for spec in (API, *TASKS, *SCHEDULED, EXECUTION_STOPPED, *CAMPAIGN_TASKS):
+        for spec in (API, *TASKS, *SCHEDULED, EXECUTION_STOPPED):
             name = construct_name(spec.module)
             log_group = logs.LogGroup(
                 self, f"{name}Logs", retention=log_retention, removal_policy=removal
@@ -121,16 +114,10 @@ class Functions(Construct):
         """The workflow task functions by module name; the API function is not among them."""
         return {spec.module: self.by_module[spec.module] for spec in TASKS}
 
-    @property
-    def campaign_tasks(self) -> dict[str, lambda_.Function]:
-        """The campaign state machine's task functions by module name."""
-        return {spec.module: self.by_module[spec.module] for spec in CAMPAIGN_TASKS}
-
-    def substitutions(self, specs: tuple[FunctionSpec, ...] = TASKS) -> dict[str, str]:
-        """ASL ``${...}`` name -> function ARN, for a state machine definition (the call
-        workflow's by default; ``CAMPAIGN_TASKS`` for the campaign's)."""
+    def substitutions(self) -> dict[str, str]:
+        """ASL ``${...}`` name -> function ARN, for the state machine definition."""
         return {
             spec.substitution: self.by_module[spec.module].function_arn
-            for spec in specs
+            for spec in TASKS
             if spec.substitution
         }

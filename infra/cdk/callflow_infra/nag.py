@@ -55,22 +55,6 @@ REASONS: dict[str, str] = {
         "an ELB log-delivery policy, which requires a fixed region; the bridge logs every call "
         "(session, durations, end reason) to CloudWatch instead."
     ),
-    "AwsSolutions-IAM5[campaign-items]": (
-        "The campaign bucket holds only campaigns' items; a campaign's keys are made at run time "
-        "(campaigns/<id>/...), so grants cover the bucket's objects (CDK's grant_read/"
-        "grant_read_write), never another bucket."
-    ),
-    "AwsSolutions-IAM5[campaign-executions]": (
-        "Executions are named at run time: the campaign machine follows executions of the call "
-        "workflow (startExecution.sync:2 describes and, when stopped, stops them) and its own "
-        "Distributed Map's child executions; each statement names one state machine's "
-        "executions."
-    ),
-    "AwsSolutions-S1": (
-        "The campaign bucket is written and read only by this stack's functions and state "
-        "machine; every access is in CloudTrail and the functions' logs, and its objects expire "
-        "with the sessions. A second bucket for server access logs would add nothing."
-    ),
     "AwsSolutions-IAM5[task-protection]": (
         "Task scale-in protection is requested by each bridge task for itself; ECS task ARNs are "
         "only known at run time, so the statement is scoped to tasks of this cluster."

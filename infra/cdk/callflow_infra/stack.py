@@ -19,12 +19,11 @@ from constructs import Construct
 from callflow.lifecycle.stopped import STOPPED_STATUSES
 from callflow_infra.bridge import Bridge
 from callflow_infra.bundle import LambdaBundle
-from callflow_infra.campaigns import CampaignBucket, CampaignWorkflow
-from callflow_infra.functions import CAMPAIGN_TASKS, EXECUTION_STOPPED, Functions
+from callflow_infra.functions import EXECUTION_STOPPED, Functions
 from callflow_infra.http_api import HttpApi
 from callflow_infra.monitoring import NAMESPACE, Monitoring
 from callflow_infra.nag import acknowledge
-from callflow_infra.packaging import CAMPAIGN_DEFINITION, WORKFLOW_DEFINITION
+from callflow_infra.packaging import WORKFLOW_DEFINITION
 from callflow_infra.stage import StageConfig
 from callflow_infra.state import State
 from callflow_infra.workflow import Workflow
@@ -55,8 +54,6 @@ class CallflowStack(Stack):
         retention = _retention(stage.log_retention_days)
 
         self.state = State(self, "State", retain=stage.retain)
-        # A campaign's record snapshots live no longer than the sessions made from them.
-        self.campaign_items = CampaignBucket(self, "CampaignItems", expire_days=30, removal=removal)
         shared_env = {
             # Admission's bridge pool: every task the service may scale to, full (a stage's own
             # bridge_capacity setting, below, wins).
@@ -64,7 +61,6 @@ class CallflowStack(Stack):
             **stage.environment(),
             "CALLFLOW_TABLE_NAME": self.state.table.table_name,
             "CALLFLOW_SECRETS_ID": self.state.secret.secret_arn,
-            "CALLFLOW_CAMPAIGN_BUCKET": self.campaign_items.bucket.bucket_name,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         }
 
@@ -91,31 +87,9 @@ class CallflowStack(Stack):
         )
         machine = self.workflow.state_machine
 
-        self.campaigns = CampaignWorkflow(
-            self,
-            "Campaigns",
-            definition_file=repo_root / CAMPAIGN_DEFINITION,
-            tasks=self.functions.campaign_tasks,
-            substitutions=self.functions.substitutions(CAMPAIGN_TASKS),
-            call_workflow=machine,
-            bucket=self.campaign_items.bucket,
-            log_retention=retention,
-            removal=removal,
-        )
-        items = self.campaign_items.bucket
-        tasks = self.functions.campaign_tasks
-        items.grant_read_write(tasks["campaign_enumerate"])  # writes the parts and the items
-        items.grant_read(tasks["campaign_finish"])  # recounts from the items
-
         api_function = self.functions.api
         api_function.add_environment("CALLFLOW_STATE_MACHINE_ARN", machine.state_machine_arn)
         machine.grant_start_execution(api_function)
-        campaigns = self.campaigns.state_machine
-        api_function.add_environment(
-            "CALLFLOW_CAMPAIGN_STATE_MACHINE_ARN", campaigns.state_machine_arn
-        )
-        campaigns.grant_start_execution(api_function)
-        items.grant_read(api_function)  # the export
         api_function.add_to_role_policy(
             iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"])
         )
@@ -199,8 +173,6 @@ class CallflowStack(Stack):
             "TableName": (self.state.table.table_name, "DynamoDB table"),
             "SecretArn": (self.state.secret.secret_arn, "Secrets Manager secret to fill in"),
             "StateMachineArn": (machine.state_machine_arn, "Call workflow"),
-            "CampaignStateMachineArn": (campaigns.state_machine_arn, "Campaign state machine"),
-            "CampaignBucketName": (items.bucket_name, "S3 bucket of campaigns' records"),
             "AlarmTopicArn": (self.monitoring.topic.topic_arn, "Subscribe to receive alarms"),
             "DashboardName": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
         }
@@ -221,15 +193,6 @@ class CallflowStack(Stack):
                 "AWSLambdaBasicExecutionRole]",
             )
         acknowledge(self.workflow.state_machine, "AwsSolutions-IAM5[Resource::*]")
-        acknowledge(
-            self.campaigns.state_machine,
-            "AwsSolutions-IAM5[Resource::*]",
-            "AwsSolutions-IAM5[campaign-executions]",
-        )
-        for function in (self.functions.api, *self.functions.campaign_tasks.values()):
-            acknowledge(function, "AwsSolutions-IAM5[campaign-items]")
-        acknowledge(self.campaigns.state_machine, "AwsSolutions-IAM5[campaign-items]")
-        acknowledge(self.campaign_items.bucket, "AwsSolutions-S1")
         acknowledge(self.http.api, "AwsSolutions-APIG4")
         bridge = self.bridge
         acknowledge(bridge.task_definition, "AwsSolutions-ECS2")
