@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     secrets_id: str = ""
     """Secrets Manager secret (name or ARN) with the secret fields as a JSON object."""
     session_ttl_days: int = 30
+    campaign_state_machine_arn: str = ""
+    """The campaign state machine (``callflow_functions/campaign.asl.json``)."""
+    campaign_bucket: str = ""
+    """S3 bucket holding each campaign's enumerated records (its Distributed Map's items)."""
 
     # --- Zoho CRM -------------------------------------------------------------------------
     zoho_accounts_url: str = "https://accounts.zoho.com"
@@ -156,6 +160,16 @@ class Settings(BaseSettings):
     the number cap out."""
     cap_window_seconds: int = 24 * 3600
     """The caps' rolling window."""
+
+    # --- Campaigns ------------------------------------------------------------------------
+    campaign_credit_budget: int = 1000
+    """Zoho API credits one campaign's enumeration may spend per day (Zoho counts credits over
+    a rolling 24 hours); past it the enumeration waits a day and resumes where it stopped."""
+    campaign_max_concurrency: int = 100
+    """The largest ``max_concurrency`` a campaign may ask for (its Distributed Map's
+    MaxConcurrency: records in progress at once; admission still caps the live calls)."""
+    campaign_max_records: int = 100_000
+    """The most records one campaign enumerates."""
 
     # --- API ------------------------------------------------------------------------------
     status_api_token: SecretStr = SecretStr("")

@@ -15,6 +15,7 @@ from callflow.config import Settings, get_settings
 if TYPE_CHECKING:
     from callflow.admission.pools import Pools
     from callflow.admission.rates import Rates
+    from callflow.campaigns.store import CampaignStore
     from callflow.consent.caps import FrequencyCaps
     from callflow.consent.rules import ContactRules
     from callflow.consent.suppression import SuppressionList
@@ -37,6 +38,20 @@ class Services:
         from callflow.store import SessionStore
 
         return SessionStore.from_settings(self.settings)
+
+    @cached_property
+    def campaigns(self) -> CampaignStore:
+        """Campaign items, on the store's table."""
+        from callflow.campaigns.store import CampaignStore
+
+        return CampaignStore(self.store.table, self.settings.session_ttl_days)
+
+    @cached_property
+    def s3(self) -> Any:
+        """A boto3 S3 client for the configured region (a campaign's items)."""
+        import boto3
+
+        return boto3.client("s3", region_name=self.settings.aws_region)
 
     @cached_property
     def pools(self) -> Pools:

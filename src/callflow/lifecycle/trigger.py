@@ -120,11 +120,30 @@ def _open(services: Services, module: str, record_id: str, session_id: str) -> S
     """Read the record, create the session from it, start its execution."""
     settings = services.settings
     record = services.zoho.get_record(module, record_id, record_fields(services, module))
-    session = services.store.create(
+    session = create_session(services, module, record_id, record, session_id=session_id)
+    workflow.start(services.sfn, settings.state_machine_arn, session_id, {"session_id": session_id})
+    return session
+
+
+def create_session(
+    services: Services,
+    module: str,
+    record_id: str,
+    record: dict[str, Any],
+    *,
+    session_id: str,
+    campaign_id: str = "",
+) -> Session:
+    """Create the session of a claimed record from its snapshot (the fields
+    :func:`record_fields` read): the one place a session is made, for a single trigger and a
+    campaign's item alike. The write is conditional on the id being new."""
+    settings = services.settings
+    return services.store.create(
         Session(
             session_id=session_id,
             module=module,
             record_id=record_id,
+            campaign_id=campaign_id,
             max_attempts=settings.max_attempts,
             phone_raw=str(record.get(settings.zoho_phone_field) or ""),
             timezone=str(record.get(settings.zoho_timezone_field) or "")
@@ -134,8 +153,6 @@ def _open(services: Services, module: str, record_id: str, session_id: str) -> S
             record=record,
         )
     )
-    workflow.start(services.sfn, settings.state_machine_arn, session_id, {"session_id": session_id})
-    return session
 
 
 def _undo(

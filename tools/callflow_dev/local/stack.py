@@ -243,7 +243,16 @@ class LocalStack:
         self._refresh()
 
         state_machine = self.aws.deploy_workflow(fast_retries=options.fast_retries)
-        self._set_env({"CALLFLOW_STATE_MACHINE_ARN": state_machine})
+        campaigns, bucket = self.aws.deploy_campaigns(
+            state_machine, fast_retries=options.fast_retries
+        )
+        self._set_env(
+            {
+                "CALLFLOW_STATE_MACHINE_ARN": state_machine,
+                "CALLFLOW_CAMPAIGN_STATE_MACHINE_ARN": campaigns,
+                "CALLFLOW_CAMPAIGN_BUCKET": bucket,
+            }
+        )
         self._refresh()
         return self
 

@@ -10,6 +10,9 @@ mandatory field) and answer per record in ``data[]`` with ``code``/``details``/`
 note's content is at most 65535 characters and its title 120; an attachment is a multipart
 upload of at most 100 MB, and listing attachments needs ``fields``.
 Knobs make writes fail with 429 or 5xx. One app serves both the accounts server and the API domain.
+Listings page as Zoho's do: ``page`` reaches the first 2,000 records and ``page_token`` (which
+expires) the rest; custom views (:meth:`ZohoSandbox.add_view`) filter a listing by ``cvid``;
+``ids=`` reads up to 100 records; COQL queries are answered by :mod:`callflow_dev.sandbox.coql`.
 
 Every request is logged in :attr:`ZohoSandbox.requests` (secrets in token requests redacted) so
 tests can assert on exactly what was sent.
@@ -32,12 +35,19 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from callflow_dev.sandbox.coql import CoqlError
+from callflow_dev.sandbox.coql import parse as parse_coql
+
 TOKENS_PER_WINDOW = 10
 NOTE_CONTENT_MAX = 65535
 """``Note_Content``'s maxLength in Zoho's v8 notes description (``zoho/crm-oas``)."""
 NOTE_TITLE_MAX = 120
 ATTACHMENT_MAX_BYTES = 100 * 1024 * 1024
 """``uploadAttachment``'s largest request body (100 MB; 413 beyond)."""
+PAGE_TOKEN_LIFETIME = 86400.0
+"""How long a listing's ``next_page_token`` can be used (Zoho: a day)."""
+PAGE_PARAM_LIMIT = 2000
+MAX_IDS = 100
 TOKEN_WINDOW_SECONDS = 600.0
 _ID_PREFIX = 5725767
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
@@ -247,6 +257,11 @@ class ZohoSandbox:
         as when another user of the same refresh token has 15 more issued (401
         ``INVALID_OAUTHTOKEN`` until a new token is fetched)."""
         self._api_requests = 0
+        self.views: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {}
+        """Custom view id -> (module, which records it shows)."""
+        self.page_tokens: dict[str, tuple[str, str, int, float]] = {}
+        """Issued page token -> (module, cvid, offset of the page it asks for, expiry)."""
+        self.page_token_lifetime = PAGE_TOKEN_LIFETIME
 
     # --- knobs ----------------------------------------------------------------------------
 
@@ -274,6 +289,20 @@ class ZohoSandbox:
         """Let writes succeed again, whichever knob made them fail."""
         with self._lock:
             self._failing, self._fail_forever, self._lose_answers = {}, False, 0
+
+    def add_view(self, module: str, shows: Callable[[dict[str, Any]], bool]) -> str:
+        """A custom view of ``module`` showing the records ``shows`` accepts; its ``cvid``."""
+        with self._lock:
+            cvid = self._new_id()
+            self.views[cvid] = (module, shows)
+            return cvid
+
+    def expire_page_tokens(self) -> None:
+        """Every page token issued so far stops working (as a day later)."""
+        with self._lock:
+            self.page_tokens = {
+                t: (*v[:3], min(v[3], self.clock())) for t, v in self.page_tokens.items()
+            }
 
     def evict_tokens(self) -> None:
         """Every issued access token is evicted now, as when a 16th token is issued for the same
@@ -379,6 +408,11 @@ class ZohoSandbox:
         async def list_attachments(module: str, record_id: str, request: Request) -> Response:
             query = request.query_params
             return self._guarded(request, lambda: self._attachments(module, record_id, query))
+
+        @app.post("/crm/v8/coql")
+        async def coql(request: Request) -> Response:
+            body = await _json(request)
+            return self._guarded(request, lambda: self._coql(body))
 
         @app.get("/crm/v8/{module}/{record_id}")
         async def get_record(module: str, record_id: str, request: Request) -> Response:
@@ -593,9 +627,107 @@ class ZohoSandbox:
         return self._add_each(rows, validate, store)
 
     def _list(self, module: str, query: Mapping[str, str]) -> Response:
-        if self._module(module) is None:
+        meta = self._module(module)
+        if meta is None:
             return _invalid_module()
-        return _listing(list(self.records[module].values()), query)
+        rows = list(self.records[module].values())
+        if "ids" in query:
+            return self._list_ids(module, rows, query)
+        cvid = query.get("cvid", "")
+        if cvid:
+            view = self.views.get(cvid)
+            if view is None or view[0] != module:
+                return _error(400, "INVALID_DATA", "invalid data", {"param": "cvid"})
+            rows = [r for r in rows if view[1](r)]
+        token = query.get("page_token", "")
+        offset = None
+        if token:
+            if "page" in query:
+                return _error(
+                    400, "INVALID_DATA", "page and page_token cannot be given together", {}
+                )
+            issued = self.page_tokens.get(token)
+            if issued is None or issued[:2] != (module, cvid) or issued[3] <= self.clock():
+                return _error(
+                    400, "INVALID_DATA", "invalid or expired page_token", {"param": "page_token"}
+                )
+            offset = issued[2]
+        else:
+            per_page, page = query.get("per_page", "200"), query.get("page", "1")
+            if (
+                per_page.isdigit()
+                and page.isdigit()
+                and int(page) * int(per_page) > (PAGE_PARAM_LIMIT)
+            ):
+                return _error(
+                    400,
+                    "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                    f"cannot fetch more than {PAGE_PARAM_LIMIT} records with the page"
+                    " parameter; use page_token",
+                    {},
+                )
+        return _listing(
+            rows,
+            query,
+            offset=offset,
+            issue_token=lambda next_offset: self._issue_page_token(module, cvid, next_offset),
+        )
+
+    def _issue_page_token(self, module: str, cvid: str, offset: int) -> tuple[str, str]:
+        token = secrets.token_hex(24)
+        expiry = self.clock() + self.page_token_lifetime
+        self.page_tokens[token] = (module, cvid, offset, expiry)
+        stamp = datetime.fromtimestamp(expiry, UTC).replace(microsecond=0).isoformat()
+        return token, stamp
+
+    def _list_ids(
+        self, module: str, rows: list[dict[str, Any]], query: Mapping[str, str]
+    ) -> Response:
+        ids = [i for i in query.get("ids", "").split(",") if i]
+        if not ids or len(ids) > MAX_IDS:
+            return _error(
+                400,
+                "LIMIT_EXCEEDED",
+                f"ids takes 1 to {MAX_IDS} ids",
+                {"limit": MAX_IDS, "param": "ids"},
+            )
+        if any(not i.isdigit() for i in ids):
+            return _error(400, "INVALID_DATA", "the id given seems to be invalid", {"param": "ids"})
+        if "page" in query or "page_token" in query or "cvid" in query:
+            return _error(
+                400, "INVALID_DATA", "ids cannot be combined with paging", {"param": "ids"}
+            )
+        wanted = set(ids)
+        return _listing([r for r in rows if r["id"] in wanted], {**query, "per_page": str(MAX_IDS)})
+
+    def _coql(self, body: Any) -> Response:
+        query_text = body.get("select_query") if isinstance(body, dict) else None
+        if not isinstance(query_text, str) or not query_text.strip():
+            return _error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param": "select_query"},
+            )
+        try:
+            query = parse_coql(
+                query_text, lambda m: set(self.modules[m]) if m in self.modules else None
+            )
+        except CoqlError as error:
+            return _error(400, error.code, error.message, error.details)
+        rows = [r for r in self.records[query.module].values() if query.where(r)]
+        key = (
+            (lambda r: int(r["id"]))
+            if query.order_by == "id"
+            else (lambda r: (r.get(query.order_by) is None, str(r.get(query.order_by) or "")))
+        )
+        rows.sort(key=key, reverse=query.descending)
+        chunk = rows[query.offset : query.offset + query.limit]
+        if not chunk:
+            return Response(status_code=204)
+        data = [{"id": r["id"], **{f: r.get(f) for f in query.fields if f != "id"}} for r in chunk]
+        more = query.offset + query.limit < len(rows)
+        return JSONResponse({"data": data, "info": {"count": len(data), "more_records": more}})
 
     def _list_notes(self, query: Mapping[str, str]) -> Response:
         return _listing(self.notes, query, always=tuple(_note_system_fields()))
@@ -1011,13 +1143,24 @@ MAX_PER_PAGE = 200
 
 
 def _listing(
-    rows: list[dict[str, Any]], query: Mapping[str, str], always: tuple[str, ...] = ()
+    rows: list[dict[str, Any]],
+    query: Mapping[str, str],
+    always: tuple[str, ...] = (),
+    *,
+    offset: int | None = None,
+    issue_token: Callable[[int], tuple[str, str]] | None = None,
 ) -> Response:
     """Zoho's record listing (``GET /crm/v8/{module}``, ``GET /crm/v8/Notes``): ``fields`` is
-    required, ``per_page`` at most 200, ``sort_by`` one of id / Created_Time / Modified_Time
-    (ids grow with creation here, so all three sort by id); an empty page answers 204. Rows
-    carry the asked ``fields`` and the ``always`` ones (a note's system fields)."""
+    required (at most 50), ``per_page`` at most 200, ``sort_by`` one of id / Created_Time /
+    Modified_Time (ids grow with creation here, so all three sort by id); an empty page answers
+    204. Rows carry the asked ``fields`` and the ``always`` ones (a note's system fields).
+    ``offset`` (a page token's) replaces ``page``; ``issue_token`` makes the next page's token,
+    given while more records follow."""
     fields = [f for f in query.get("fields", "").split(",") if f]
+    if len(fields) > 50:
+        return _error(
+            400, "LIMIT_EXCEEDED", "Max field limit exceeded", {"limit": 50, "param": "fields"}
+        )
     if not fields:
         return _error(
             400,
@@ -1036,7 +1179,8 @@ def _listing(
         return _error(400, "INVALID_DATA", "invalid data", {"param": "sort_by"})
     per_page, page = int(raw_per_page), int(raw_page)
     ordered = sorted(rows, key=lambda r: int(r["id"]), reverse=order == "desc")
-    chunk = ordered[(page - 1) * per_page : page * per_page]
+    start = (page - 1) * per_page if offset is None else offset
+    chunk = ordered[start : start + per_page]
     if not chunk:
         return Response(status_code=204)
     shown = [*always, *fields]
@@ -1047,6 +1191,8 @@ def _listing(
         "page": page,
         "sort_by": sort_by,
         "sort_order": order,
-        "more_records": page * per_page < len(ordered),
+        "more_records": start + per_page < len(ordered),
     }
+    if info["more_records"] and issue_token is not None:
+        info["next_page_token"], info["page_token_expiry"] = issue_token(start + per_page)
     return JSONResponse({"data": data, "info": info})
