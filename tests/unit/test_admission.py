@@ -13,12 +13,13 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from callflow.admission import slots
 from callflow.admission.pools import Pool, Pools, holder_id
 from callflow.admission.rates import RateLimited, Rates
+from callflow.aws import failed_conditions
 from callflow.campaigns import control
 from callflow.campaigns.gate import campaign_gate
 from callflow.campaigns.model import Campaign, CampaignSource, CampaignWindow, new_campaign_id
@@ -79,6 +80,21 @@ def test_a_call_takes_a_slot_in_every_pool_or_in_none(table: Any) -> None:
     refusal = pools.acquire([agent, bridge], "b#1", 60)
     assert refusal is not None and refusal.full == ("agent",)
     assert set(pools.holders(bridge)) == {"a#1"}  # b took no bridge slot
+
+
+def test_a_cancelled_transaction_names_the_items_whose_condition_failed() -> None:
+    def cancelled(*codes: str) -> ClientError:
+        response: Any = {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": code} for code in codes],
+        }
+        return ClientError(response, "TransactWriteItems")
+
+    assert failed_conditions(cancelled("None", "ConditionalCheckFailed"), ["a", "b"]) == ("b",)
+    assert failed_conditions(cancelled("TransactionConflict", "None"), ["a", "b"]) == ()
+    other = ClientError({"Error": {"Code": "ThrottlingException"}}, "TransactWriteItems")
+    assert failed_conditions(other, ["a"]) is None
+    assert failed_conditions(ValueError("x"), ["a"]) is None
 
 
 def test_a_released_slot_is_free_again_and_releasing_twice_is_harmless(table: Any) -> None:
