@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
 CONDITION_FAILED = "ConditionalCheckFailedException"
 """DynamoDB's answer when a conditional write's condition does not hold."""
 
@@ -24,3 +29,24 @@ def failure_reason(error: BaseException) -> str:
         operation = getattr(error, "operation_name", "") or "request"
         return f"{operation} failed: {code}"
     return type(error).__name__
+
+
+TRANSACTION_CANCELLED = "TransactionCanceledException"
+"""DynamoDB's answer when a ``TransactWriteItems`` wrote nothing; each item's reason is in the
+error's ``CancellationReasons``, in the order of the items."""
+CANCELLED_BY_CONDITION = "ConditionalCheckFailed"
+"""The cancellation reason of an item whose own condition did not hold."""
+
+
+def failed_conditions(error: BaseException, items: Sequence[T]) -> tuple[T, ...] | None:
+    """Of a transaction over ``items`` that ``error`` cancelled, the items whose own condition
+    failed; empty when it was cancelled for another reason only (a conflict with a concurrent
+    transaction on one of them: nothing was written, and the same write may succeed a moment
+    later). ``None`` when ``error`` is not a cancelled transaction (the caller raises it)."""
+    if error_code(error) != TRANSACTION_CANCELLED:
+        return None
+    reasons = getattr(error, "response", {}).get("CancellationReasons") or []
+    codes = [str(reason.get("Code") or "") for reason in reasons if isinstance(reason, dict)]
+    return tuple(
+        item for item, code in zip(items, codes, strict=False) if code == CANCELLED_BY_CONDITION
+    )

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     MaxConcurrency: records in progress at once; admission still caps the live calls)."""
     campaign_max_records: int = 100_000
     """The most records one campaign enumerates."""
+    campaign_pause_recheck_seconds: int = 300
+    """How long a paused campaign's waiting call sleeps (the workflow's Wait state, no slot
+    held) before admission asks the campaign again."""
 
     # --- API ------------------------------------------------------------------------------
     status_api_token: SecretStr = SecretStr("")

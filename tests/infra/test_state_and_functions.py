@@ -8,14 +8,17 @@ import pytest
 from starlette.routing import Route
 
 from callflow.config import Settings
-from callflow_infra.functions import EXECUTION_STOPPED, SCHEDULED, TASKS
+from callflow_infra.functions import CAMPAIGN_TASKS, EXECUTION_STOPPED, SCHEDULED, TASKS
 from callflow_infra.http_api import ROUTES
 from callflow_infra.state import GENERATED_KEY, SECRET_KEYS
 
 from .cfn import actions_of, flatten, resources_of, statements
 from .conftest import Synthesized
 
-ALL_MODULES = ["api", *(spec.module for spec in (*TASKS, *SCHEDULED, EXECUTION_STOPPED))]
+ALL_MODULES = [
+    "api",
+    *(spec.module for spec in (*TASKS, *SCHEDULED, EXECUTION_STOPPED, *CAMPAIGN_TASKS)),
+]
 
 
 def test_table_is_on_demand_with_ttl_and_point_in_time_recovery(dev: Synthesized) -> None:
@@ -74,12 +77,18 @@ def test_only_the_api_knows_the_state_machine(dev: Synthesized) -> None:
             assert env["CALLFLOW_STATE_MACHINE_ARN"] == {"Ref": machine}
 
 
-def test_api_role_is_scoped_to_its_table_secret_and_state_machine(dev: Synthesized) -> None:
+def test_api_role_is_scoped_to_its_table_secret_and_state_machines(dev: Synthesized) -> None:
     api = dev.stack.functions.api
     role = dev.logical_id(api.role)
     table = f"<{dev.logical_id(dev.stack.state.table)}>"
     secret = f"<{dev.logical_id(dev.stack.state.secret)}>"
     machine = f"<{dev.logical_id(dev.stack.workflow.state_machine)}>"
+    campaigns = f"<{dev.logical_id(dev.stack.campaigns.state_machine)}>"
+    bucket = f"<{dev.logical_id(dev.stack.campaign_items.bucket)}>"
+    campaign_executions = (
+        "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        "callflow-dev-campaigns:*"
+    )
     by_action: dict[str, set[str]] = {}
     for statement in statements(dev.resources, role):
         assert statement["Effect"] == "Allow"
@@ -91,7 +100,13 @@ def test_api_role_is_scoped_to_its_table_secret_and_state_machine(dev: Synthesiz
         elif action.startswith("secretsmanager:"):
             assert resources == {secret}, action
         elif action == "states:StartExecution":
-            assert resources == {machine}
+            assert resources == {machine, campaigns}
+        elif action == "states:StopExecution":
+            assert resources == {campaign_executions}  # a campaign's, never a call's
+        elif action == "s3:GetObject":
+            assert resources == {f"{bucket}/campaigns/*"}  # the export reads the items
+        elif action == "s3:ListBucket":
+            assert resources == {bucket}
         elif action in ("states:SendTaskSuccess", "states:SendTaskFailure"):
             assert resources == {"*"}
         else:

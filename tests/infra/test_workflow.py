@@ -18,8 +18,13 @@ from .conftest import REPO_ROOT, Synthesized
 ASL = REPO_ROOT / WORKFLOW_DEFINITION
 
 
+def call_workflow(dev: Synthesized) -> dict[str, Any]:
+    """The call workflow's resource (the campaign machine is the other one)."""
+    return dict(dev.resources[dev.logical_id(dev.stack.workflow.state_machine)])
+
+
 def deployed_definition(dev: Synthesized) -> dict[str, Any]:
-    (machine,) = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    machine = call_workflow(dev)
     return dict(json.loads(flatten(machine["Properties"]["DefinitionString"])))
 
 
@@ -37,7 +42,7 @@ def test_definition_carries_the_asl_files_retry_and_catch_policies(dev: Synthesi
 def test_every_function_placeholder_is_substituted_by_a_task_function_arn(
     dev: Synthesized,
 ) -> None:
-    (machine,) = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    machine = call_workflow(dev)
     substitutions = machine["Properties"]["DefinitionSubstitutions"]
     placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", ASL.read_text()))
     assert set(substitutions) == placeholders
@@ -52,7 +57,7 @@ def test_every_function_placeholder_is_substituted_by_a_task_function_arn(
 
 
 def test_state_machine_logs_all_events_and_traces(dev: Synthesized) -> None:
-    (machine,) = dev.of_type("AWS::StepFunctions::StateMachine").values()
+    machine = call_workflow(dev)
     props = machine["Properties"]
     assert props["TracingConfiguration"] == {"Enabled": True}
     logging = props["LoggingConfiguration"]

@@ -13,11 +13,16 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from callflow.admission import slots
 from callflow.admission.pools import Pool, Pools, holder_id
 from callflow.admission.rates import RateLimited, Rates
+from callflow.aws import failed_conditions
+from callflow.campaigns import control
+from callflow.campaigns.gate import campaign_gate
+from callflow.campaigns.model import Campaign, CampaignSource, CampaignWindow, new_campaign_id
 from callflow.lifecycle import admission, calling, stopped
 from callflow.models import Outcome, Session, SessionStatus, iso, utcnow
 from callflow.services import Services
@@ -75,6 +80,21 @@ def test_a_call_takes_a_slot_in_every_pool_or_in_none(table: Any) -> None:
     refusal = pools.acquire([agent, bridge], "b#1", 60)
     assert refusal is not None and refusal.full == ("agent",)
     assert set(pools.holders(bridge)) == {"a#1"}  # b took no bridge slot
+
+
+def test_a_cancelled_transaction_names_the_items_whose_condition_failed() -> None:
+    def cancelled(*codes: str) -> ClientError:
+        response: Any = {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": code} for code in codes],
+        }
+        return ClientError(response, "TransactWriteItems")
+
+    assert failed_conditions(cancelled("None", "ConditionalCheckFailed"), ["a", "b"]) == ("b",)
+    assert failed_conditions(cancelled("TransactionConflict", "None"), ["a", "b"]) == ()
+    other = ClientError({"Error": {"Code": "ThrottlingException"}}, "TransactWriteItems")
+    assert failed_conditions(other, ["a"]) is None
+    assert failed_conditions(ValueError("x"), ["a"]) is None
 
 
 def test_a_released_slot_is_free_again_and_releasing_twice_is_harmless(table: Any) -> None:
@@ -323,3 +343,149 @@ def test_a_status_event_of_a_running_or_unknown_execution_is_ignored(services: S
     assert not stopped.execution_stopped(services, {"name": "s9", "status": "RUNNING"})["handled"]
     assert not stopped.execution_stopped(services, {"name": "s9", "status": "FAILED"})["handled"]
     assert not stopped.execution_stopped(services, {"name": "../x", "status": "FAILED"})["handled"]
+
+
+# --- a campaign's gate at admission -----------------------------------------------------------
+
+
+def campaign(services: Services, **fields: Any) -> Campaign:
+    source = CampaignSource(kind="ids", ids=["1", "2"])
+    return services.campaigns.create(
+        Campaign(campaign_id=new_campaign_id(), module="Leads", source=source, **fields)
+    )
+
+
+def live_counters(services: Services, campaign_id: str) -> dict[str, int]:
+    found = services.campaigns.require(campaign_id).counters
+    return {name: value for name, value in found.items() if value}
+
+
+def test_a_paused_campaigns_queued_call_waits_holding_no_slot_until_resumed(
+    services: Services,
+) -> None:
+    ours = campaign(services)
+    session(services, "s1", campaign_id=ours.campaign_id)
+    long_ago = utcnow() - timedelta(seconds=services.settings.admission_deadline_seconds + 1)
+    session(
+        services,
+        "s2",
+        campaign_id=ours.campaign_id,
+        status=SessionStatus.QUEUED,
+        attempt=1,
+        queued_at=iso(long_ago),
+    )
+    assert admission.admit(services, {"session_id": "s1"})["action"] == admission.DIAL
+    control.act(services, ours.campaign_id, "pause")
+    for _ in range(2):  # the Wait brings it back while still paused
+        state = admission.admit(services, {"session_id": "s2"})
+        assert state["action"] == calling.WAIT
+        until = datetime.fromisoformat(state["wait_until"].replace("Z", "+00:00"))
+        pause = services.settings.campaign_pause_recheck_seconds
+        assert abs((until - utcnow()).total_seconds() - pause) < 5
+    waiting = services.store.require("s2")
+    assert waiting.queued_at == "" and waiting.slots == {} and waiting.outcome is None
+    assert [e.event for e in waiting.timeline].count("the campaign is paused") == 1
+    assert set(services.pools.holders(Pool(AGENT, 1))) == {"s1#1"}
+    assert live_counters(services, ours.campaign_id) == {"queued": 2}
+
+    control.act(services, ours.campaign_id, "resume")
+    # The pool is still full: queued again with a fresh deadline, not cancelled for the old one.
+    with pytest.raises(admission.NoSlotFree):
+        admission.admit(services, {"session_id": "s2"})
+    queued = services.store.require("s2")
+    assert queued.outcome is None and queued.queued_at > iso(long_ago)
+    slots.release(services, services.store.require("s1"))
+    assert admission.admit(services, {"session_id": "s2"})["action"] == admission.DIAL
+
+
+def test_a_cancelled_campaigns_waiting_call_ends_cancelled_and_counts_so(
+    services: Services,
+) -> None:
+    ours = campaign(services)
+    session(services, "s1", campaign_id=ours.campaign_id)
+    session(services, "s2", campaign_id=ours.campaign_id)
+    admission.admit(services, {"session_id": "s1"})
+    with pytest.raises(admission.NoSlotFree):
+        admission.admit(services, {"session_id": "s2"})
+    control.act(services, ours.campaign_id, "cancel")
+    state = admission.admit(services, {"session_id": "s2"})
+    assert state["action"] == calling.WRITE_BACK
+    ended = services.store.require("s2")
+    assert ended.outcome is Outcome.CANCELLED
+    assert ended.outcome_detail == "the campaign was cancelled" and ended.slots == {}
+    assert set(services.pools.holders(Pool(AGENT, 1))) == {"s1#1"}  # s2 took none
+    services.store.advance("s2", SessionStatus.WRITING_BACK)
+    services.store.advance("s2", SessionStatus.COMPLETED)
+    assert live_counters(services, ours.campaign_id) == {
+        "queued": 1,
+        "written_back": 1,
+        "cancelled": 1,
+    }
+
+
+def test_a_call_dialled_before_the_cancel_is_not_touched_by_it(services: Services) -> None:
+    ours = campaign(services)
+    session(services, "s1", campaign_id=ours.campaign_id)
+    admission.admit(services, {"session_id": "s1"})
+    services.store.advance("s1", SessionStatus.IN_CALL, attempt=1)
+    control.act(services, ours.campaign_id, "cancel")
+    live = services.store.require("s1")
+    assert live.status is SessionStatus.IN_CALL and live.outcome is None
+    assert live_counters(services, ours.campaign_id) == {"in_call": 1}
+
+
+def test_a_closed_campaign_window_waits_for_its_opening_then_admits(services: Services) -> None:
+    hour = datetime.now(UTC).hour
+    shut = CampaignWindow(hours_start=f"{(hour + 2) % 24:02d}:00", hours_end="24:00")
+    if (hour + 2) % 24 < 2:  # the window would wrap midnight; take the early morning instead
+        shut = CampaignWindow(hours_start="00:00", hours_end=f"{hour - 1:02d}:00")
+    ours = campaign(services, window=shut)
+    session(services, "s1", campaign_id=ours.campaign_id, status=SessionStatus.QUEUED, attempt=1)
+    state = admission.admit(services, {"session_id": "s1"})
+    assert state["action"] == calling.WAIT
+    reopens = campaign_gate(services.store, ours.campaign_id, utcnow()).reopens_at
+    assert reopens is not None and state["wait_until"] == iso(reopens)
+    waiting = services.store.require("s1")
+    assert waiting.slots == {} and waiting.queued_at == ""
+    assert waiting.timeline[-1].event == "outside the campaign's window"
+    services.campaigns.set_fields(ours.campaign_id, {"window": CampaignWindow().model_dump()})
+    assert admission.admit(services, {"session_id": "s1"})["action"] == admission.DIAL
+
+
+def test_a_campaign_whose_window_has_ended_cancels_its_waiting_calls(services: Services) -> None:
+    yesterday = (utcnow() - timedelta(days=1)).date().isoformat()
+    ours = campaign(services, window=CampaignWindow(end=yesterday))
+    session(services, "s1", campaign_id=ours.campaign_id)
+    assert admission.admit(services, {"session_id": "s1"})["action"] == calling.WRITE_BACK
+    ended = services.store.require("s1")
+    assert ended.outcome is Outcome.CANCELLED
+    assert ended.outcome_detail == "the campaign's window has ended"
+
+
+def test_an_unreadable_campaign_keeps_the_call_queued_for_the_retry(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = campaign(services)
+    session(services, "s1", campaign_id=ours.campaign_id)
+
+    def unreachable(*_: object) -> None:
+        raise EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(admission, "campaign_gate", unreachable)
+    with pytest.raises(admission.NoSlotFree, match="campaign unreadable"):
+        admission.admit(services, {"session_id": "s1"})
+    unread = services.store.require("s1")
+    assert unread.slots == {} and unread.outcome is None
+    assert services.pools.holders(Pool(AGENT, 1)) == {}
+
+
+def test_a_single_trigger_is_not_asked_about_any_campaign(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session(services, "s1")
+
+    def never(*_: object) -> None:
+        raise AssertionError("a single trigger has no campaign to ask")
+
+    monkeypatch.setattr(admission, "campaign_gate", never)
+    assert admission.admit(services, {"session_id": "s1"})["action"] == admission.DIAL

@@ -542,3 +542,37 @@ def test_the_opt_out_field_must_be_a_checkbox() -> None:
     ]
     absent = check_zoho_fields(fine, FieldMapping([]), ["Contacts"], _stand_in_fields)
     assert absent == ["Contacts has no field Do_Not_Call (set by optout_field); check its API name"]
+
+
+def test_zoho_setup_prints_the_campaign_button_for_the_deployment_and_module() -> None:
+    settings = Settings(
+        zoho_trigger_secret=SecretStr("trigger-secret-xyz"),
+        status_api_token=SecretStr("status-token-abc"),
+    )
+    code, output = run(["zoho", "--api-url", API_URL + "/", "--module", "Contacts"], settings)
+    assert code == 0
+    button = output[output.index("Start a campaign from the Contacts list view") :]
+    assert "string button.callflowCampaignContacts(string recordIds)" in button
+    assert f'url: "{API_URL}/campaigns"' in button
+    assert 'body.put("module", "Contacts");' in button and 'source.put("ids", ids);' in button
+    assert "recordIds = Contacts - Contact Id" in button
+    assert 'connection: "callflow"' in button and "Parameter Key: Authorization" in button
+    assert "status-token-abc" not in output and "getOrgVariable" not in button
+    assert button.count("{") == button.count("}")  # the pasted function is whole
+
+
+def test_zoho_campaign_button_can_read_the_token_from_an_org_variable() -> None:
+    code, output = run(
+        ["zoho", "--api-url", API_URL, "--token-from", "org-variable"], zoho_settings()
+    )
+    assert code == 0
+    assert 'zoho.crm.getOrgVariable("callflow_api_token")' in output
+    assert "connection:" not in output and "recordIds = Leads - Lead Id" in output
+
+
+def test_zoho_setup_refuses_a_module_that_is_not_an_api_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, output = run(["zoho", "--api-url", API_URL, "--module", 'Leads");x("'], zoho_settings())
+    assert code == 2 and output == ""
+    assert "--module must be a Zoho module API name" in capsys.readouterr().err

@@ -5,7 +5,8 @@ with the bridge's URL and sample rate, the ``VOICE_VIDEO`` subscription by its i
 only what differs; ``--dry-run`` reads but writes nothing and says what it would do.
 ``elevenlabs`` changes nothing: it compares the agent with what the bridge and the workflow need
 and says, in words an operator can act on, what to fix in the ElevenLabs dashboard. ``zoho`` prints
-the workflow rule's webhook settings (Zoho has no API for workflow rules).
+the workflow rule's webhook settings (Zoho has no API for workflow rules) and the list-view
+button that starts a campaign over the selected records (:mod:`callflow_dev.zoho_campaign_button`).
 
 Settings come from the environment and the Secrets Manager secret like everywhere else
 (:func:`callflow.config.get_settings`): run it with the deployed stage's ``CALLFLOW_*`` variables
@@ -38,6 +39,7 @@ from callflow.providers.infobip.subscriptions import (
 )
 from callflow.providers.zoho.client import ZohoField
 from callflow_bridge.audio import AudioFormat, UnsupportedFormat
+from callflow_dev.zoho_campaign_button import install_steps
 
 MASK = "********"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -775,9 +777,17 @@ def build_parser() -> argparse.ArgumentParser:
     elevenlabs.add_argument(
         "--dry-run", action="store_true", help="accepted; the check is read-only"
     )
-    zoho = commands.add_parser("zoho", parents=[common], help="print the workflow webhook settings")
+    zoho = commands.add_parser(
+        "zoho", parents=[common], help="print the workflow webhook and the campaign button"
+    )
     zoho.add_argument("--module", default="Leads", help="Zoho module API name (Leads, Contacts...)")
     zoho.add_argument("--dry-run", action="store_true", help="accepted; this only prints")
+    zoho.add_argument(
+        "--token-from",
+        choices=["connection", "org-variable"],
+        default="connection",
+        help="where the campaign button's function finds the API token",
+    )
     zoho.add_argument(
         "--check-fields",
         action="store_true",
@@ -878,12 +888,20 @@ def _run_elevenlabs(
 
 
 def _run_zoho(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from callflow.lifecycle.trigger import MODULE_PATTERN
+
+    if not MODULE_PATTERN.match(args.module):
+        raise SetupError(
+            f"--module must be a Zoho module API name such as Leads, not {args.module!r}"
+        )
     print(
         zoho_webhook_settings(
             settings, api_url=args.api_url, module=args.module, show_secrets=args.show_secrets
         ),
         file=out,
     )
+    print("", file=out)
+    print(install_steps(api_base_url(args.api_url), args.module, args.token_from), file=out)
     if not args.check_fields:
         return 0
     from callflow.services import Services

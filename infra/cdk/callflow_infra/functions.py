@@ -48,6 +48,14 @@ SCHEDULED = (
     # their age); every 15 minutes keeps a leak far below the account's config limits.
     FunctionSpec("sweep_media_configs", None, timeout_seconds=120, every_minutes=15),
 )
+CAMPAIGN_TASKS = (
+    # Enumeration stops itself with time in hand and the state machine calls it again
+    # (callflow.campaigns.enumeration); the finish step reads every session once.
+    FunctionSpec("campaign_enumerate", "CampaignEnumerateFunctionArn", timeout_seconds=300),
+    FunctionSpec("campaign_item", "CampaignItemFunctionArn", timeout_seconds=30),
+    FunctionSpec("campaign_finish", "CampaignFinishFunctionArn", timeout_seconds=900),
+)
+"""The campaign state machine's tasks (``callflow_functions/campaign.asl.json``)."""
 EXECUTION_STOPPED = FunctionSpec("execution_stopped", None, timeout_seconds=60)
 """The target of the rule on the call workflow's stopped executions (``CallflowStack``)."""
 
@@ -77,7 +85,7 @@ class Functions(Construct):
             asset_hash_type=AssetHashType.CUSTOM,
         )
         self.by_module: dict[str, lambda_.Function] = {}
-        for spec in (API, *TASKS, *SCHEDULED, EXECUTION_STOPPED):
+        for spec in (API, *TASKS, *SCHEDULED, EXECUTION_STOPPED, *CAMPAIGN_TASKS):
             name = construct_name(spec.module)
             log_group = logs.LogGroup(
                 self, f"{name}Logs", retention=log_retention, removal_policy=removal
@@ -114,10 +122,16 @@ class Functions(Construct):
         """The workflow task functions by module name; the API function is not among them."""
         return {spec.module: self.by_module[spec.module] for spec in TASKS}
 
-    def substitutions(self) -> dict[str, str]:
-        """ASL ``${...}`` name -> function ARN, for the state machine definition."""
+    @property
+    def campaign_tasks(self) -> dict[str, lambda_.Function]:
+        """The campaign state machine's task functions by module name."""
+        return {spec.module: self.by_module[spec.module] for spec in CAMPAIGN_TASKS}
+
+    def substitutions(self, specs: tuple[FunctionSpec, ...] = TASKS) -> dict[str, str]:
+        """ASL ``${...}`` name -> function ARN, for a state machine's definition (the call
+        workflow's by default, :data:`CAMPAIGN_TASKS` for the campaign's)."""
         return {
             spec.substitution: self.by_module[spec.module].function_arn
-            for spec in TASKS
+            for spec in specs
             if spec.substitution
         }

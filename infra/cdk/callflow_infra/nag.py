@@ -55,6 +55,23 @@ REASONS: dict[str, str] = {
         "an ELB log-delivery policy, which requires a fixed region; the bridge logs every call "
         "(session, durations, end reason) to CloudWatch instead."
     ),
+    "AwsSolutions-IAM5[campaign-items]": (
+        "The campaign bucket holds only campaigns' items, under campaigns/<id>/ with ids made at "
+        "run time; each grant names its actions (GetObject, and PutObject for the enumeration "
+        "only) on that prefix of this one bucket."
+    ),
+    "AwsSolutions-IAM5[executions]": (
+        "Execution names are made at run time: the campaign machine follows the call workflow's "
+        "executions it starts (startExecution.sync:2 describes them, and stops them when its "
+        "item is stopped) and its own Distributed Map's child executions; the API stops a "
+        "campaign's execution. Each statement names one state machine's executions."
+    ),
+    "AwsSolutions-S1": (
+        "The campaign bucket is read and written only by this stack's functions and campaign "
+        "state machine, through their roles (every call in CloudTrail, every step in their "
+        "logs); its objects expire with the sessions. Server access logs would need a second "
+        "bucket and add nothing to that."
+    ),
     "AwsSolutions-IAM5[task-protection]": (
         "Task scale-in protection is requested by each bridge task for itself; ECS task ARNs are "
         "only known at run time, so the statement is scoped to tasks of this cluster."

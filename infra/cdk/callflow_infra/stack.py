@@ -9,24 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnElement, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from callflow.lifecycle.stopped import STOPPED_STATUSES
 from callflow_infra.bridge import Bridge
 from callflow_infra.bundle import LambdaBundle
-from callflow_infra.functions import EXECUTION_STOPPED, Functions
+from callflow_infra.campaigns import CampaignBucket, CampaignWorkflow, grant_items
+from callflow_infra.functions import CAMPAIGN_TASKS, EXECUTION_STOPPED, Functions
 from callflow_infra.http_api import HttpApi
 from callflow_infra.monitoring import NAMESPACE, Monitoring
 from callflow_infra.nag import acknowledge
-from callflow_infra.packaging import WORKFLOW_DEFINITION
+from callflow_infra.packaging import CAMPAIGN_DEFINITION, WORKFLOW_DEFINITION
 from callflow_infra.stage import StageConfig
 from callflow_infra.state import State
 from callflow_infra.workflow import Workflow
+
+SESSION_TTL_DAYS = 30
+"""The sessions' (and campaigns') time to live in the table (``session_ttl_days``)."""
 
 # Task tokens are not IAM resources: these actions only accept "*" (see nag.py).
 TASK_TOKEN_ACTIONS = [
@@ -54,6 +58,11 @@ class CallflowStack(Stack):
         retention = _retention(stage.log_retention_days)
 
         self.state = State(self, "State", retain=stage.retain)
+        # A campaign's record snapshots live no longer than the sessions made from them.
+        self.campaign_items = CampaignBucket(
+            self, "CampaignItems", expire_days=SESSION_TTL_DAYS, removal=removal
+        )
+        items = self.campaign_items.bucket
         shared_env = {
             # Admission's bridge pool: every task the service may scale to, full (a stage's own
             # bridge_capacity setting, below, wins).
@@ -68,7 +77,11 @@ class CallflowStack(Stack):
             self,
             "Functions",
             bundle=bundle,
-            environment={**shared_env, "POWERTOOLS_SERVICE_NAME": "callflow"},
+            environment={
+                **shared_env,
+                "CALLFLOW_CAMPAIGN_BUCKET": items.bucket_name,
+                "POWERTOOLS_SERVICE_NAME": "callflow",
+            },
             log_retention=retention,
             removal=removal,
         )
@@ -87,9 +100,36 @@ class CallflowStack(Stack):
         )
         machine = self.workflow.state_machine
 
+        self.campaigns = CampaignWorkflow(
+            self,
+            "Campaigns",
+            definition_file=repo_root / CAMPAIGN_DEFINITION,
+            tasks=self.functions.campaign_tasks,
+            substitutions=self.functions.substitutions(CAMPAIGN_TASKS),
+            call_workflow=machine,
+            bucket=items,
+            log_retention=retention,
+            removal=removal,
+        )
+        campaigns = self.campaigns.state_machine
+        campaign_tasks = self.functions.campaign_tasks
+        grant_items(items, campaign_tasks["campaign_enumerate"], write=True)  # parts, items
+        grant_items(items, campaign_tasks["campaign_finish"])  # recounts the items' sessions
+
         api_function = self.functions.api
         api_function.add_environment("CALLFLOW_STATE_MACHINE_ARN", machine.state_machine_arn)
         machine.grant_start_execution(api_function)
+        # Campaigns: started by the API, stopped by it or an operator, exported from the items.
+        api_function.add_environment(
+            "CALLFLOW_CAMPAIGN_STATE_MACHINE_ARN", campaigns.state_machine_arn
+        )
+        campaigns.grant_start_execution(api_function)
+        api_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StopExecution"], resources=[self.campaigns.executions()]
+            )
+        )
+        grant_items(items, api_function)  # the export
         api_function.add_to_role_policy(
             iam.PolicyStatement(actions=TASK_TOKEN_ACTIONS, resources=["*"])
         )
@@ -173,6 +213,8 @@ class CallflowStack(Stack):
             "TableName": (self.state.table.table_name, "DynamoDB table"),
             "SecretArn": (self.state.secret.secret_arn, "Secrets Manager secret to fill in"),
             "StateMachineArn": (machine.state_machine_arn, "Call workflow"),
+            "CampaignStateMachineArn": (campaigns.state_machine_arn, "Campaign state machine"),
+            "CampaignBucketName": (items.bucket_name, "S3 bucket of campaigns' enumerated records"),
             "AlarmTopicArn": (self.monitoring.topic.topic_arn, "Subscribe to receive alarms"),
             "DashboardName": (self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard"),
         }
@@ -193,6 +235,23 @@ class CallflowStack(Stack):
                 "AWSLambdaBasicExecutionRole]",
             )
         acknowledge(self.workflow.state_machine, "AwsSolutions-IAM5[Resource::*]")
+        campaigns = self.campaigns.state_machine
+        acknowledge(campaigns, "AwsSolutions-IAM5[Resource::*]")
+        bucket = self.get_logical_id(_cfn(self.campaign_items.bucket))
+        objects = f"Resource::<{bucket}.Arn>/campaigns/*"
+        for grantee in (campaigns, self.functions.api, *self.functions.campaign_tasks.values()):
+            acknowledge(grantee, "AwsSolutions-IAM5[campaign-items]", finding=objects)
+        call_workflow = f"<{self.get_logical_id(_cfn(self.workflow.state_machine))}.Name>"
+        for executions in (f"{call_workflow}:*", f"{self.campaigns.name}/*"):
+            acknowledge(
+                campaigns, "AwsSolutions-IAM5[executions]", finding=_execution_finding(executions)
+            )
+        acknowledge(
+            self.functions.api,
+            "AwsSolutions-IAM5[executions]",
+            finding=_execution_finding(f"{self.campaigns.name}:*"),
+        )
+        acknowledge(self.campaign_items.bucket, "AwsSolutions-S1")
         acknowledge(self.http.api, "AwsSolutions-APIG4")
         bridge = self.bridge
         acknowledge(bridge.task_definition, "AwsSolutions-ECS2")
@@ -220,6 +279,20 @@ _RETENTION = {
     365: logs.RetentionDays.ONE_YEAR,
     731: logs.RetentionDays.TWO_YEARS,
 }
+
+
+def _cfn(construct: IConstruct) -> CfnElement:
+    """The CloudFormation resource behind an L2 construct (for its logical id)."""
+    child = construct.node.default_child
+    assert isinstance(child, CfnElement)
+    return child
+
+
+def _execution_finding(pattern: str) -> str:
+    """cdk-nag's rendering of an execution ARN pattern (``executions_of``)."""
+    return (
+        f"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{pattern}"
+    )
 
 
 def _retention(days: int) -> logs.RetentionDays:

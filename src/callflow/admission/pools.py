@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from callflow.aws import CONDITION_FAILED, error_code
+from callflow.aws import CONDITION_FAILED, error_code, failed_conditions
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,6 @@ def holder_id(session_id: str, attempt: int) -> str:
     return f"{session_id}#{attempt}"
 
 
-CANCELLED_BY_CONDITION = "ConditionalCheckFailed"
-"""A cancelled transaction's reason for an item whose condition failed (no ``Exception``
-suffix, unlike the error of a single conditional write)."""
 CONFLICT_TRIES = 3
 """Tries of an acquire cancelled only by concurrent transactions on the same pool items."""
 
@@ -127,15 +124,10 @@ class Pools:
             try:
                 self.client.transact_write_items(TransactItems=items)
             except Exception as error:
-                if error_code(error) != "TransactionCanceledException":
+                failed = failed_conditions(error, pools)
+                if failed is None:
                     raise
-                reasons = getattr(error, "response", {}).get("CancellationReasons") or []
-                codes = [str(reason.get("Code") or "") for reason in reasons]
-                full = tuple(
-                    pool.name
-                    for pool, code in zip(pools, codes, strict=False)
-                    if code == CANCELLED_BY_CONDITION
-                )
+                full = tuple(pool.name for pool in failed)
                 if full:
                     return Refusal(full)
                 # Cancelled by a concurrent transaction on a pool item, not by a full pool:

@@ -22,11 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from callflow.aws import CONDITION_FAILED, error_code
+from callflow.aws import CONDITION_FAILED, error_code, failed_conditions
 
-CANCELLED_BY_CONDITION = "ConditionalCheckFailed"
-"""A transaction's cancellation reason for an item whose condition failed (not the
-``ConditionalCheckFailedException`` of a single write)."""
 CONFLICT_TRIES = 4
 """Tries of a count cancelled only by concurrent transactions on the same counters."""
 
@@ -101,15 +98,9 @@ class FrequencyCaps:
             try:
                 self.client.transact_write_items(TransactItems=items)
             except Exception as error:
-                if error_code(error) != "TransactionCanceledException":
+                full = failed_conditions(error, counters)
+                if full is None:
                     raise
-                reasons = getattr(error, "response", {}).get("CancellationReasons") or []
-                codes = [str(reason.get("Code") or "") for reason in reasons]
-                full = tuple(
-                    c
-                    for c, code in zip(counters, codes, strict=False)
-                    if code == CANCELLED_BY_CONDITION
-                )
                 if full:
                     return full
                 # Cancelled by a concurrent transaction on a counter, not by a full one:

@@ -11,6 +11,17 @@ and the session shows ``queued`` meanwhile. Each ask is bounded:
 - by a deadline (``admission_deadline_seconds`` of queueing): past it the call ends ``cancelled``
   and is written back like any other outcome.
 
+A call of a campaign asks its campaign first, at every admission
+(:func:`callflow.campaigns.gate.campaign_gate`), before its calling hours and any slot:
+
+- ``cancelled`` (by the operator, or its window has ended): the call ends ``cancelled`` with the
+  gate's reason and is written back like any other outcome;
+- ``closed`` (outside the campaign's window): back through the Wait state until it reopens;
+- ``paused``: back through the Wait state for ``campaign_pause_recheck_seconds``, then ask again.
+
+Waiting in the Wait state holds no slot and clears ``queued_at``, so the deadline restarts when
+the call queues for a slot again: a long pause or a closed night does not cancel it.
+
 Once admitted, the attempt passes the opt-out and frequency-cap check
 (:func:`callflow.consent.gate.before_dial`): a suppressed or capped call gives its slots back and
 ends ``suppressed`` or ``capped``, never dialled.
@@ -21,8 +32,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from callflow.admission.pools import Refusal, holder_id
 from callflow.admission.slots import configured_pools
+from callflow.campaigns.gate import campaign_gate
 from callflow.consent import gate
 from callflow.consent.caps import CapsBusy
 from callflow.lifecycle.calling import (
@@ -51,16 +65,13 @@ def admit(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     session = services.store.require(state["session_id"])
     attempt = attempt_to_place(session)
     now = utcnow()
+    held = _campaign_hold(services, session, now)
+    if held is not None:
+        return held
     zone = session.timezone or settings.default_timezone
     opening = calling_hours(services).next_opening(now, zone)
     if opening > now:
-        services.store.set_fields(
-            session.session_id,
-            {"next_attempt_at": iso(opening), "queued_at": ""},
-            event="calling hours closed while queued",
-            detail={"until": iso(opening)},
-        )
-        return next_state(services, session.session_id, WAIT, opening)
+        return _wait(services, session, opening, "calling hours closed while queued")
     pools = configured_pools(settings)
     holder = holder_id(session.session_id, attempt)
     refusal = services.pools.acquire(pools, holder, settings.lease_seconds)
@@ -100,6 +111,40 @@ def admit(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     count(Metric.CALLS_ADMITTED)
     seconds(Metric.SLOT_WAIT_SECONDS, _waited(session, now))
     return next_state(services, session.session_id, DIAL)
+
+
+def _campaign_hold(services: Services, session: Session, now: datetime) -> dict[str, Any] | None:
+    """The workflow state when the session's campaign holds the call back (see the module
+    docstring); ``None`` for a single trigger or an open campaign. An unreadable campaign item
+    raises :class:`NoSlotFree`: the Retry asks again rather than dialling without its answer."""
+    if not session.campaign_id:
+        return None
+    try:
+        answer = campaign_gate(services.store, session.campaign_id, now)
+    except (BotoCoreError, ClientError) as error:
+        raise NoSlotFree(f"campaign unreadable: {type(error).__name__}") from error
+    if answer.verdict == "cancelled":
+        return finish_without_call(services, session, Outcome.CANCELLED, answer.reason)
+    if answer.verdict == "closed" and answer.reopens_at is not None:
+        return _wait(services, session, answer.reopens_at, answer.reason)
+    if answer.verdict == "paused":
+        pause = timedelta(seconds=services.settings.campaign_pause_recheck_seconds)
+        return _wait(services, session, now + pause, answer.reason)
+    return None
+
+
+def _wait(services: Services, session: Session, until: datetime, why: str) -> dict[str, Any]:
+    """Back through the workflow's Wait state until ``until``, holding no slot and with the
+    queueing deadline cleared. The timeline gets ``why`` once per stretch of waiting, not at
+    every recheck of a long pause."""
+    repeated = bool(session.timeline) and session.timeline[-1].event == why
+    services.store.set_fields(
+        session.session_id,
+        {"next_attempt_at": iso(until), "queued_at": ""},
+        event=None if repeated else why,
+        detail=None if repeated else {"until": iso(until)},
+    )
+    return next_state(services, session.session_id, WAIT, until)
 
 
 def _queue(
