@@ -34,10 +34,9 @@ import hashlib
 import time
 from collections.abc import Callable, Collection
 from decimal import Decimal, DecimalException
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callflow.aws import CONDITION_FAILED, error_code
-from callflow.config import Settings
 from callflow.models import (
     Session,
     SessionStatus,
@@ -46,6 +45,9 @@ from callflow.models import (
     progress_of,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from callflow.config import Settings
 
 MAX_NESTING = 32
 """DynamoDB stores maps and lists nested at most 32 levels deep."""

@@ -312,6 +312,20 @@ def test_unreadable_secrets_are_a_503_on_every_route(
         }
 
 
+def test_health_needs_no_settings_and_answers_while_secrets_are_unreadable(
+    unreachable: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.parameters import base
+
+    monkeypatch.setattr(base, "DEFAULT_PROVIDERS", {})
+    monkeypatch.setenv("CALLFLOW_SECRETS_ID", "callflow/secrets")
+    reset_settings()
+
+    response = unreachable.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
 @pytest.mark.parametrize(
     ("route", "operation", "code"),
     [
