@@ -10,6 +10,7 @@ for a provider's refusal) with a reason, also never a 500.
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -481,5 +482,38 @@ async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 from callflow_functions.campaign_routes import router as campaign_router  # noqa: E402
 
 app.include_router(campaign_router)
+
+#: What the routes import on first use. Under SnapStart (``api_snap_start`` in the stage) they are
+#: imported during initialisation instead, so the snapshot holds them and a restored container
+#: does not pay for them again. Nothing here builds a client or reads a secret: a connection made
+#: before the snapshot is dead after a restore, and a secret read then would be frozen into every
+#: container restored from it (docs/operations.md, "Cold starts and SnapStart").
+ROUTE_MODULES = (
+    "boto3",
+    "callflow.config",
+    "callflow.store",
+    "callflow.lifecycle.call_events",
+    "callflow.lifecycle.media_configs",
+    "callflow.lifecycle.trigger",
+    "callflow.lifecycle.analysis",
+    "callflow.providers.infobip.events",
+    "callflow.providers.elevenlabs.client",
+    "callflow.campaigns.control",
+    "callflow.campaigns.report",
+    "callflow_functions.trigger_body",
+    "starlette.concurrency",
+)
+
+
+def import_route_modules() -> None:
+    """Import :data:`ROUTE_MODULES` (for the snapshot: see there)."""
+    import importlib
+
+    for name in ROUTE_MODULES:
+        importlib.import_module(name)
+
+
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    import_route_modules()
 
 handler = Mangum(app, lifespan="off")
