@@ -3,9 +3,10 @@
 When the person answers, Infobip posts CALL_ESTABLISHED; the API creates the dialog to the
 bridge; Infobip opens the media WebSocket; the bridge admits it (one conditional write), opens the
 agent conversation (a signed URL, the handshake, the initiation); the agent answers with its
-formats and its greeting; the bridge sends the first 20 ms of it to Infobip on the caller's next
-frame. Everything between the API receiving the event and Infobip receiving that frame is the
-silence the person hears. This benchmark runs that path call after call, with the real parts:
+formats and its greeting; the bridge sends the first 20 ms of it to Infobip as it arrives (the
+following frames on the caller's frames). Everything between the API receiving the event and
+Infobip receiving that frame is the silence the person hears. This benchmark runs that path call
+after call, with the real parts:
 
 - the API (``callflow_functions.api.handler``, Mangum as on Lambda) in a process of its own,
   warm, given each event as Lambda would give it;
@@ -23,8 +24,8 @@ from the initiation received to the first audio sent. So is the wait for DynamoD
 ``URLLib3Session.send``), as ``bench/api_webhooks.py`` does: moto is slower than DynamoDB, and a
 loaded machine slows its process further. ``own`` is the whole path less the union of all those
 intervals: the event handling, the bridge's admission, the socket handshakes and the relay of the
-first frame, including its wait for the caller's next frame (the bridge's output is paced by
-Infobip's 20 ms frames, ``first_frame_ms``). ``with_aws`` adds the DynamoDB waits back.
+first frame (``first_frame_ms``: from the agent's first audio sent to Infobip receiving it; it
+no longer waits for the caller's next 20 ms frame). ``with_aws`` adds the DynamoDB waits back.
 
 Two modes, alternating, over several rounds: ``prefetched`` (the session carries the signed URL
 the place-call task fetched, :mod:`callflow.lifecycle.agent_url`) and ``fetched`` (none: the

@@ -11,6 +11,17 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 """DynamoDB's answer when a conditional write's condition does not hold."""
 
 
+class SecretsUnavailable(RuntimeError):
+    """Secrets Manager could not be read (unreachable, throttled, refused); ``reason`` says why
+    without naming the secret's value. Nothing is cached, so the next call tries again. (Here
+    rather than in :mod:`callflow.config`: the API registers its handler at import, and the
+    health route must not pay for the settings module.)"""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def error_code(error: BaseException) -> str:
     """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
     response = getattr(error, "response", None)

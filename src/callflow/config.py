@@ -18,7 +18,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from callflow.aws import failure_reason
+from callflow.aws import SecretsUnavailable, failure_reason
+
+__all__ = ["SecretsUnavailable", "Settings", "get_settings", "reset_settings"]
 
 MachinePolicy = Literal["hangup", "continue"]
 DetectionFailedPolicy = Literal["connect", "hangup"]
@@ -268,15 +270,6 @@ class Settings(BaseSettings):
     def overrides(self) -> dict[str, Any]:
         """The parsed ``conversation_config_override``; empty when none is configured."""
         return dict(json.loads(self.elevenlabs_overrides)) if self.elevenlabs_overrides else {}
-
-
-class SecretsUnavailable(RuntimeError):
-    """Secrets Manager could not be read (unreachable, throttled, refused); ``reason`` says why
-    without naming the secret's value. Nothing is cached, so the next call tries again."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _secret_values(secrets_id: str) -> dict[str, Any]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from callflow.config import Settings, get_settings
-
 if TYPE_CHECKING:
     from callflow.admission.pools import Pools
     from callflow.admission.rates import Rates
     from callflow.campaigns.store import CampaignStore
+    from callflow.config import Settings
     from callflow.consent.caps import FrequencyCaps
     from callflow.consent.rules import ContactRules
     from callflow.consent.suppression import SuppressionList
@@ -133,6 +132,8 @@ def get_services() -> Services:
     """The process-wide services, built from :func:`get_settings` on first use."""
     global _services
     if _services is None:
+        from callflow.config import get_settings  # not at import: health needs no settings
+
         _services = Services(get_settings())
     return _services
 

@@ -34,10 +34,9 @@ import hashlib
 import time
 from collections.abc import Callable, Collection
 from decimal import Decimal, DecimalException
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callflow.aws import CONDITION_FAILED, error_code
-from callflow.config import Settings
 from callflow.models import (
     Session,
     SessionStatus,
@@ -46,6 +45,9 @@ from callflow.models import (
     progress_of,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from callflow.config import Settings
 
 MAX_NESTING = 32
 """DynamoDB stores maps and lists nested at most 32 levels deep."""
@@ -202,13 +204,15 @@ class SessionStore:
         event: str | None = None,
         detail: dict[str, Any] | None = None,
         same_attempt: bool = False,
+        then_event: str | None = None,
     ) -> Session | None:
         """Move the session forward to ``status``; ``None`` when it is already there or past it.
 
         ``attempt`` places call phases on the right attempt; omitted, the session's current
         attempt is not checked, so give it for every provider event. ``same_attempt`` also
         requires the session to be on that attempt already (and to exist): a provider event can
-        then move it with this one write, no read first.
+        then move it with this one write, no read first. ``then_event`` is a second timeline
+        entry recorded after ``event`` by the same write (an action the move also claims).
         """
         updates: dict[str, Any] = dict(fields or {})
         updates["status"] = status.value
@@ -233,6 +237,7 @@ class SessionStore:
             values=values,
             event=event or status.value,
             detail=detail,
+            then_event=then_event,
         )
 
     def set_fields(
@@ -557,6 +562,7 @@ class SessionStore:
         names: dict[str, str] | None = None,
         event: str | None = None,
         detail: dict[str, Any] | None = None,
+        then_event: str | None = None,
     ) -> Session | None:
         names = dict(names or {})
         values = dict(values or {})
@@ -577,7 +583,8 @@ class SessionStore:
             sets.insert(0, "#before = if_not_exists(#ostatus, :nothing)")
         if event:
             names["#timeline"] = "timeline"
-            values[":entry"] = [to_dynamo(_entry(event, detail).model_dump(), depth=2)]
+            entries = [_entry(event, detail), *([_entry(then_event)] if then_event else [])]
+            values[":entry"] = [to_dynamo(entry.model_dump(), depth=2) for entry in entries]
             values[":nil"] = []
             sets.append("#timeline = list_append(if_not_exists(#timeline, :nil), :entry)")
         try:

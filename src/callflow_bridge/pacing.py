@@ -5,7 +5,8 @@ seen to drop when the output stream has gaps once audio started. So the bridge n
 agent's audio as it arrives: it queues it (already in the phone leg's format) and releases exactly
 one 20 ms frame for each 20 ms of caller audio that Infobip sends. Infobip's own stream is the
 clock, so the output can neither drift nor run ahead of real time, and a ``clear`` on barge-in
-only has to flush the little that is in flight.
+only has to flush the little that is in flight. (The agent's very first frame of a call goes out
+when it arrives, which starts Infobip's playback; see :mod:`callflow_bridge.phone_leg`.)
 
 The queue is a single ``bytearray`` with a read offset: appending and slicing a frame are the only
 per-frame work, and the buffer is compacted only when the consumed prefix grows large.

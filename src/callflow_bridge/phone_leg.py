@@ -2,7 +2,11 @@
 
 Each 20 ms of caller audio that arrives releases one 20 ms frame of the agent's queued audio (see
 :mod:`callflow_bridge.pacing`): Infobip's stream is the clock, so the output can neither drift nor
-run ahead of real time.
+run ahead of real time. One exception starts that clock: nothing is sent to Infobip until the
+agent first speaks, so the agent's first frame goes out the moment it is queued (:meth:`queue`)
+instead of on the caller's next frame. Infobip starts playing it then, and the caller's frames
+release the following ones, each no later than the one before it ends (one frame out per frame in,
+as before), so the playback buffer never runs ahead by more than that one frame.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from . import protocol
 from .audio import AudioFormat
 from .frame_stats import FrameStats
 from .metrics import CallMetrics
-from .pacing import OutboundPacer
+from .pacing import OutboundPacer, Tick
 from .sockets import MessageSocket, SocketClosed
 from .turns import TurnTimer
 
@@ -37,6 +41,8 @@ class PhoneLeg:
         self.frames = FrameStats()
         """What the stream sent: sizes, cadence, text events (for the operator's doctor)."""
         self._credit = 0
+        self._playing = False
+        """Whether anything was sent to Infobip yet (its playback clock has started)."""
 
     def valid_audio(self, frame: bytes) -> bool:
         """Whether a binary frame can be 16-bit PCM; counts the ones that cannot."""
@@ -44,6 +50,13 @@ class PhoneLeg:
             self.malformed += 1
             return False
         return True
+
+    def queue(self, audio: bytes, now: float) -> None:
+        """Queue agent audio (phone-leg format); the agent's very first frame is sent at once."""
+        pacer = self.pacer
+        pacer.push(audio, now)
+        if not self._playing and pacer.queued_bytes >= self.frame_bytes:
+            self._send(pacer.tick(now), now)
 
     def release(self, size: int, now: float) -> None:
         """``size`` bytes of caller audio arrived: send one frame out for each frame's worth
@@ -53,15 +66,18 @@ class PhoneLeg:
         pacer = self.pacer
         while self._credit >= self.frame_bytes:
             self._credit -= self.frame_bytes
-            tick = pacer.tick(now)
-            if tick.frame is None:
-                continue
-            self.socket.send_now(tick.frame)
-            if tick.audio:
-                self.metrics.frames_relayed += 1
-            latency = self.turns.agent_frame_sent(tick.audio, now)
-            if latency is not None:
-                self.metrics.add_turn_latency(latency)
+            self._send(pacer.tick(now), now)
+
+    def _send(self, tick: Tick, now: float) -> None:
+        if tick.frame is None:
+            return
+        self._playing = True
+        self.socket.send_now(tick.frame)
+        if tick.audio:
+            self.metrics.frames_relayed += 1
+        latency = self.turns.agent_frame_sent(tick.audio, now)
+        if latency is not None:
+            self.metrics.add_turn_latency(latency)
 
     async def clear(self) -> None:
         """Barge-in: drop the queued agent audio here and in Infobip's playback buffer."""

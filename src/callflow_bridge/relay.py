@@ -500,7 +500,7 @@ class CallRelay:
             return
         if not formats.to_phone.identity:
             self.call.conversions += 1
-        phone.pacer.push(formats.to_phone.convert(audio), time.monotonic())
+        phone.queue(formats.to_phone.convert(audio), time.monotonic())
 
     async def _metadata(self, event: dict[str, Any]) -> None:
         assert self.phone is not None

@@ -10,6 +10,7 @@ for a provider's refusal) with a reason, also never a 500.
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,8 +19,7 @@ from fastapi.responses import JSONResponse
 from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callflow.aws import failure_reason
-from callflow.config import SecretsUnavailable, get_settings
+from callflow.aws import SecretsUnavailable, failure_reason
 from callflow.masking import mask
 from callflow.models import is_session_id
 from callflow.observability import bind_session, logger
@@ -40,12 +40,23 @@ from callflow_functions.auth import (
 )
 
 if TYPE_CHECKING:
+    from callflow.config import Settings
     from callflow.providers.elevenlabs.client import (
         Conversation,
         SignedDelivery,
         VerifiedDelivery,
     )
     from callflow.providers.infobip.events import InfobipEvent
+
+
+def get_settings() -> Settings:
+    """The process's settings (:func:`callflow.config.get_settings`), the module imported by the
+    first request that needs them: pydantic-settings costs ~0.1 s of imports on top of FastAPI's
+    pydantic, and the health route needs no settings."""
+    from callflow.config import get_settings as settings
+
+    return settings()
+
 
 app = FastAPI(
     title="callflow",
@@ -61,6 +72,8 @@ class BodyTooLarge(Exception):
 
 
 ELEVENLABS_WEBHOOK_PATH = "/webhooks/elevenlabs"
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods whose routes never read a body: no limit to apply, so no settings to read (health)."""
 
 
 class BodyLimit:
@@ -68,7 +81,7 @@ class BodyLimit:
 
     The post-call webhook has its own, larger limit (``elevenlabs_max_body_bytes``): a long
     transcription passes 256 KB, and the limit is applied before the signature check, so a body
-    cut by it could never be authenticated at all.
+    cut by it could never be authenticated at all. Requests of a bodiless method pass untouched.
     """
 
     def __init__(self, inner: ASGIApp) -> None:
@@ -77,7 +90,7 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass HTTP requests through, answering 413 when the declared length or the body read so
         far exceeds the limit."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in _BODILESS:
             await self.inner(scope, receive, send)
             return
         try:
@@ -469,5 +482,38 @@ async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 from callflow_functions.campaign_routes import router as campaign_router  # noqa: E402
 
 app.include_router(campaign_router)
+
+#: What the routes import on first use. Under SnapStart (``api_snap_start`` in the stage) they are
+#: imported during initialisation instead, so the snapshot holds them and a restored container
+#: does not pay for them again. Nothing here builds a client or reads a secret: a connection made
+#: before the snapshot is dead after a restore, and a secret read then would be frozen into every
+#: container restored from it (docs/operations.md, "Cold starts and SnapStart").
+ROUTE_MODULES = (
+    "boto3",
+    "callflow.config",
+    "callflow.store",
+    "callflow.lifecycle.call_events",
+    "callflow.lifecycle.media_configs",
+    "callflow.lifecycle.trigger",
+    "callflow.lifecycle.analysis",
+    "callflow.providers.infobip.events",
+    "callflow.providers.elevenlabs.client",
+    "callflow.campaigns.control",
+    "callflow.campaigns.report",
+    "callflow_functions.trigger_body",
+    "starlette.concurrency",
+)
+
+
+def import_route_modules() -> None:
+    """Import :data:`ROUTE_MODULES` (for the snapshot: see there)."""
+    import importlib
+
+    for name in ROUTE_MODULES:
+        importlib.import_module(name)
+
+
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    import_route_modules()
 
 handler = Mangum(app, lifespan="off")

@@ -15,7 +15,6 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from callflow.config import get_settings
 from callflow.services import get_services
 from callflow_functions.auth import check_bearer
 
@@ -25,6 +24,8 @@ ACTIONS = ("pause", "resume", "cancel")
 
 
 def _authorized(request: Request) -> None:
+    from callflow.config import get_settings  # not at import (see callflow_functions.api)
+
     check_bearer(request.headers.get("authorization"), get_settings().status_api_token)
 
 

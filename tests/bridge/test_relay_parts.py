@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import numpy as np
 
 from callflow_bridge.call_end import CallEnd, EndReason
 from callflow_bridge.early_audio import EarlyAudio
+from callflow_bridge.metrics import CallMetrics
+from callflow_bridge.phone_leg import PhoneLeg
+from callflow_bridge.sockets import MessageSocket
 from callflow_bridge.transcript import Transcript
 from callflow_bridge.turns import TurnTimer
 
@@ -96,3 +100,56 @@ async def test_a_timed_end_fires_unless_cancelled() -> None:
 
 def test_a_relay_that_stopped_without_a_reason_is_a_bridge_error() -> None:
     assert CallEnd().final_reason is EndReason.BRIDGE_ERROR
+
+
+class _SentFrames:
+    """The media socket as the phone leg writes to it: what was sent, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send_now(self, message: bytes) -> None:
+        self.sent.append(message)
+
+    async def send(self, message: str | bytes) -> None:
+        self.sent.append(message if isinstance(message, bytes) else message.encode())
+
+
+def _phone_leg() -> tuple[PhoneLeg, _SentFrames]:
+    socket = _SentFrames()
+    return PhoneLeg(cast(MessageSocket, socket), 16000, CallMetrics(), TurnTimer()), socket
+
+
+def test_the_agents_first_frame_goes_out_at_once_and_the_next_on_the_callers_frames() -> None:
+    phone, socket = _phone_leg()
+    frame = phone.frame_bytes
+    phone.queue(b"\x01" * frame * 3, now=0.005)
+    assert socket.sent == [b"\x01" * frame]  # not waiting for the caller's next frame
+    phone.queue(b"\x02" * frame, now=0.006)
+    assert len(socket.sent) == 1  # the clock has started: later audio waits for it
+    phone.release(frame, now=0.02)
+    phone.release(frame, now=0.04)
+    phone.release(frame, now=0.06)
+    assert socket.sent[1:] == [b"\x01" * frame, b"\x01" * frame, b"\x02" * frame]
+    phone.release(frame, now=0.5)
+    assert socket.sent[-1] == phone.pacer.silence
+
+
+def test_a_first_chunk_shorter_than_a_frame_waits_for_the_callers_frame() -> None:
+    phone, socket = _phone_leg()
+    phone.queue(b"\x01" * (phone.frame_bytes // 2), now=0.0)
+    assert socket.sent == []
+    phone.release(phone.frame_bytes, now=0.2)
+    assert socket.sent == [b"\x01" * (phone.frame_bytes // 2) + bytes(phone.frame_bytes // 2)]
+
+
+async def test_after_a_barge_in_the_agents_audio_waits_for_the_callers_frames() -> None:
+    phone, socket = _phone_leg()
+    frame = phone.frame_bytes
+    phone.queue(b"\x01" * frame * 5, now=0.0)
+    await phone.clear()
+    sent = len(socket.sent)
+    phone.queue(b"\x02" * frame, now=0.01)
+    assert len(socket.sent) == sent  # Infobip is playing (silence): no frame ahead of the clock
+    phone.release(frame, now=0.02)
+    assert socket.sent[-1] == b"\x02" * frame

@@ -114,3 +114,32 @@ def test_synth_fails_on_an_unacknowledged_finding_and_passes_once_justified(
     with pytest.raises(RuntimeError, match=r"(?s)ValidationFailed.*AwsSolutions-SNS3"):
         synth(justified=False)
     synth(justified=True)
+
+
+def test_prod_starts_the_api_from_a_snapshot_through_an_alias_and_dev_does_not(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    def snap_started(s: Synthesized) -> set[str]:
+        return {
+            logical_id
+            for logical_id, function in s.of_type("AWS::Lambda::Function").items()
+            if function["Properties"].get("SnapStart") == {"ApplyOn": "PublishedVersions"}
+        }
+
+    api = prod.logical_id(prod.stack.functions.api)
+    assert snap_started(prod) == {api}
+    assert snap_started(dev) == set()
+    (alias,) = prod.of_type("AWS::Lambda::Alias").values()
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionName"] == {"Ref": api}
+    (version_id,) = prod.of_type("AWS::Lambda::Version")
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    alias_id = prod.logical_id(prod.stack.functions.api_target)
+    for integrations, function in ((prod, {"Ref": alias_id}), (dev, None)):
+        (integration,) = integrations.of_type("AWS::ApiGatewayV2::Integration").values()
+        uri = integration["Properties"]["IntegrationUri"]
+        if function is None:
+            assert uri == {"Fn::GetAtt": [dev.logical_id(dev.stack.functions.api), "Arn"]}
+        else:
+            assert uri == function
+    assert dev.of_type("AWS::Lambda::Alias") == {}

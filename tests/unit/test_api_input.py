@@ -312,6 +312,20 @@ def test_unreadable_secrets_are_a_503_on_every_route(
         }
 
 
+def test_health_needs_no_settings_and_answers_while_secrets_are_unreadable(
+    unreachable: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.parameters import base
+
+    monkeypatch.setattr(base, "DEFAULT_PROVIDERS", {})
+    monkeypatch.setenv("CALLFLOW_SECRETS_ID", "callflow/secrets")
+    reset_settings()
+
+    response = unreachable.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
 @pytest.mark.parametrize(
     ("route", "operation", "code"),
     [
@@ -565,3 +579,25 @@ def test_a_multipart_trigger_is_authenticated_before_it_is_read(client: TestClie
         "/webhooks/zoho", content=b"--other\r\ngarbage", headers={"Content-Type": MULTIPART}
     )
     assert response.status_code == 401
+
+
+def test_the_modules_a_snapshot_holds_are_the_routes_own_and_import_without_settings() -> None:
+    import subprocess
+    import sys
+
+    from callflow_functions import api
+
+    script = (
+        "import os, sys\n"
+        "os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'] = 'snap-start'\n"
+        "os.environ['CALLFLOW_SECRETS_ID'] = 'callflow/never-read'\n"
+        "import callflow_functions.api as api\n"
+        "import callflow.config as config\n"
+        "missing = [m for m in api.ROUTE_MODULES if m not in sys.modules]\n"
+        "assert not missing, missing\n"
+        "assert config.get_settings.cache_info().currsize == 0, 'settings read before snapshot'\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)  # noqa: S603
+    assert done.stdout.strip() == "ok", done.stderr
+    assert {"callflow.lifecycle.call_events", "callflow.config"} <= set(api.ROUTE_MODULES)

@@ -435,3 +435,18 @@ def test_an_error_of_a_call_infobip_no_longer_knows_is_ignored(
     services: Services, infobip: FakeCallsApi
 ) -> None:
     assert handle(services, event("error")) == "ignored: not a callflow call"
+
+
+def test_without_detection_the_answer_and_the_dialog_claim_are_one_write(
+    services: Services, infobip: FakeCallsApi
+) -> None:
+    calls = dynamodb_operations(services)
+    assert handle(services, event("established")) == "dialog created"
+    made = list(calls)
+    session = services.store.require("s1")
+    events = [entry.event for entry in session.timeline]
+    assert events[-3:] == ["answered", "connecting agent", "dialog created"]
+    assert session.dialog_requested
+    # The answer with the claim, the dialog rate's turn, the bridge token, the dialog id.
+    assert made == ["UpdateItem"] * 4
+    assert infobip.creation_requests() == 1

@@ -77,6 +77,7 @@ class Functions(Construct):
         environment: dict[str, str],
         log_retention: logs.RetentionDays,
         removal: RemovalPolicy,
+        api_snap_start: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         code = lambda_.Code.from_asset(
@@ -103,6 +104,11 @@ class Functions(Construct):
                 tracing=lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 description=f"callflow {spec.module}",
+                snap_start=(
+                    lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS
+                    if api_snap_start and spec is API
+                    else None
+                ),
             )
             if spec.every_minutes:
                 events.Rule(
@@ -111,6 +117,14 @@ class Functions(Construct):
                     schedule=events.Schedule.rate(Duration.minutes(spec.every_minutes)),
                     targets=[targets.LambdaFunction(self.by_module[spec.module])],
                 )
+
+        self.api_target: lambda_.IFunction = self.api
+        """What the HTTP API invokes: the function, or with SnapStart (which applies to
+        published versions only, never ``$LATEST``) an alias of its current version."""
+        if api_snap_start:
+            self.api_target = lambda_.Alias(
+                self, "ApiLive", alias_name="live", version=self.api.current_version
+            )
 
     @property
     def api(self) -> lambda_.Function:

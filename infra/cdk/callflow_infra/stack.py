@@ -84,6 +84,7 @@ class CallflowStack(Stack):
             },
             log_retention=retention,
             removal=removal,
+            api_snap_start=stage.api_snap_start,
         )
         for function in self.functions.by_module.values():
             self.state.table.grant_read_write_data(function)
@@ -161,7 +162,11 @@ class CallflowStack(Stack):
         )
 
         self.http = HttpApi(
-            self, "Http", handler=api_function, log_retention=retention, removal=removal
+            self,
+            "Http",
+            handler=self.functions.api_target,
+            log_retention=retention,
+            removal=removal,
         )
 
         self.bridge = Bridge(

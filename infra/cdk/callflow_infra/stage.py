@@ -43,6 +43,10 @@ class StageConfig:
     alarm_email: str = ""
     log_retention_days: int = 30
     removal_policy: str = "destroy"
+    api_snap_start: bool = False
+    """SnapStart for the API function (docs/operations.md, "Cold starts and SnapStart"): the HTTP
+    API then invokes an alias of its latest published version, restored from a snapshot taken
+    after the route modules were imported."""
     settings: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -122,7 +126,7 @@ def _check_settings(stage: str, settings: dict[str, str]) -> None:
 def _check_types(config: StageConfig) -> None:
     for name, spec in StageConfig.__dataclass_fields__.items():
         value = getattr(config, name)
-        expected = int if spec.type == "int" else (str if spec.type == "str" else None)
+        expected = {"int": int, "str": str, "bool": bool}.get(str(spec.type))
         if expected is not None and (type(value) is not expected):
             raise StageConfigError(
                 f"stage {config.name!r}: {name!r} must be {expected.__name__}, got {value!r}"

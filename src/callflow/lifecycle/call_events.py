@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 MACHINE_STATE = "MACHINE_DETECTED"
 HUMAN, MACHINE, DETECTION_FAILED = "HUMAN", "MACHINE", "FAILED"
 
+CONNECTING = "connecting agent"
+"""The timeline entry of the dialog's claim."""
 DIALOG_RATE = "infobip-dialogs"
 """The account-wide schedule of Infobip dialog creations."""
 
@@ -84,18 +86,7 @@ def handle(services: Services, event: InfobipEvent) -> str:
         )
         return "ringing" if moved else _not_applied(services, session_id, attempt)
     if kind == "CALL_ESTABLISHED":
-        moved = services.store.advance(
-            session_id,
-            SessionStatus.IN_CALL,
-            attempt=attempt,
-            fields={"call_state": "ESTABLISHED", "call_answered_at": iso(utcnow())},
-            event="answered",
-            same_attempt=True,
-        )
-        if moved is None:
-            return _answered_again(services, session_id, attempt, event.call_id)
-        count(Metric.CALLS_ANSWERED)
-        return connect_when_ready(services, moved, attempt, event.call_id)
+        return _answered(services, session_id, attempt, event.call_id)
     if kind in ("MACHINE_DETECTION_FINISHED", "MACHINE_DETECTION_FAILED"):
         return _machine_detection(services, session_id, attempt, event)
     if kind in ("CALL_FINISHED", "CALL_FAILED"):
@@ -103,6 +94,37 @@ def handle(services: Services, event: InfobipEvent) -> str:
     if kind in DIALOG_FAILURE_EVENTS:
         return _dialog_failed(services, session_id, attempt, event)
     return f"ignored: {kind}"
+
+
+def _answered(services: Services, session_id: str, attempt: int, call_id: str) -> str:
+    """Record the answer; without machine detection the same write claims the dialog request.
+
+    The claim needs no condition of its own: this write is the one that moves the attempt into
+    IN_CALL (a duplicate or a reconciliation that got there first makes it fail, and
+    :func:`_answered_again` takes over), ``dialog_requested`` is cleared when the attempt is
+    placed, and every other claim requires the attempt to be IN_CALL already. So no one can
+    have claimed this attempt's dialog before it; one write less on the way to the first words.
+    With detection on, the verdict may still be missing, so the claim stays in
+    :func:`connect_bridge`."""
+    claim = not services.settings.infobip_machine_detection
+    fields: dict[str, Any] = {"call_state": "ESTABLISHED", "call_answered_at": iso(utcnow())}
+    if claim:
+        fields["dialog_requested"] = True
+    moved = services.store.advance(
+        session_id,
+        SessionStatus.IN_CALL,
+        attempt=attempt,
+        fields=fields,
+        event="answered",
+        then_event=CONNECTING if claim else None,
+        same_attempt=True,
+    )
+    if moved is None:
+        return _answered_again(services, session_id, attempt, call_id)
+    count(Metric.CALLS_ANSWERED)
+    if claim:
+        return connect_bridge(services, session_id, attempt, call_id, claimed=moved)
+    return connect_when_ready(services, moved, attempt, call_id)
 
 
 def _with_call_data(services: Services, event: InfobipEvent) -> InfobipEvent:
@@ -182,7 +204,14 @@ def _answered_again(services: Services, session_id: str, attempt: int, call_id: 
     return "duplicate"
 
 
-def connect_bridge(services: Services, session_id: str, attempt: int, call_id: str) -> str:
+def connect_bridge(
+    services: Services,
+    session_id: str,
+    attempt: int,
+    call_id: str,
+    *,
+    claimed: Session | None = None,
+) -> str:
     """Create the dialog from the answered call to the bridge's WebSocket, exactly once.
 
     One event handler claims the request (a conditional write on ``dialog_requested``), so
@@ -197,16 +226,20 @@ def connect_bridge(services: Services, session_id: str, attempt: int, call_id: s
     found instead of created keeps the hash stored for it. In per-session routing the attempt's
     own config (``media_config_id``, made when the call was placed) already carries the
     attempt's token in its URL: the dialog goes to it and no token is made here.
+
+    ``claimed`` is the session as the write that already made the claim returned it
+    (:func:`_answered`); without it the claim is made here.
     """
     from callflow.lifecycle import media_configs  # its Infobip client: not for every event
 
-    claimed = services.store.set_fields(
-        session_id,
-        {"dialog_requested": True},
-        only_if_absent="dialog_requested",
-        only_if_equal={"attempt": attempt, "status": SessionStatus.IN_CALL.value},
-        event="connecting agent",
-    )
+    if claimed is None:
+        claimed = services.store.set_fields(
+            session_id,
+            {"dialog_requested": True},
+            only_if_absent="dialog_requested",
+            only_if_equal={"attempt": attempt, "status": SessionStatus.IN_CALL.value},
+            event=CONNECTING,
+        )
     if claimed is None:
         return "duplicate: dialog already requested or call over"
     parent = call_id or claimed.call_id
