@@ -111,7 +111,7 @@ def _send(stack: LocalStack, case: Any) -> httpx.Response:
     elif path == "/webhooks/elevenlabs":
         secret = secrets["elevenlabs_webhook_secret"]
         headers["ElevenLabs-Signature"] = sign_webhook(raw, secret, int(time.time()))
-    elif path == "/sessions/{session_id}":
+    elif path == "/sessions/{session_id}" or path.startswith("/campaigns"):
         headers["Authorization"] = f"Bearer {secrets['status_api_token']}"
     url = stack.api_url + path.format(**{k: quote(str(v), safe="") for k, v in params.items()})
     return httpx.request(
