@@ -165,6 +165,11 @@ class Settings(BaseSettings):
     whole outcome timeout)."""
     analysis_wait_seconds: int = 120
     """How long the workflow waits for the post-call webhook before polling the conversation."""
+    flows_dir: str = ""
+    """A directory of flow files (``config/flows/<name>.yaml``, one call purpose each; see
+    ``docs/flows.md``); empty runs the one flow built from these settings, named ``default``."""
+    default_flow: str = "default"
+    """The flow of a trigger that names none."""
     field_mapping_path: str = ""
     """A mapping file of your own; empty uses the default shipped in the package
     (``callflow/defaults/mapping.yaml``)."""

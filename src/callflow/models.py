@@ -177,6 +177,15 @@ class Session(BaseModel):
     max_attempts: int = 3
     campaign_id: str = ""
     """The campaign the session belongs to; empty for a single trigger."""
+    flow: str = ""
+    """The flow the trigger named (:mod:`callflow.flows`); empty for the default flow."""
+    agent_id: str = ""
+    """The flow's ElevenLabs agent, read by the bridge (which has no flow files); empty uses
+    ``CALLFLOW_ELEVENLABS_AGENT_ID``."""
+    agent_overrides: dict[str, Any] = Field(default_factory=dict)
+    """The flow's ``conversation_config_override``, sent by the bridge at initiation."""
+    caller_id: str = ""
+    """The flow's caller id; empty uses ``CALLFLOW_INFOBIP_FROM_NUMBER``."""
     slots: dict[str, str] = Field(default_factory=dict)
     """Admission slots this attempt holds: pool name -> lease id (see :mod:`callflow.admission`)."""
     queued_at: str = ""

@@ -15,6 +15,7 @@ from callflow.config import Settings, get_settings
 if TYPE_CHECKING:
     from callflow.admission.pools import Pools
     from callflow.admission.rates import Rates
+    from callflow.flows import FlowSet
     from callflow.mapping import FieldMapping
     from callflow.providers.elevenlabs.client import ElevenLabsClient
     from callflow.providers.infobip.calls import InfobipClient
@@ -72,6 +73,14 @@ class Services:
         return ElevenLabsClient(self.settings)
 
     @cached_property
+    def flows(self) -> FlowSet:
+        """The deployment's flows (:mod:`callflow.flows`); a file that does not validate raises
+        :class:`callflow.flows.FlowConfigError` here, at the process's first use."""
+        from callflow.flows import load_flows
+
+        return load_flows(self.settings)
+
+    @cached_property
     def mapping(self) -> FieldMapping:
         """The field mapping: the configured file, or the default shipped in the package."""
         from callflow.mapping import FieldMapping
@@ -93,7 +102,9 @@ def get_services() -> Services:
     """The process-wide services, built from :func:`get_settings` on first use."""
     global _services
     if _services is None:
-        _services = Services(get_settings())
+        services = Services(get_settings())
+        services.flows  # noqa: B018 - a flow file that does not validate stops the first use
+        _services = services
     return _services
 
 
