@@ -54,12 +54,19 @@ class AgentLeg:
         self._interrupted_id = -1
         self._tool_answers: set[asyncio.Task[None]] = set()
 
-    async def open(self, variables: dict[str, DynamicValue]) -> None:
-        """Connect and send the conversation's initiation; :class:`AgentUnavailable` if it
-        cannot be done within ``bridge_agent_connect_timeout``."""
+    async def open(
+        self,
+        variables: dict[str, DynamicValue],
+        agent_id: str = "",
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        """Connect to ``agent_id`` (the session's flow's; empty: the configured agent) and send
+        the conversation's initiation with ``overrides`` (``None``: the configured ones);
+        :class:`AgentUnavailable` if it cannot be done within ``bridge_agent_connect_timeout``."""
         timeout = self.settings.bridge_agent_connect_timeout
+        chosen = self.settings.overrides if overrides is None else overrides
         try:
-            url = await asyncio.wait_for(self.deps.signed_url(), timeout)
+            url = await asyncio.wait_for(self.deps.signed_url(agent_id), timeout)
             self.socket = await connect(
                 url,
                 open_timeout=timeout,
@@ -67,9 +74,7 @@ class AgentLeg:
                 compression=None,
                 close_timeout=2,
             )
-            await self.socket.send(
-                json.dumps(protocol.initiation(variables, self.settings.overrides))
-            )
+            await self.socket.send(json.dumps(protocol.initiation(variables, chosen)))
         except InvalidStatus as error:
             status = error.response.status_code
             raise AgentUnavailable(f"agent refused the connection: {status}") from None

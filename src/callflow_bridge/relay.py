@@ -120,6 +120,11 @@ class CallRelay:
         self.session_id = ""
         self.admitted = False
         self.variables: dict[str, DynamicValue] = {}
+        self.agent_id = ""
+        """The session's flow's agent; empty opens the configured one."""
+        self.agent_overrides: dict[str, Any] | None = None
+        """The session's flow's overrides; ``None`` (a session from before flows) sends the
+        configured ones."""
         self.phone: PhoneLeg | None = None
         self.formats: CallFormats | None = None
         self.early: EarlyAudio | None = None
@@ -177,6 +182,8 @@ class CallRelay:
                 await self.socket.close(1011, "session store unavailable")
             return False
         self.variables = session.variables
+        self.agent_id = session.agent_id
+        self.agent_overrides = session.agent_overrides if session.flow else None
         self.admitted = True
         self._connected_at = time.monotonic()
         self._content_type = hello.content_type
@@ -383,7 +390,7 @@ class CallRelay:
     async def _agent_loop(self) -> None:
         agent = self.agent
         try:
-            await agent.open(self.variables)
+            await agent.open(self.variables, self.agent_id, self.agent_overrides)
         except AgentUnavailable as error:
             self._agent_gone(EndReason.AGENT_UNAVAILABLE, str(error))
             return

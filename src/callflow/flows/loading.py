@@ -163,8 +163,9 @@ def load_flows(settings: Settings) -> FlowSet:
                 problems += error.problems
                 continue
             if flow.name in origin:
+                first = origin[flow.name]
                 problems.append(
-                    f"{path}: line 1: flow name {flow.name!r} is already used by {origin[flow.name]}"
+                    f"{path}: line 1: flow name {flow.name!r} is already used by {first}"
                 )
                 continue
             origin[flow.name] = str(path)
@@ -266,7 +267,8 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                return value
+                child: yaml.Node = value
+                return child
     return None
 
 
@@ -286,10 +288,13 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
                     found = value
                     line = key_node.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                found = node.value[part]
-                line = found.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            found = node.value[part]
+            line = found.start_mark.line + 1
         if found is None:
             if _is_type_tag(part):
                 continue

@@ -56,7 +56,9 @@ class Hours(_Strict):
 
     start: str = "09:00"
     end: str = "20:00"
-    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    days: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4, 5]
+    )
     """Weekdays, Monday = 0; names (``mon`` .. ``sun``) are accepted too."""
     outside: OutsideHoursPolicy = "wait"
     """A trigger outside the hours: ``wait`` for the next opening, or ``skip`` the call."""

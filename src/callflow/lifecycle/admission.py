@@ -46,7 +46,7 @@ def admit(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     attempt = attempt_to_place(session)
     now = utcnow()
     zone = session.timezone or settings.default_timezone
-    opening = calling_hours(services).next_opening(now, zone)
+    opening = calling_hours(services, session).next_opening(now, zone)
     if opening > now:
         services.store.set_fields(
             session.session_id,

@@ -13,7 +13,7 @@ from typing import Any
 
 from callflow.admission import slots
 from callflow.lifecycle import call_events, media_configs, workflow
-from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
+from callflow.models import Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
 from callflow.providers.errors import ProviderRejected
@@ -72,10 +72,11 @@ def first_check_after(services: Services) -> int:
     return max(1, min(bound, settings.outcome_timeout_seconds))
 
 
-def calling_hours(services: Services) -> CallingHours:
-    """The configured calling hours and weekdays."""
-    s = services.settings
-    return CallingHours.parse(s.calling_hours_start, s.calling_hours_end, s.weekday_set)
+def calling_hours(services: Services, session: Session | None = None) -> CallingHours:
+    """The calling hours and weekdays of the session's flow (the default flow's without one)."""
+    flows = services.flows
+    hours = (flows.of(session) if session is not None else flows.default).spec.hours
+    return CallingHours.parse(hours.start, hours.end, frozenset(hours.days))
 
 
 def finish_without_call(
@@ -105,10 +106,10 @@ def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
         session.session_id, {"phone": phone.e164, "timezone": zone}, event="prepared"
     )
     now = utcnow()
-    opening = calling_hours(services).next_opening(now, zone)
+    opening = calling_hours(services, session).next_opening(now, zone)
     if opening <= now:
         return next_state(services, session.session_id, CALL)
-    if settings.outside_hours_policy == "skip":
+    if services.flows.of(session).spec.hours.outside == "skip":
         return finish_without_call(
             services, session, Outcome.OUTSIDE_HOURS, f"outside calling hours in {zone}"
         )
@@ -194,6 +195,8 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
             moved.phone.lstrip("+"),
             custom_data={"session_id": session.session_id, "attempt": str(attempt)},
             external_id=f"{session.session_id}-{attempt}",
+            caller_id=moved.caller_id,
+            machine_detection=services.flows.of(moved).spec.machine.detection,
         )
     except Exception:
         # No call will use the config: it goes now, not at the sweep.
@@ -249,17 +252,18 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     # The session's outcome first: after an answered call with no agent conversation it says
     # agent_unavailable, where the call's own event said answered.
     outcome = session.outcome or Outcome(state.get("call", {}).get("outcome", "failed"))
-    if outcome not in RETRYABLE_OUTCOMES or session.attempt >= session.max_attempts:
-        if outcome in RETRYABLE_OUTCOMES:
+    rule = services.flows.of(session).spec.retry.rule_for(outcome)
+    if rule is None or rule.attempts <= 1 or session.attempt >= rule.attempts:
+        if rule is not None and rule.attempts > 1:
             services.store.set_fields(
                 session.session_id,
                 {"outcome_detail": _gave_up(outcome, session)},
                 event="giving up",
             )
         return next_state(services, session.session_id, WRITE_BACK)
-    earliest = utcnow() + timedelta(seconds=settings.retry_delay_seconds)
+    earliest = utcnow() + timedelta(seconds=rule.delay_seconds)
     zone = session.timezone or settings.default_timezone
-    when = calling_hours(services).next_opening(earliest, zone)
+    when = calling_hours(services, session).next_opening(earliest, zone)
     services.store.advance(
         session.session_id,
         SessionStatus.SCHEDULED,

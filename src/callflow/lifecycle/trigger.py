@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from callflow.flows import Flow, UnknownFlow
 from callflow.lifecycle import workflow
 from callflow.models import DynamicValue, Session, new_session_id
 from callflow.observability import logger
@@ -37,7 +38,7 @@ class TriggerRefused(Exception):
         self.session_id = session_id
 
 
-def record_fields(services: Services, module: str) -> list[str]:
+def record_fields(services: Services, module: str, flow: Flow | None = None) -> list[str]:
     """The fields read at trigger time: phone, time zone, the agent's variables, and the fields
     the writeback will touch for ``module`` (so the session keeps a "before" picture).
 
@@ -46,11 +47,11 @@ def record_fields(services: Services, module: str) -> list[str]:
     no ``Lead_Status`` on Contacts, no ``Company`` on Deals). ``callflow setup`` reports the
     configured fields a module lacks, in words; here they are skipped and logged.
     """
-    settings = services.settings
-    wanted = [settings.zoho_phone_field, settings.zoho_timezone_field, *settings.variable_fields]
-    wanted += services.mapping.fields(module)
-    if settings.zoho_call_status_field:
-        wanted.append(settings.zoho_call_status_field)
+    spec = (flow or services.flows.default).spec
+    wanted = [spec.phone_field, spec.timezone_field, *spec.variables]
+    wanted += (flow or services.flows.default).mapping.fields(module)
+    if spec.status_field:
+        wanted.append(spec.status_field)
     unique = list(dict.fromkeys(f for f in wanted if f))
     known = services.zoho.module_fields(module)
     missing = [f for f in unique if f not in known]
@@ -83,8 +84,11 @@ def dynamic_variables(record: dict[str, Any], fields: list[str]) -> dict[str, Dy
     return variables
 
 
-def start_session(services: Services, module: str, record_id: str) -> Session:
+def start_session(services: Services, module: str, record_id: str, flow_name: str = "") -> Session:
     """Claim the record, re-read it, create its session and start the session's workflow.
+
+    ``flow_name`` names the flow (empty: the default); an unknown one is refused (422) before
+    anything is claimed.
 
     Raises :class:`TriggerRefused` (409) when another session holds the record (active, or inside
     ``trigger_window_seconds``), before Zoho is asked anything. Any error after the claim
@@ -94,6 +98,10 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
     the session is returned as if nothing had failed.
     """
     settings = services.settings
+    try:
+        flow = services.flows.get(flow_name)
+    except UnknownFlow as error:
+        raise TriggerRefused(422, str(error)) from None
     session_id = new_session_id()
     blocking = services.store.claim_record(
         module, record_id, session_id, settings.trigger_window_seconds
@@ -103,7 +111,7 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
             409, f"a call session for {module}/{record_id} is active or too recent", blocking
         )
     try:
-        session = _open(services, module, record_id, session_id)
+        session = _open(services, module, record_id, session_id, flow)
     except Exception as error:
         started = _undo(services, module, record_id, session_id, error)
         if started is None:
@@ -113,21 +121,25 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
     return session
 
 
-def _open(services: Services, module: str, record_id: str, session_id: str) -> Session:
-    """Read the record, create the session from it, start its execution."""
+def _open(services: Services, module: str, record_id: str, session_id: str, flow: Flow) -> Session:
+    """Read the record, create the session from it (with what the flow's dial and bridge need),
+    start its execution."""
     settings = services.settings
-    record = services.zoho.get_record(module, record_id, record_fields(services, module))
+    spec = flow.spec
+    record = services.zoho.get_record(module, record_id, record_fields(services, module, flow))
     session = services.store.create(
         Session(
             session_id=session_id,
             module=module,
             record_id=record_id,
-            max_attempts=settings.max_attempts,
-            phone_raw=str(record.get(settings.zoho_phone_field) or ""),
-            timezone=str(record.get(settings.zoho_timezone_field) or "")
-            if settings.zoho_timezone_field
-            else "",
-            variables=dynamic_variables(record, settings.variable_fields),
+            flow=flow.name,
+            agent_id=spec.agent.agent_id,
+            agent_overrides=spec.agent.overrides,
+            caller_id=spec.caller_id,
+            max_attempts=spec.retry.most_attempts,
+            phone_raw=str(record.get(spec.phone_field) or ""),
+            timezone=str(record.get(spec.timezone_field) or "") if spec.timezone_field else "",
+            variables=dynamic_variables(record, spec.variables),
             record=record,
         )
     )

@@ -222,14 +222,15 @@ def collected(session: Session) -> dict[str, Any]:
 
 def _write_fields(services: Services, session: Session) -> dict[str, Any]:
     settings = services.settings
-    mapped = services.mapping.apply(
+    flow = services.flows.of(session)
+    mapped = flow.mapping.apply(
         collected(session),
         timezone=session.timezone or settings.default_timezone,
         module=session.module,
     )
     data = dict(mapped.fields)
-    if settings.zoho_call_status_field:
-        data[settings.zoho_call_status_field] = label(session.outcome)
+    if flow.spec.status_field:
+        data[flow.spec.status_field] = flow.status_value(session.outcome, label(session.outcome))
     problems = list(mapped.problems)
     # A field the module lacks (one mapping serves Leads, Contacts, Deals...) would be refused
     # by Zoho anyway, at the price of a second write: it is reported, not sent.
