@@ -177,7 +177,9 @@ def _simulate(max_concurrency: int, seed: int) -> dict[str, Any]:
                 session_id=f"r{record}",
                 module="Leads",
                 record_id=str(record),
-                phone="+14155550100",
+                # A number each, as in a real campaign: the frequency caps (per record and
+                # per number) count every dial, and none of these reaches its cap.
+                phone=f"+1415{5550000 + record}",
                 timezone="UTC",
             )
         )

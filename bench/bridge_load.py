@@ -30,6 +30,8 @@ Measured, per step of the ramp (100 legs first, then more until the target break
   for the first five legs. The session table is a moto server in its own process, so the bridge
   pays only the client side of each read and write, as with DynamoDB.
 - ``max_legs_under_target``: the largest step whose p99 stayed <= 20 ms (bounded ramp).
+
+``BENCH_BRIDGE_PROFILE=/path`` runs the bridge process under cProfile (see :data:`PROFILE_ENV`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ WARMUP_S = 1.5
 CONNECT_SPACING_S = 0.05
 """Infobip creates at most 20 dialogs a second per account: the fastest streams can arrive."""
 TIME_BUDGET_S = 150.0
+PROFILE_ENV = "BENCH_BRIDGE_PROFILE"
+"""When set to a path, the bridge process runs under cProfile and dumps its stats there on exit
+(the CPU figures of such a run are the profiler's, not the bridge's)."""
 
 
 # --- the bridge process ----------------------------------------------------------------------
@@ -153,7 +158,19 @@ def bridge_process(agent_port: int, sessions: int) -> None:
 
         import uvloop
 
-        uvloop.run(run())
+        profile_path = os.environ.get(PROFILE_ENV)
+        if not profile_path:
+            uvloop.run(run())
+            return
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            uvloop.run(run())
+        finally:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
 
 
 # --- the harness -----------------------------------------------------------------------------
@@ -514,6 +531,7 @@ class Harness:
             elapsed_s=t1 - t0,
             call_seconds=run.frames_sent * 0.02,
             rtts=list(run.rtts),
+            rss_kb=proc_rss_kb(pid),
         )
 
     async def close_legs(self) -> None:
@@ -535,6 +553,8 @@ class Window:
     elapsed_s: float
     call_seconds: float
     rtts: list[float]
+    rss_kb: int = 0
+    """The process's resident memory at the end of the window."""
 
     @property
     def cpu_ms_per_call_second(self) -> float:
@@ -554,6 +574,14 @@ def proc_cpu_s(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def proc_rss_kb(pid: int) -> int:
+    """A process's resident set size in kB, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def own_cpu_s() -> float:

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     secrets_id: str = ""
     """Secrets Manager secret (name or ARN) with the secret fields as a JSON object."""
     session_ttl_days: int = 30
+    campaign_state_machine_arn: str = ""
+    """The campaign state machine (``callflow_functions/campaign.asl.json``)."""
+    campaign_bucket: str = ""
+    """S3 bucket holding each campaign's enumerated records (its Distributed Map's items)."""
 
     # --- Zoho CRM -------------------------------------------------------------------------
     zoho_accounts_url: str = "https://accounts.zoho.com"
@@ -109,6 +113,11 @@ class Settings(BaseSettings):
     bridge_transcript_limit: int = 200
     bridge_dtmf_mode: DtmfMode = "contextual_update"
     bridge_agent_connect_timeout: float = 10.0
+    bridge_signed_url_max_age_seconds: int = 600
+    """The oldest prefetched signed URL the bridge still uses (the session's
+    ``agent_signed_url``); an older one, or none, is replaced by a fresh one from ElevenLabs.
+    ElevenLabs accepts one for 15 minutes; the margin covers clocks that differ between the task
+    that fetched it and the bridge."""
 
     # --- Admission ------------------------------------------------------------------------
     agent_pool_name: str = "elevenlabs"
@@ -132,6 +141,35 @@ class Settings(BaseSettings):
     """Dialog creations per second, account-wide (Infobip's limit is 20)."""
     rate_max_wait_seconds: float = 10.0
     """How long a Lambda waits for its turn at a rate before the workflow's Retry takes over."""
+
+    # --- Opt-outs and frequency caps -----------------------------------------------------
+    # The default flow's opt-out and caps (callflow.flows.loading.settings_document); a flow
+    # file supplies its own under optout: and caps:. Nothing else reads these fields.
+    optout_field: str = ""
+    """The record's checkbox (API name, e.g. a custom ``Do_Not_Call``) that says "never call":
+    read with the record at trigger time, checked before every dial, and set when the agent
+    collects an opt-out. Empty: no field is read or set (the suppression list still applies)."""
+    optout_item: str = "opt_out"
+    """The agent's data-collection item that carries an opt-out (true when the person asked
+    not to be called again). Empty: collected opt-outs are not looked for."""
+    cap_attempts_per_record: int = 3
+    """At most this many dials per CRM record in ``cap_window_seconds``, across every trigger
+    and campaign; 0 leaves the record cap out."""
+    cap_attempts_per_number: int = 3
+    """At most this many dials per phone number (E.164) in ``cap_window_seconds``; 0 leaves
+    the number cap out."""
+    cap_window_seconds: int = 24 * 3600
+    """The caps' rolling window."""
+
+    # --- Campaigns ------------------------------------------------------------------------
+    campaign_credit_budget: int = 1000
+    """Zoho API credits one campaign's enumeration may spend per day (Zoho counts credits over
+    a rolling 24 hours); past it the enumeration waits a day and resumes where it stopped."""
+    campaign_max_concurrency: int = 100
+    """The largest ``max_concurrency`` a campaign may ask for (its Distributed Map's
+    MaxConcurrency: records in progress at once; admission still caps the live calls)."""
+    campaign_max_records: int = 100_000
+    """The most records one campaign enumerates."""
 
     # --- API ------------------------------------------------------------------------------
     status_api_token: SecretStr = SecretStr("")
@@ -170,6 +208,11 @@ class Settings(BaseSettings):
     ``docs/flows.md``); empty runs the one flow built from these settings, named ``default``."""
     default_flow: str = "default"
     """The flow of a trigger that names none."""
+    zoho_note_max_chars: int = 65535
+    """Past this many characters a note keeps the summary and the transcript's first lines, and
+    the whole transcript goes on the record as a text attachment. Zoho's own limit is 65535
+    (``Note_Content`` maxLength in Zoho's v8 OpenAPI description, ``zoho/crm-oas``
+    ``v8.0/notes``); a lower value is allowed, a higher one refused."""
     field_mapping_path: str = ""
     """A mapping file of your own; empty uses the default shipped in the package
     (``callflow/defaults/mapping.yaml``)."""
@@ -180,6 +223,20 @@ class Settings(BaseSettings):
         hours, _, minutes = value.partition(":")
         if not (hours.isdigit() and minutes.isdigit() and 0 <= int(hours) <= 24):
             raise ValueError(f"expected HH:MM, got {value!r}")
+        return value
+
+    @field_validator("zoho_note_max_chars")
+    @classmethod
+    def _note_size(cls, value: int) -> int:
+        if not 1000 <= value <= 65535:
+            raise ValueError(f"a Zoho note holds 1000 to 65535 characters here, got {value}")
+        return value
+
+    @field_validator("cap_attempts_per_record", "cap_attempts_per_number", "cap_window_seconds")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value}")
         return value
 
     @property

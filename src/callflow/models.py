@@ -101,6 +101,12 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     """Never dialled: its campaign was cancelled, or admission's deadline passed while queued."""
+    SUPPRESSED = "suppressed"
+    """Never dialled: the person opted out (the record's opt-out checkbox, or the number is on
+    the suppression list)."""
+    CAPPED = "capped"
+    """Never dialled: the record or the number reached its frequency cap (N dials in the rolling
+    window); a later trigger, after the window, may call."""
 
 
 #: Outcomes after which another attempt is worth it.
@@ -226,6 +232,14 @@ class Session(BaseModel):
     token, as the bridge refused it."""
     conversation_id: str = ""
     """The session's own conversation: the first one the bridge announces (kept once set)."""
+    agent_signed_url: str = ""
+    """A signed URL for this attempt's agent conversation, fetched when the call was placed so the
+    bridge need not ask ElevenLabs once the person answers (:mod:`callflow.lifecycle.agent_url`).
+    A secret: whoever holds it can start a conversation on the account. Never logged, and not
+    shown by the status route."""
+    agent_signed_url_at: int = 0
+    """When :attr:`agent_signed_url` was fetched (Unix seconds): ElevenLabs accepts a signed URL
+    for 15 minutes to start a conversation."""
     task_token: str = ""
     """Token of the workflow task waiting for the current attempt's outcome."""
     analysis_task_token: str = ""

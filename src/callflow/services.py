@@ -15,6 +15,10 @@ from callflow.config import Settings, get_settings
 if TYPE_CHECKING:
     from callflow.admission.pools import Pools
     from callflow.admission.rates import Rates
+    from callflow.campaigns.store import CampaignStore
+    from callflow.consent.caps import FrequencyCaps
+    from callflow.consent.rules import ContactRules
+    from callflow.consent.suppression import SuppressionList
     from callflow.flows import FlowSet
     from callflow.mapping import FieldMapping
     from callflow.providers.elevenlabs.client import ElevenLabsClient
@@ -37,6 +41,20 @@ class Services:
         return SessionStore.from_settings(self.settings)
 
     @cached_property
+    def campaigns(self) -> CampaignStore:
+        """Campaign items, on the store's table."""
+        from callflow.campaigns.store import CampaignStore
+
+        return CampaignStore(self.store.table, self.settings.session_ttl_days)
+
+    @cached_property
+    def s3(self) -> Any:
+        """A boto3 S3 client for the configured region (a campaign's items)."""
+        import boto3
+
+        return boto3.client("s3", region_name=self.settings.aws_region)
+
+    @cached_property
     def pools(self) -> Pools:
         """Admission's slot pools, on the store's table."""
         from callflow.admission.pools import Pools
@@ -49,6 +67,26 @@ class Services:
         from callflow.admission.rates import Rates
 
         return Rates(self.store.table)
+
+    @cached_property
+    def contact_rules(self) -> ContactRules:
+        """The default flow's opt-out and frequency-cap rules (the settings'); a session follows
+        its own flow's, ``flows.of(session).contact_rules``."""
+        return self.flows.default.contact_rules
+
+    @cached_property
+    def suppressions(self) -> SuppressionList:
+        """The suppression list, on the store's table."""
+        from callflow.consent.suppression import SuppressionList
+
+        return SuppressionList(self.store.table)
+
+    @cached_property
+    def caps(self) -> FrequencyCaps:
+        """The frequency caps' counters, on the store's table."""
+        from callflow.consent.caps import FrequencyCaps
+
+        return FrequencyCaps(self.store.table)
 
     @cached_property
     def zoho(self) -> ZohoClient:

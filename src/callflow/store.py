@@ -13,6 +13,10 @@ The table has a single string partition key ``pk`` and a TTL attribute ``expires
 - ``limit#<name>#<window start>``: a fixed-window counter shared by every Lambda
   (:meth:`SessionStore.take_slot`), TTL'd after its window;
 - ``token#<name>``: shared provider access tokens (see :mod:`callflow.providers.zoho.token`);
+- ``suppress#<E.164>``: a number that is never dialled (:mod:`callflow.consent.suppression`);
+- ``cap#record#<module>#<id>``, ``cap#number#<E.164>``: the dials counted against a frequency cap
+  (:mod:`callflow.consent.caps`), TTL'd a day after their window;
+- ``campaign#<id>``: a campaign's definition, state and counters (:mod:`callflow.campaigns`);
 - Powertools idempotency records (their own ``pk`` values).
 
 The table itself is created by the CDK stack (``infra/cdk/callflow_infra/state.py``) and, for the
@@ -20,7 +24,8 @@ embedded default, by ``callflow_dev.local.aws``: the runtime only reads and writ
 
 Every status change is a conditional update on ``progress`` so that a duplicate or late event can
 never move a session backwards or act twice; the caller learns from the ``None`` return value that
-its event was stale and does nothing more.
+its event was stale and does nothing more. A session of a campaign has each status change counted
+on its campaign (:func:`callflow.campaigns.counters.count_transition`), once, after the write.
 """
 
 from __future__ import annotations
@@ -179,6 +184,12 @@ class SessionStore:
         )
         item = {**session_key(session.session_id), **to_dynamo(session.model_dump(mode="json"))}
         self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        if session.campaign_id:
+            from callflow.campaigns import counters
+
+            counters.count_transition(
+                self.table, session.campaign_id, (None, None), (session.status, session.outcome)
+            )
         return session
 
     def advance(
@@ -556,6 +567,14 @@ class SessionStore:
             names[f"#f{i}"] = key
             values[f":f{i}"] = to_dynamo(value, depth=1)
             sets.append(f"#f{i} = :f{i}")
+        if "status" in fields:
+            # DynamoDB evaluates every SET's right-hand side on the item before the update, so
+            # the new item also carries what the session moved from: its campaign counts it.
+            names.update({"#before": "status_before", "#obefore": "outcome_before"})
+            names.update({"#ostatus": "status", "#ooutcome": "outcome"})
+            values[":nothing"] = None
+            sets.insert(0, "#obefore = if_not_exists(#ooutcome, :nothing)")
+            sets.insert(0, "#before = if_not_exists(#ostatus, :nothing)")
         if event:
             names["#timeline"] = "timeline"
             values[":entry"] = [to_dynamo(_entry(event, detail).model_dump(), depth=2)]
@@ -574,7 +593,29 @@ class SessionStore:
             if error_code(error) == CONDITION_FAILED:
                 return None
             raise
-        return _session(response["Attributes"])
+        attributes = response["Attributes"]
+        session = _session(attributes)
+        if session.campaign_id and "status" in fields:
+            _count_on_campaign(self.table, session, attributes)
+        return session
+
+
+def _count_on_campaign(table: Any, session: Session, attributes: dict[str, Any]) -> None:
+    """Count the status change just written on the session's campaign."""
+    from callflow.campaigns import counters
+    from callflow.models import Outcome
+
+    before = attributes.get("status_before")
+    before_outcome = attributes.get("outcome_before")
+    counters.count_transition(
+        table,
+        session.campaign_id,
+        (
+            SessionStatus(before) if before else None,
+            Outcome(before_outcome) if before_outcome else None,
+        ),
+        (session.status, session.outcome),
+    )
 
 
 _CALL_PHASES = frozenset(
@@ -608,6 +649,11 @@ def _claim_blocks(claim: dict[str, Any], holder: Session | None, now: int) -> bo
 
 def _entry(event: str, detail: dict[str, Any] | None = None) -> TimelineEntry:
     return TimelineEntry(at=iso(utcnow()), event=event, detail=detail or {})
+
+
+def session_from_item(item: dict[str, Any]) -> Session:
+    """A session from its table item (as ``GetItem`` or ``BatchGetItem`` answers it)."""
+    return _session(item)
 
 
 def _session(item: dict[str, Any]) -> Session:

@@ -65,8 +65,9 @@ def main() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    # The library logs every HTTP exchange at INFO: one line per load-balancer health check.
-    logging.getLogger("websockets").setLevel(logging.WARNING)
+    # picows logs every connection and disconnection at INFO: lines per load-balancer health
+    # check and per call that the relay's own log already says better.
+    logging.getLogger("picows").setLevel(logging.WARNING)
     settings = get_settings()
     server = BridgeServer(
         settings,

@@ -13,7 +13,7 @@ per-frame work, and the buffer is compacted only when the consumed prefix grows 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Cap on queued agent audio. The agent streams faster than real time; a minute of queued speech
 #: is far more than one turn, and the cap keeps the memory of a call bounded.
@@ -24,14 +24,17 @@ UNDERRUN_WINDOW_S = 0.1
 _COMPACT_AT = 64 * 1024
 
 
-@dataclass(frozen=True)
-class Tick:
+class Tick(NamedTuple):
     """What one tick produced: the frame to send (``None`` before the agent ever spoke), whether
-    it carries agent audio, and whether it was an underrun."""
+    it carries agent audio, and whether it was an underrun. (A named tuple: one is made per
+    20 ms frame, and the silent ones are made once per pacer.)"""
 
     frame: bytes | None
     audio: bool
     underrun: bool
+
+
+_NOTHING = Tick(None, False, False)
 
 
 class OutboundPacer:
@@ -42,6 +45,8 @@ class OutboundPacer:
             raise ValueError(f"frame size must be a positive even number of bytes: {frame_bytes}")
         self.frame_bytes = frame_bytes
         self.silence = bytes([silence_byte]) * frame_bytes
+        self._quiet = Tick(self.silence, False, False)
+        self._underrun = Tick(self.silence, False, True)
         self.max_bytes = (bytes_per_second or frame_bytes * 50) * MAX_QUEUE_SECONDS
         self._buffer = bytearray()
         self._offset = 0
@@ -86,7 +91,7 @@ class OutboundPacer:
     def tick(self, now: float) -> Tick:
         """The frame for this 20 ms of caller audio."""
         if not self.started:
-            return Tick(None, False, False)
+            return _NOTHING
         available = self.queued_bytes
         if available >= self.frame_bytes:
             start = self._offset
@@ -108,11 +113,12 @@ class OutboundPacer:
             self.audio_frames += 1
             return Tick(frame, True, False)
         underrun = self._was_audio and recent
-        if underrun:
-            self.underruns += 1
         self._was_audio = False
         self.frames_sent += 1
-        return Tick(self.silence, False, underrun)
+        if underrun:
+            self.underruns += 1
+            return self._underrun
+        return self._quiet
 
     def _compact(self) -> None:
         if self._offset >= _COMPACT_AT:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import contextlib
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-
 from . import protocol
 from .audio import AudioFormat
 from .frame_stats import FrameStats
 from .metrics import CallMetrics
 from .pacing import OutboundPacer
+from .sockets import MessageSocket, SocketClosed
 from .turns import TurnTimer
 
 
@@ -24,7 +22,7 @@ class PhoneLeg:
     """The media socket of one call, its outbound pacer and what it counts."""
 
     def __init__(
-        self, socket: ServerConnection, rate: int, metrics: CallMetrics, turns: TurnTimer
+        self, socket: MessageSocket, rate: int, metrics: CallMetrics, turns: TurnTimer
     ) -> None:
         self.socket = socket
         self.format = AudioFormat.phone(rate)
@@ -47,8 +45,9 @@ class PhoneLeg:
             return False
         return True
 
-    async def release(self, size: int, now: float) -> None:
-        """``size`` bytes of caller audio arrived: send one frame out for each frame's worth."""
+    def release(self, size: int, now: float) -> None:
+        """``size`` bytes of caller audio arrived: send one frame out for each frame's worth
+        (written at once; the caller waits for the socket to drain)."""
         self.frames.audio(size, now)
         self._credit += size
         pacer = self.pacer
@@ -57,7 +56,7 @@ class PhoneLeg:
             tick = pacer.tick(now)
             if tick.frame is None:
                 continue
-            await self.socket.send(tick.frame)
+            self.socket.send_now(tick.frame)
             if tick.audio:
                 self.metrics.frames_relayed += 1
             latency = self.turns.agent_frame_sent(tick.audio, now)
@@ -71,5 +70,5 @@ class PhoneLeg:
         self.pacer.clear()
         self.turns.agent_interrupted()
         self.clears += 1
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(SocketClosed):
             await self.socket.send(protocol.CLEAR_FRAME)

@@ -9,13 +9,13 @@ identifiers is unconfirmed, so :func:`parse_connected` looks in every plausible 
 
 ElevenLabs' agent socket (its AsyncAPI contract, extracted in
 ``callflow_dev/schemas/elevenlabs/agent.asyncapi.json``): JSON text frames, the caller's audio as
-``{"user_audio_chunk": <base64>}`` without a ``type``. That message is built by string
-concatenation (base64 needs no JSON escaping), because it is sent fifty times a second per call.
+``{"user_audio_chunk": <base64>}`` without a ``type``. That message is built by concatenating
+bytes (base64 needs no JSON escaping), because it is sent fifty times a second per call.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -246,9 +246,15 @@ def parse_phone_text(message: str) -> dict[str, Any] | None:
 # --- agent leg ------------------------------------------------------------------------------
 
 
-def user_audio_chunk(audio: bytes) -> str:
-    """The agent message carrying a chunk of the caller's audio, base64-encoded."""
-    return '{"user_audio_chunk":"' + base64.b64encode(audio).decode("ascii") + '"}'
+_AUDIO_CHUNK_HEAD = b'{"user_audio_chunk":"'
+_AUDIO_CHUNK_TAIL = b'"}'
+
+
+def user_audio_chunk(audio: bytes) -> bytes:
+    """The agent message carrying a chunk of the caller's audio, base64-encoded, as the UTF-8
+    bytes of a text message (sent with :meth:`~callflow_bridge.sockets.MessageSocket.send_text`,
+    so it is never decoded to ``str`` and encoded back)."""
+    return _AUDIO_CHUNK_HEAD + binascii.b2a_base64(audio, newline=False) + _AUDIO_CHUNK_TAIL
 
 
 def initiation(

@@ -6,7 +6,12 @@ buffer, :mod:`callflow_bridge.early_audio`), and each 20 ms of caller audio rele
 of the agent's queued audio (:mod:`callflow_bridge.phone_leg`). The *agent loop* reads the agent's
 messages (:mod:`callflow_bridge.agent_leg`): audio is converted and queued, interruptions flush the
 queue and Infobip's buffer, pings are answered at once, transcripts are kept
-(:mod:`callflow_bridge.transcript`).
+(:mod:`callflow_bridge.transcript`). Each loop's hot message (caller audio, agent audio) is handled
+in the socket's frame callback whenever the loop is waiting for it (the same code, without a task
+step per frame; see :mod:`callflow_bridge.sockets`); the phone loop waits for a socket over its
+high-water mark after each message, as the awaited sends did before. The sockets are
+:class:`callflow_bridge.sockets.MessageSocket` (picows), so nothing here depends on the WebSocket
+library.
 
 Ends (:mod:`callflow_bridge.call_end`), and what each does to the other leg:
 
@@ -31,7 +36,6 @@ while the agent was mid-utterance (see :mod:`callflow_bridge.pacing`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import contextlib
 import functools
@@ -40,14 +44,11 @@ import logging
 import time
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-
 from callflow.config import Settings
 from callflow.models import DynamicValue, SessionStatus, hash_token, token_matches
 
 from . import protocol
-from .agent_leg import AgentLeg, AgentUnavailable
+from .agent_leg import AgentLeg, AgentUnavailable, usable_signed_url
 from .audio import UnsupportedFormat
 from .call_end import CallEnd, EndReason
 from .deps import BridgeDeps, SessionAccess
@@ -56,6 +57,7 @@ from .formats import CallFormats, phone_rate
 from .metrics import BridgeMetrics, CallMetrics
 from .phone_leg import PhoneLeg
 from .recorder import SessionRecorder
+from .sockets import PhoneSocket, SocketClosed
 from .transcript import Transcript
 from .turns import SPEECH_DBFS, TurnTimer, is_speech
 
@@ -96,7 +98,7 @@ class CallRelay:
 
     def __init__(
         self,
-        phone: ServerConnection,
+        phone: PhoneSocket,
         settings: Settings,
         store: SessionAccess,
         deps: BridgeDeps,
@@ -125,6 +127,8 @@ class CallRelay:
         self.agent_overrides: dict[str, Any] | None = None
         """The session's flow's overrides; ``None`` (a session from before flows) sends the
         configured ones."""
+        self.prefetched_url = ""
+        """The session's signed URL when still fresh (a secret: never logged)."""
         self.phone: PhoneLeg | None = None
         self.formats: CallFormats | None = None
         self.early: EarlyAudio | None = None
@@ -167,10 +171,10 @@ class CallRelay:
             logger.warning(
                 "media stream refused: %s%s", message, why, extra={"session_id": self.session_id}
             )
-            with contextlib.suppress(ConnectionClosed):
+            with contextlib.suppress(SocketClosed):
                 await self.socket.close(1008, message[:120])
             return False
-        except ConnectionClosed:
+        except SocketClosed:
             return False
         except Exception as error:  # the session store failed: a server error, not a refusal
             logger.error(
@@ -178,22 +182,27 @@ class CallRelay:
                 type(error).__name__,
                 extra={"session_id": self.session_id},
             )
-            with contextlib.suppress(ConnectionClosed):
+            with contextlib.suppress(SocketClosed):
                 await self.socket.close(1011, "session store unavailable")
             return False
         self.variables = session.variables
         self.agent_id = session.agent_id
         self.agent_overrides = session.agent_overrides if session.flow else None
+        self.prefetched_url = usable_signed_url(
+            session.agent_signed_url,
+            session.agent_signed_url_at,
+            self.settings.bridge_signed_url_max_age_seconds,
+            time.time(),
+            session.agent_id,
+        )
         self.admitted = True
         self._connected_at = time.monotonic()
         self._content_type = hello.content_type
         return True
 
     def _upgrade(self) -> protocol.Upgrade:
-        request = self.socket.request
-        if request is None:
-            return protocol.Upgrade()
-        return protocol.Upgrade.from_request(request.path, self.prefix, request.headers.raw_items())
+        socket = self.socket
+        return protocol.Upgrade.from_request(socket.path, self.prefix, socket.headers)
 
     async def _unmatched(self, error: protocol.Unmatched) -> None:
         """A stream that named no session with a token anywhere: log and keep what arrived
@@ -217,7 +226,7 @@ class CallRelay:
                 )
         except Exception as failure:  # the close below matters more than the record
             logger.warning("could not keep the unmatched stream: %s", type(failure).__name__)
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(SocketClosed):
             await self.socket.close(1008, message[:120])
 
     async def _refusal(self, hello: protocol.Connected) -> Rejected:
@@ -318,14 +327,20 @@ class CallRelay:
 
     async def _phone_loop(self) -> None:
         socket = self.socket
+        # Caller audio that arrives while this loop waits is relayed in the frame's own callback
+        # (the same code, see callflow_bridge.sockets); the rest comes through the loop.
+        socket.dispatch = self._caller_now
         try:
             async for message in socket:
                 if isinstance(message, bytes):
-                    await self._caller_audio(message)
+                    self._caller_audio(message)
                 else:
                     await self._phone_text(message)
-        except ConnectionClosed:
+                await self._drained()
+        except SocketClosed:
             pass
+        finally:
+            socket.dispatch = None
         if self.agent.ended is not None:
             self.end.finish(*self.agent.ended)
         elif socket.close_code in (1000, 1001, None):
@@ -336,7 +351,23 @@ class CallRelay:
                 f"media socket closed {socket.close_code} {socket.close_reason}".strip(),
             )
 
-    async def _caller_audio(self, frame: bytes) -> None:
+    def _caller_now(self, message: str | bytes) -> bool:
+        """Relay caller audio at once, unless a socket is over its high-water mark (then the
+        loop relays it and waits) or it is a text frame (the loop handles those)."""
+        if not isinstance(message, bytes) or not (self.socket.writable and self.agent.writable):
+            return False
+        self._caller_audio(message)
+        return True
+
+    async def _drained(self) -> None:
+        """Backpressure: wait while either socket's write buffer is over its high-water mark."""
+        if not self.socket.writable:
+            await self.socket.drained()
+        if not self.agent.writable:
+            await self.agent.drained()
+
+    def _caller_audio(self, frame: bytes) -> None:
+        """A caller frame: to the agent (or the early buffer), and one paced frame back."""
         phone = self.phone
         assert phone is not None and self.early is not None
         if not phone.valid_audio(frame):
@@ -352,11 +383,11 @@ class CallRelay:
             if not to_agent.identity:
                 self.call.conversions += 1
             if data:
-                await agent.send(protocol.user_audio_chunk(data))
+                agent.send_audio_now(protocol.user_audio_chunk(data))
             self.call.frames_relayed += 1
         elif agent.ended is None:
             self.early.keep(frame)
-        await phone.release(len(frame), now)
+        phone.release(len(frame), now)
         if self._draining and phone.pacer.queued_bytes == 0 and agent.ended is not None:
             self._draining = False
             # Everything is sent, but the far end plays from a jitter buffer that one-in-one-out
@@ -390,12 +421,20 @@ class CallRelay:
     async def _agent_loop(self) -> None:
         agent = self.agent
         try:
-            await agent.open(self.variables, self.agent_id, self.agent_overrides)
+            await agent.open(
+                self.variables, self.prefetched_url, self.agent_id, self.agent_overrides
+            )
         except AgentUnavailable as error:
             self._agent_gone(EndReason.AGENT_UNAVAILABLE, str(error))
             return
-        async for message in agent.messages():
-            await self._agent_message(message)
+        # Audio that arrives while the loop waits is queued for the caller in the frame's own
+        # callback; every other message comes through the loop.
+        agent.on_audio(self._audio_message)
+        try:
+            async for message in agent.messages():
+                await self._agent_message(message)
+        finally:
+            agent.on_audio(None)
         self._agent_gone(*agent.why_closed())
 
     def _agent_gone(self, reason: EndReason, detail: str) -> None:
@@ -421,7 +460,7 @@ class CallRelay:
         kind = data.get("type")
         agent = self.agent
         if kind == "audio":
-            self._agent_audio(protocol.event_body(data, "audio_event"))
+            self._audio_message(data)
         elif kind == "ping":
             event_id = protocol.event_body(data, "ping_event").get("event_id")
             if isinstance(event_id, int):
@@ -455,6 +494,9 @@ class CallRelay:
             agent.error = protocol.event_body(data, "error_event")
         # Every other type (vad_score, tentative transcripts, ...) is ignored by design.
 
+    def _audio_message(self, data: dict[str, Any]) -> None:
+        self._agent_audio(protocol.event_body(data, "audio_event"))
+
     def _agent_audio(self, event: dict[str, Any]) -> None:
         if self.agent.stale(event.get("event_id")):
             return  # audio of the turn the caller just interrupted
@@ -463,7 +505,7 @@ class CallRelay:
         if not isinstance(encoded, str) or formats is None or phone is None:
             return
         try:
-            audio = base64.b64decode(encoded)
+            audio = binascii.a2b_base64(encoded)
         except (binascii.Error, ValueError):
             return
         if not formats.to_phone.identity:
@@ -498,6 +540,7 @@ class CallRelay:
             {
                 "conversation_id": conversation_id,
                 "connect_ms": round(self.call.connect_time_ms, 1),
+                "signed_url": self.agent.signed_url_source,
                 **self.formats.describe(),
             },
         )
@@ -512,7 +555,7 @@ class CallRelay:
             if not formats.to_agent.identity:
                 self.call.conversions += 1
             if data:
-                await agent.send(protocol.user_audio_chunk(data))
+                await agent.send_audio(protocol.user_audio_chunk(data))
             self.call.frames_relayed += 1
         for text in early.texts():
             await agent.send(text)

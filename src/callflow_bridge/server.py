@@ -19,8 +19,13 @@ import json
 import logging
 from http import HTTPStatus
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.http11 import Request, Response
+from picows import (
+    WSAutoPingStrategy,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_create_server,
+)
 
 from callflow.config import Settings
 
@@ -28,6 +33,7 @@ from .deps import BridgeDeps, SessionAccess
 from .metrics import BridgeMetrics
 from .protection import TaskProtection
 from .relay import CallRelay
+from .sockets import KEEPALIVE_S, PicowsSocket
 
 logger = logging.getLogger("bridge.server")
 
@@ -35,6 +41,8 @@ HEALTH_PATH = "/health"
 #: Infobip's frames are 20 ms of PCM (1,280 bytes at 32 kHz) or a small JSON event.
 PHONE_MAX_MESSAGE = 64 * 1024
 GAUGE_INTERVAL_S = 10.0
+#: How long a client may take to send its upgrade request.
+HANDSHAKE_TIMEOUT_S = 10.0
 
 
 class BridgeServer:
@@ -66,9 +74,11 @@ class BridgeServer:
         self.draining = False
         self._path = "/" + secret
         self._relays: set[CallRelay] = set()
+        self._streams: set[asyncio.Task[None]] = set()
+        self._sockets: set[PicowsSocket] = set()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._server: Server | None = None
+        self._server: asyncio.Server | None = None
         self._gauge: asyncio.Task[None] | None = None
 
     @property
@@ -78,15 +88,17 @@ class BridgeServer:
 
     async def start(self) -> None:
         """Listen; with port 0 the chosen port is in :attr:`port` afterwards."""
-        self._server = await serve(
-            self._handle,
+        self._server = await ws_create_server(
+            self._route,
             self.host,
             self.port,
-            process_request=self._route,
-            max_size=PHONE_MAX_MESSAGE,
-            compression=None,
-            close_timeout=2,
-            server_header=None,
+            websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+            enable_auto_ping=True,
+            auto_ping_idle_timeout=KEEPALIVE_S,
+            auto_ping_reply_timeout=KEEPALIVE_S,
+            auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
+            max_frame_size=PHONE_MAX_MESSAGE,
+            use_aiofastnet=False,
         )
         sockets = list(self._server.sockets)
         if sockets:
@@ -106,7 +118,15 @@ class BridgeServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), 10)
         if self._server is not None:
-            self._server.close(close_connections=True)
+            self._server.close()
+        # Streams still open (not admitted yet, or a relay that would not end): close them.
+        await asyncio.gather(
+            *(socket.close(1001, "bridge shutting down") for socket in list(self._sockets))
+        )
+        for task in list(self._streams):
+            task.cancel()
+        await asyncio.gather(*self._streams, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
         if self._gauge is not None:
             self._gauge.cancel()
@@ -118,41 +138,62 @@ class BridgeServer:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    def _route(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
+    def _route(self, request: WSUpgradeRequest) -> PicowsSocket | WSUpgradeResponseWithListener:
+        """Answer ``/health`` and refusals over plain HTTP; a stream on the secret path gets a
+        socket (``picows`` then checks the upgrade headers and answers 101)."""
+        target = request.path.decode("latin-1")
+        path = target.split("?", 1)[0]
         if path == HEALTH_PATH:
-            status = HTTPStatus.SERVICE_UNAVAILABLE if self.draining else HTTPStatus.OK
             body = {"status": "draining" if self.draining else "ok"}
-            response = connection.respond(
-                status, json.dumps({**body, "active_calls": self.active_calls}) + "\n"
-            )
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "application/json"
-            return response
+            payload = (json.dumps({**body, "active_calls": self.active_calls}) + "\n").encode()
+            kind = {"Content-Type": "application/json"}
+            if self.draining:
+                return _answer(
+                    WSUpgradeResponse.create_error_response(
+                        HTTPStatus.SERVICE_UNAVAILABLE, payload, kind
+                    )
+                )
+            return _answer(WSUpgradeResponse.create_ok_response(payload, kind))
         # The secret segment, then optionally the session's own segments (per-session routing
         # puts the session id and token there; the relay reads them).
         first = "/" + path.removeprefix("/").split("/", 1)[0]
         if not hmac.compare_digest(first.encode(), self._path.encode()):
-            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+            return _refuse(HTTPStatus.NOT_FOUND, "Not Found\n")
         if self.draining:
-            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
-        return None
+            return _refuse(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+        return PicowsSocket(
+            PHONE_MAX_MESSAGE, target, request.headers.items(), on_open=self._opened
+        )
 
     # --- calls ----------------------------------------------------------------------------
 
-    async def _handle(self, connection: ServerConnection) -> None:
-        relay = CallRelay(
-            connection, self.settings, self.store, self.deps, self.metrics, prefix=self._path
-        )
-        if not await relay.admit():
-            return
-        self._relays.add(relay)
-        self._changed()
+    def _opened(self, socket: PicowsSocket) -> None:
+        """A media stream's WebSocket is open: relay it in a task of its own."""
+        self._sockets.add(socket)
+        task = asyncio.create_task(self._handle(socket))
+        self._streams.add(task)
+        task.add_done_callback(self._streams.discard)
+
+    async def _handle(self, socket: PicowsSocket) -> None:
         try:
-            await relay.run()
-        finally:
-            self._relays.discard(relay)
+            relay = CallRelay(
+                socket, self.settings, self.store, self.deps, self.metrics, prefix=self._path
+            )
+            if not await relay.admit():
+                return
+            self._relays.add(relay)
             self._changed()
+            try:
+                await relay.run()
+            finally:
+                self._relays.discard(relay)
+                self._changed()
+        except Exception:  # a bug in one stream must not go unnoticed, nor touch the others
+            logger.exception("media stream handler failed")
+        finally:
+            # As websockets did when a handler returned: the stream ends with it.
+            await socket.close(1000, "")
+            self._sockets.discard(socket)
 
     def _changed(self) -> None:
         if self._relays:
@@ -166,3 +207,16 @@ class BridgeServer:
         while True:
             self.metrics.active_calls(self.active_calls)
             await asyncio.sleep(self.gauge_interval_s)
+
+
+def _answer(response: WSUpgradeResponse) -> WSUpgradeResponseWithListener:
+    """A plain HTTP answer (``picows`` sends it with ``Connection: close``)."""
+    return WSUpgradeResponseWithListener(response, None)
+
+
+def _refuse(status: HTTPStatus, text: str) -> WSUpgradeResponseWithListener:
+    return _answer(
+        WSUpgradeResponse.create_error_response(
+            status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"}
+        )
+    )

@@ -1,4 +1,4 @@
-"""The HTTP API: the three provider webhooks, session status and health.
+"""The HTTP API: the three provider webhooks, session status, campaigns and health.
 
 One FastAPI app, served by Mangum on Lambda (behind an HTTP API) and by uvicorn locally. Routes stay
 thin: authenticate first, parse and validate, call the library, shape the answer. Anything long is
@@ -447,7 +447,13 @@ async def _store_post_call(conversation: Conversation) -> dict[str, str]:
 
 # --- status and health ----------------------------------------------------------------------
 
-_PRIVATE_FIELDS = {"task_token", "analysis_task_token", "bridge_token_hash", "media_claimed_hash"}
+_PRIVATE_FIELDS = {
+    "task_token",
+    "analysis_task_token",
+    "bridge_token_hash",
+    "media_claimed_hash",
+    "agent_signed_url",
+}
 
 
 @app.get("/sessions/{session_id}", tags=["sessions"])
@@ -481,5 +487,9 @@ async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 
     return await run_in_threadpool(function, *args, **kwargs)
 
+
+from callflow_functions.campaign_routes import router as campaign_router  # noqa: E402
+
+app.include_router(campaign_router)
 
 handler = Mangum(app, lifespan="off")

@@ -1,7 +1,10 @@
-"""The call workflow's state machine, one ASL file for the CDK stack and the local stack alike.
+"""The state machines' ASL files, one each for the CDK stack and the local stack alike: the call
+workflow (one execution per call session) and the campaign (enumerate, a Distributed Map running
+the call workflow per record, finish).
 
-It ships as package data of :mod:`callflow_functions`, so an installed wheel finds it wherever it
-runs. ``${...}Arn`` placeholders name the task functions; each deployment substitutes its own.
+They ship as package data of :mod:`callflow_functions`, so an installed wheel finds them wherever
+it runs. ``${...}Arn`` placeholders name the task functions (and, in the campaign's, the call
+workflow); each deployment substitutes its own.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 ASL_FILE = "workflow.asl.json"
+CAMPAIGN_ASL_FILE = "campaign.asl.json"
 
 
-def definition_file() -> Traversable:
-    """The ASL file inside the installed package."""
-    return resources.files("callflow_functions").joinpath(ASL_FILE)
+def definition_file(name: str = ASL_FILE) -> Traversable:
+    """The ASL file inside the installed package (the call workflow's by default)."""
+    return resources.files("callflow_functions").joinpath(name)
 
 
-def definition_text() -> str:
+def definition_text(name: str = ASL_FILE) -> str:
     """The ASL file's text, placeholders unreplaced."""
-    return definition_file().read_text(encoding="utf-8")
+    return definition_file(name).read_text(encoding="utf-8")

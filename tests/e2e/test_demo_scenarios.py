@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from callflow.models import Outcome, SessionStatus
-from callflow_dev.local.demo import Printer, _scenarios, run_scenario
+from callflow_dev.local.demo import (
+    OPTOUT_FIELD,
+    Printer,
+    _scenarios,
+    optout_options,
+    optout_problems,
+    run_scenario,
+)
 from callflow_dev.local.stack import LocalStack, StackOptions
 from callflow_dev.sandbox.clips import load_clip
 from tests.e2e.audio_match import best_match, loudest_window
@@ -34,6 +41,12 @@ def stack() -> Iterator[LocalStack]:
 def detecting_stack() -> Iterator[LocalStack]:
     options = StackOptions(brief_clips_ms=BRIEF_MS, machine_detection=True)
     with LocalStack(options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def optout_stack() -> Iterator[LocalStack]:
+    with LocalStack(optout_options(brief_clips_ms=BRIEF_MS)) as running:
         yield running
 
 
@@ -80,6 +93,8 @@ def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Pat
     answered = [turn for turn in result.media.turns if not turn.talked_over]
     assert len(answered) >= 2
     assert all(t.latency_s is not None and 0 < t.latency_s < 2.0 for t in answered), answered
+    # The silence after the answer: the dialog, the bridge, the agent's greeting (its clip).
+    assert result.first_words_ms is not None and 0 < result.first_words_ms < 3000
 
 
 def test_each_side_hears_what_the_other_sent(stack: LocalStack, tmp_path: Path) -> None:
@@ -156,3 +171,19 @@ def test_human_answer_with_machine_detection_waits_for_the_verdict(
     events = [e.event for e in result.session.timeline]
     assert events.index("answered") < events.index("connecting agent")
     assert result.record_after["Interested"] is True
+
+
+def test_an_opt_out_is_honoured_on_the_next_trigger(
+    optout_stack: LocalStack, tmp_path: Path
+) -> None:
+    result = run(optout_stack, "optout", tmp_path)
+    assert optout_problems(optout_stack, result) == []
+    assert result.session.results["data_collection"]["opt_out"] is True
+    assert result.record_after[OPTOUT_FIELD] is True
+    first, second = result.notes
+    assert "Person: " in first["Note_Content"] and "Agent: " in first["Note_Content"]
+    assert "Opt-out: the person asked not to be called again" in first["Note_Content"]
+    assert second["Note_Title"] == "AI call: Not called: opted out"
+    again = result.again
+    assert again is not None and again.outcome is Outcome.SUPPRESSED
+    assert result.again_dials == 0 and len(result.calls) == 1  # one call logged: the first

@@ -79,8 +79,10 @@ def test_every_exported_requirement_is_pinned_with_hashes(export: str) -> None:
 def test_the_lambda_and_the_bridge_install_only_their_own_runtime() -> None:
     functions, bridge = locked_names(LAMBDA.requirements), locked_names(BRIDGE.requirements)
     assert {"fastapi", "mangum", "aws-lambda-powertools"} <= functions
-    assert {"websockets", "numpy", "soxr"} <= bridge
-    assert not functions & {"websockets", "numpy", "soxr", "uvloop"}
+    assert {"picows", "numpy", "soxr"} <= bridge
+    # The bridge speaks WebSocket through picows; websockets is the development tools' only.
+    assert "websockets" not in bridge
+    assert not functions & {"websockets", "picows", "numpy", "soxr", "uvloop"}
     assert not bridge & {"fastapi", "mangum", "starlette"}
     assert not (functions | bridge) & DEVELOPMENT_DISTRIBUTIONS
 

@@ -209,6 +209,31 @@ def test_status_route_shows_the_session_with_the_phone_masked(
     assert "task_token" not in view and "bridge_token_hash" not in view
 
 
+def test_a_number_past_its_cap_is_not_dialled_and_capped_is_written_back(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """Two records with one number: the first is busy on all three attempts, which is the
+    number's cap (three in 24 hours); the second is never dialled, through the real workflow."""
+    phone = f"(415) 555-{next(_numbers)}"
+    first = call(stack, tmp_path, lambda: [net.busy()], phone=phone)
+    second = call(stack, tmp_path, lambda: [net.busy()], phone=phone)
+    assert first.session.attempt == 3 and first.session.outcome is Outcome.BUSY
+    session = second.session
+    assert session.status is SessionStatus.COMPLETED and second.execution_status == "SUCCEEDED"
+    assert session.outcome is Outcome.CAPPED
+    assert "phone number: 3 calls in 24 h" in session.outcome_detail
+    placed = [
+        r
+        for r in stack.infobip.requests
+        if r.method == "POST"
+        and r.path == "/calls/1/calls"
+        and r.body["customData"]["session_id"] == session.session_id
+    ]
+    assert placed == []
+    [note] = second.notes
+    assert note["Note_Title"] == "AI call: Not called: call limit reached"
+
+
 def _window_excluding_now(zone: str) -> tuple[str, str]:
     start = datetime.now(ZoneInfo(zone)) + timedelta(hours=2)
     end = start + timedelta(hours=1)

@@ -189,17 +189,29 @@ def test_malformed_session_id_is_a_422(client: TestClient) -> None:
     assert response.status_code == 422
 
 
-def test_session_status_shows_no_token_hash(client: TestClient) -> None:
+def test_session_status_shows_no_token_hash_nor_signed_url(client: TestClient) -> None:
     from callflow.models import Session
     from callflow.services import get_services
 
     session = Session(session_id="s1", module="Leads", record_id="42")
+    secret_url = "wss://agents.example/v1/convai/conversation?conversation_signature=secret"
     get_services().store.create(
-        session.model_copy(update={"bridge_token_hash": "h", "media_claimed_hash": "h"})
+        session.model_copy(
+            update={
+                "bridge_token_hash": "h",
+                "media_claimed_hash": "h",
+                "agent_signed_url": secret_url,
+                "agent_signed_url_at": 1_800_000_000,
+            }
+        )
     )
-    view = client.get("/sessions/s1", headers={"Authorization": "Bearer status-token"}).json()
+    response = client.get("/sessions/s1", headers={"Authorization": "Bearer status-token"})
+    view = response.json()
     assert view["session_id"] == "s1"
-    assert not {"bridge_token_hash", "media_claimed_hash", "task_token"} & set(view)
+    assert not {"bridge_token_hash", "media_claimed_hash", "task_token", "agent_signed_url"} & set(
+        view
+    )
+    assert "conversation_signature" not in response.text
 
 
 def test_unconfigured_secret_refuses_everything(

@@ -178,11 +178,13 @@ def test_readme_lists_every_behaviour_the_doctor_judges() -> None:
                 "ZohoCRM.modules.notes.READ",
                 "ZohoCRM.modules.calls.CREATE",
                 "ZohoCRM.modules.calls.READ",
+                "ZohoCRM.modules.attachments.CREATE",
+                "ZohoCRM.modules.attachments.READ",
             ],
         ),
         (
             "ZohoCRM.modules.leads.READ ZohoCRM.modules.notes.ALL ZohoCRM.modules.calls.ALL "
-            "ZohoCRM.settings.fields.READ",
+            "ZohoCRM.modules.attachments.ALL ZohoCRM.settings.fields.READ",
             ["ZohoCRM.modules.leads.UPDATE"],
         ),
     ],

@@ -531,3 +531,14 @@ def test_zoho_phone_field_of_the_wrong_type_is_named() -> None:
     assert problems == [
         "Leads.Interested is a boolean field; zoho_phone_field needs one of phone, text"
     ]
+
+
+def test_the_opt_out_field_must_be_a_checkbox() -> None:
+    fine = Settings(optout_field="Do_Not_Call", zoho_variable_fields="")
+    assert check_zoho_fields(fine, FieldMapping([]), ["Leads"], _stand_in_fields) == []
+    wrong = Settings(optout_field="Company", zoho_variable_fields="")
+    assert check_zoho_fields(wrong, FieldMapping([]), ["Leads"], _stand_in_fields) == [
+        "Leads.Company is a text field; optout_field needs one of boolean"
+    ]
+    absent = check_zoho_fields(fine, FieldMapping([]), ["Contacts"], _stand_in_fields)
+    assert absent == ["Contacts has no field Do_Not_Call (set by optout_field); check its API name"]

@@ -9,6 +9,7 @@ milliseconds rather than in a socket run of the whole stack.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,22 @@ class FakeInfobip:
         if parent_call_id not in self.dialogs:
             return None
         return DialogInfo(id=f"dialog-{self.dialogs.index(parent_call_id) + 1}", state="CREATED")
+
+
+@dataclass
+class FakeElevenLabs:
+    """The signed-URL endpoint: a URL per request, or ``failure`` raised."""
+
+    failure: Exception | None = None
+    issued: list[str] = field(default_factory=list)
+
+    def get_signed_url(self, agent_id: str | None = None) -> str:
+        if self.failure is not None:
+            raise self.failure
+        self.issued.append(
+            f"wss://agents.test/v1/convai/conversation?conversation_signature=s{len(self.issued)}"
+        )
+        return self.issued[-1]
 
 
 @dataclass
@@ -229,6 +246,38 @@ def test_a_call_is_placed_with_the_session_and_attempt_in_custom_data(services: 
     assert call["custom_data"] == {"session_id": "s1", "attempt": "1"}
     session = services.store.require("s1")
     assert session.status is SessionStatus.DIALING and session.call_id == "call-1"
+
+
+def test_a_placed_call_keeps_a_signed_url_for_the_bridge(services: Services) -> None:
+    eleven = services.__dict__["elevenlabs"] = FakeElevenLabs()
+    new_session(services)
+    calling.prepare(services, {"session_id": "s1"})
+    before = time.time()
+    calling.place_call(services, {"session_id": "s1"}, "token-1")
+    session = services.store.require("s1")
+    assert session.agent_signed_url == eleven.issued[-1]
+    assert before - 1 <= session.agent_signed_url_at <= time.time()
+    assert session.call_id == "call-1"
+
+
+def test_a_call_is_placed_without_a_signed_url_when_elevenlabs_gives_none(
+    services: Services,
+) -> None:
+    eleven = services.__dict__["elevenlabs"] = FakeElevenLabs()
+    new_session(services)
+    calling.prepare(services, {"session_id": "s1"})
+    calling.place_call(services, {"session_id": "s1"}, "token-1")
+    assert services.store.require("s1").agent_signed_url  # the first attempt's
+    services.store.advance("s1", SessionStatus.SCHEDULED, attempt=2)
+    eleven.failure = RetryableProviderError("elevenlabs", "503 from the API", status=503)
+
+    result = calling.place_call(services, {"session_id": "s1"}, "token-2")
+
+    assert result["placed"] is True and result["attempt"] == 2
+    session = services.store.require("s1")
+    # The first attempt's URL is spent (single use): the bridge must fetch one itself.
+    assert session.agent_signed_url == "" and session.agent_signed_url_at == 0
+    assert session.call_id == "call-2"
 
 
 def test_a_session_that_moved_on_is_not_dialled(services: Services) -> None:

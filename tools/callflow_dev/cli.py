@@ -5,6 +5,7 @@
 - ``call MODULE/ID``: trigger a call through a running API.
 - ``status SESSION``: a session's state through the API.
 - ``replay SESSION``: run a failed writeback again (against the AWS account in the environment).
+- ``campaign start|status|pause|resume|cancel|export``: campaigns through a running API.
 - ``setup infobip|elevenlabs|zoho``: connect the providers to a deployment.
 - ``doctor``: check a deployment against the providers (read-only); ``--test-call`` places one
   real call to the operator's own number and reports what each provider really did.
@@ -29,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from callflow_dev import provisioning
 
         return provisioning.main(args_list[1:])
+    if args_list[:1] == ["campaign"]:
+        from callflow_dev import campaign_cli
+
+        return campaign_cli.main(args_list[1:])
     if args_list[:1] == ["doctor"]:
         from callflow_dev.doctor import command
 
@@ -42,7 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument(
         "--scenario",
         default="answered",
-        choices=["answered", "retry", "busy", "voicemail", "invalid", "interrupt", "campaign"],
+        choices=[
+            "answered",
+            "retry",
+            "busy",
+            "voicemail",
+            "invalid",
+            "interrupt",
+            "optout",
+            "campaign",
+        ],
     )
     demo.add_argument("--out", default="demo-output", help="where the call's WAV is saved")
     demo.add_argument("--quiet", action="store_true", help="print only the final summary")
@@ -83,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("session_id")
 
     commands.add_parser("setup", help="connect the providers to a deployment (see setup --help)")
+    commands.add_parser("campaign", help="start and steer campaigns (see campaign --help)")
     commands.add_parser(
         "doctor", help="check a deployment against the providers; --test-call (see doctor --help)"
     )

@@ -677,9 +677,10 @@ _SETTING_TYPES: Mapping[str, frozenset[str]] = {
     "zoho_phone_field": frozenset({"phone", "text"}),
     "zoho_timezone_field": frozenset({"text", "picklist"}),
     "zoho_call_status_field": frozenset({"text", "picklist", "textarea"}),
+    "optout_field": frozenset({"boolean"}),
 }
-"""Types a field named by a setting must have: it holds a phone number, an IANA zone name, or the
-outcome's label."""
+"""Types a field named by a setting must have: it holds a phone number, an IANA zone name, the
+outcome's label, or the opt-out (a checkbox)."""
 
 
 def check_zoho_fields(

@@ -45,6 +45,9 @@ LAMBDA = Deployable(
         "callflow_functions.mark_failed",
         "callflow_functions.sweep_media_configs",
         "callflow_functions.execution_stopped",
+        "callflow_functions.campaign_enumerate",
+        "callflow_functions.campaign_item",
+        "callflow_functions.campaign_finish",
     ),
 )
 BRIDGE = Deployable(
@@ -56,6 +59,8 @@ BRIDGE = Deployable(
 BRIDGE_DOCKERFILE = "infra/bridge.Dockerfile"
 WORKFLOW_DEFINITION = f"{SOURCE_ROOT}/callflow_functions/workflow.asl.json"
 """The state machine: package data of the functions, read by the CDK stack as a file."""
+CAMPAIGN_DEFINITION = f"{SOURCE_ROOT}/callflow_functions/campaign.asl.json"
+"""The campaign state machine, likewise."""
 
 
 def bridge_build_context() -> list[str]:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from callflow.config import Settings
+from callflow.consent.rules import ContactRules
 from callflow.flows.model import BUILTIN, FlowFile
 from callflow.mapping import FieldMapping, MappingError
 from callflow.models import Outcome, Session
@@ -54,6 +55,18 @@ class Flow:
     def name(self) -> str:
         """The flow's name, as triggers and sessions carry it."""
         return self.spec.name
+
+    @property
+    def contact_rules(self) -> ContactRules:
+        """The flow's opt-out field and item and its frequency caps."""
+        spec = self.spec
+        return ContactRules(
+            optout_field=spec.optout.field,
+            optout_item=spec.optout.item,
+            record_cap=spec.caps.per_record,
+            number_cap=spec.caps.per_number,
+            cap_window_seconds=spec.caps.window_seconds,
+        )
 
     def status_value(self, outcome: Outcome | None, default: str) -> str:
         """The value written to the status field for ``outcome``: the flow's, else ``default``."""
@@ -131,6 +144,12 @@ def settings_document(settings: Settings) -> dict[str, Any]:
             "detection_failed": settings.machine_detection_failed,
         },
         "caller_id": settings.infobip_from_number,
+        "optout": {"field": settings.optout_field, "item": settings.optout_item},
+        "caps": {
+            "per_record": settings.cap_attempts_per_record,
+            "per_number": settings.cap_attempts_per_number,
+            "window_seconds": settings.cap_window_seconds,
+        },
     }
 
 

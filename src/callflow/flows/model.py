@@ -136,6 +136,41 @@ class Machine(_Strict):
     detection_failed: DetectionFailedPolicy = "connect"
 
 
+class OptOut(_Strict):
+    """Where the flow's opt-outs are read and written (``ContactRules``)."""
+
+    field: str = ""
+    """The record's "never call" checkbox (API name): checked before every dial, set when the
+    agent collects an opt-out; empty reads and sets none (the suppression list still applies)."""
+    item: str = "opt_out"
+    """The agent's data-collection item that carries an opt-out; empty looks for none."""
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _FIELD_NAME.match(value):
+            raise ValueError(f"{value!r} is not a Zoho field API name")
+        return value
+
+    @field_validator("item")
+    @classmethod
+    def _item(cls, value: str) -> str:
+        return value.strip()
+
+
+class Caps(_Strict):
+    """The flow's frequency caps: dials per record and per number in a rolling window. The
+    counters are shared by every flow (a dial counts once, whichever flow placed it); the flow
+    sets the limit its own dials are held to."""
+
+    per_record: int = Field(default=3, ge=0)
+    """At most this many dials per CRM record in the window; 0 leaves the record cap out."""
+    per_number: int = Field(default=3, ge=0)
+    """At most this many dials per phone number (E.164) in the window; 0 leaves it out."""
+    window_seconds: int = Field(default=24 * 3600, ge=0)
+
+
 class FlowFile(_Strict):
     """One flow file (``config/flows/<name>.yaml``)."""
 
@@ -159,6 +194,8 @@ class FlowFile(_Strict):
     machine: Machine = Machine()
     caller_id: str = ""
     """The number calls come from (E.164); empty uses ``CALLFLOW_INFOBIP_FROM_NUMBER``."""
+    optout: OptOut = OptOut()
+    caps: Caps = Caps()
 
     @field_validator("name")
     @classmethod

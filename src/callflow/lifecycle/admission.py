@@ -10,6 +10,10 @@ and the session shows ``queued`` meanwhile. Each ask is bounded:
   the Wait state), and its deadline starts again then;
 - by a deadline (``admission_deadline_seconds`` of queueing): past it the call ends ``cancelled``
   and is written back like any other outcome.
+
+Once admitted, the attempt passes the opt-out and frequency-cap check
+(:func:`callflow.consent.gate.before_dial`): a suppressed or capped call gives its slots back and
+ends ``suppressed`` or ``capped``, never dialled.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 from callflow.admission.pools import Refusal, holder_id
 from callflow.admission.slots import configured_pools
+from callflow.consent import gate
+from callflow.consent.caps import CapsBusy
 from callflow.lifecycle.calling import (
     WAIT,
     attempt_to_place,
@@ -60,6 +66,20 @@ def admit(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     refusal = services.pools.acquire(pools, holder, settings.lease_seconds)
     if refusal is not None:
         return _queue(services, session, attempt, refusal, now)
+    try:
+        barred = gate.before_dial(
+            services.flows.of(session).contact_rules,
+            services.suppressions,
+            services.caps,
+            session,
+            attempt,
+        )
+    except CapsBusy as error:
+        services.pools.release(pools, holder)
+        raise NoSlotFree(str(error)) from error
+    if barred is not None:
+        services.pools.release(pools, holder)
+        return finish_without_call(services, session, barred.outcome, barred.detail)
     slots = {pool.name: holder for pool in pools}
     moved = services.store.advance(
         session.session_id,

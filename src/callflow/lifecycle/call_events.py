@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from callflow.admission import slots
-from callflow.lifecycle import media_configs, workflow
+from callflow.lifecycle import workflow
 from callflow.models import (
     Outcome,
     Session,
@@ -198,6 +198,8 @@ def connect_bridge(services: Services, session_id: str, attempt: int, call_id: s
     own config (``media_config_id``, made when the call was placed) already carries the
     attempt's token in its URL: the dialog goes to it and no token is made here.
     """
+    from callflow.lifecycle import media_configs  # its Infobip client: not for every event
+
     claimed = services.store.set_fields(
         session_id,
         {"dialog_requested": True},
@@ -349,6 +351,8 @@ def _dialog_failed(services: Services, session_id: str, attempt: int, event: Inf
     call is hung up and its outcome says why (agent_unavailable, retried like one). An ERROR
     during a conversation already under way is only recorded: it names an action that failed,
     not the call."""
+    from callflow.lifecycle import media_configs  # its Infobip client: not for every event
+
     reason = f"{event.type}: {event.reason}" if event.reason else event.type
     session = services.store.set_fields(
         session_id,
@@ -373,6 +377,8 @@ def _dialog_failed(services: Services, session_id: str, attempt: int, event: Inf
 
 
 def _call_ended(services: Services, session_id: str, attempt: int, event: InfobipEvent) -> str:
+    from callflow.lifecycle import media_configs  # its Infobip client: not for every event
+
     current = services.store.get(session_id)
     if current is None:
         return "ignored: unknown session"
@@ -442,6 +448,8 @@ def _ended_again(services: Services, current: Session, attempt: int) -> str:
     """A call-end event whose write was already done (``current`` was read before the write was
     refused): resume the waiting task with the stored outcome, in case the delivery that stored it
     failed before resuming. A token already used or timed out makes this a duplicate."""
+    from callflow.lifecycle import media_configs  # its Infobip client: not for every event
+
     if current.status is not SessionStatus.CALL_ENDED or current.attempt != attempt:
         return "duplicate"
     # The delivery that ended the call may have failed before deleting the attempt's config

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callflow.admission import slots
-from callflow.lifecycle import call_events, media_configs, workflow
+from callflow.consent import gate
+from callflow.lifecycle import agent_url, call_events, media_configs, workflow
 from callflow.models import Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
@@ -94,7 +95,8 @@ def finish_without_call(
 
 
 def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
-    """Normalise the phone, find the person's time zone, check calling hours."""
+    """Normalise the phone, find the person's time zone, check the opt-outs
+    (:func:`callflow.consent.gate.suppressed`) and calling hours."""
     settings = services.settings
     session = services.store.require(state["session_id"])
     try:
@@ -105,6 +107,11 @@ def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     services.store.set_fields(
         session.session_id, {"phone": phone.e164, "timezone": zone}, event="prepared"
     )
+    refusal = gate.suppressed(
+        services.flows.of(session).contact_rules, services.suppressions, session, phone.e164
+    )
+    if refusal is not None:
+        return finish_without_call(services, session, refusal.outcome, refusal.detail)
     now = utcnow()
     opening = calling_hours(services, session).next_opening(now, zone)
     if opening <= now:
@@ -190,6 +197,9 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
     if config_id is None:
         logger.warning("session moved on while its media-stream config was made; not dialling")
         return {"placed": False}
+    # Fetched now, while nobody waits, and stored with the call id below: the bridge need not
+    # ask ElevenLabs once the person answers.
+    signed_url = agent_url.prefetched_fields(services, moved.agent_id)
     try:
         call = services.infobip.place_call(
             moved.phone.lstrip("+"),
@@ -204,7 +214,7 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         raise
     services.store.set_fields(
         session.session_id,
-        {"call_id": call.id},
+        {"call_id": call.id, **signed_url},
         only_if_equal={"attempt": attempt},
         event="call placed",
         detail={"attempt": attempt, "call_id": call.id},

@@ -39,19 +39,23 @@ class TriggerRefused(Exception):
 
 
 def record_fields(services: Services, module: str, flow: Flow | None = None) -> list[str]:
-    """The fields read at trigger time: phone, time zone, the agent's variables, and the fields
-    the writeback will touch for ``module`` (so the session keeps a "before" picture).
+    """The fields read at trigger time for ``flow`` (the default flow without one): phone, time
+    zone, the agent's variables, the fields the writeback will touch for ``module`` (so the
+    session keeps a "before" picture), and the opt-out checkbox (checked before every dial).
 
     Only fields the module has are asked for (its field metadata, cached): Zoho refuses a read
     that names a field the module lacks, and one configuration serves several modules (there is
     no ``Lead_Status`` on Contacts, no ``Company`` on Deals). ``callflow setup`` reports the
     configured fields a module lacks, in words; here they are skipped and logged.
     """
-    spec = (flow or services.flows.default).spec
+    flow = flow or services.flows.default
+    spec = flow.spec
     wanted = [spec.phone_field, spec.timezone_field, *spec.variables]
-    wanted += (flow or services.flows.default).mapping.fields(module)
+    wanted += flow.mapping.fields(module)
     if spec.status_field:
         wanted.append(spec.status_field)
+    if flow.contact_rules.optout_field:
+        wanted.append(flow.contact_rules.optout_field)
     unique = list(dict.fromkeys(f for f in wanted if f))
     known = services.zoho.module_fields(module)
     missing = [f for f in unique if f not in known]
@@ -125,13 +129,34 @@ def _open(services: Services, module: str, record_id: str, session_id: str, flow
     """Read the record, create the session from it (with what the flow's dial and bridge need),
     start its execution."""
     settings = services.settings
-    spec = flow.spec
     record = services.zoho.get_record(module, record_id, record_fields(services, module, flow))
-    session = services.store.create(
+    session = create_session(services, module, record_id, record, session_id=session_id, flow=flow)
+    workflow.start(services.sfn, settings.state_machine_arn, session_id, {"session_id": session_id})
+    return session
+
+
+def create_session(
+    services: Services,
+    module: str,
+    record_id: str,
+    record: dict[str, Any],
+    *,
+    session_id: str,
+    campaign_id: str = "",
+    flow: Flow | None = None,
+) -> Session:
+    """Create the session of a claimed record from its snapshot (the fields
+    :func:`record_fields` read for ``flow``, the default flow without one): the one place a
+    session is made, for a single trigger and a campaign's item alike. The session carries what
+    the flow's dial and bridge need. The write is conditional on the id being new."""
+    flow = flow or services.flows.default
+    spec = flow.spec
+    return services.store.create(
         Session(
             session_id=session_id,
             module=module,
             record_id=record_id,
+            campaign_id=campaign_id,
             flow=flow.name,
             agent_id=spec.agent.agent_id,
             agent_overrides=spec.agent.overrides,
@@ -143,8 +168,6 @@ def _open(services: Services, module: str, record_id: str, session_id: str, flow
             record=record,
         )
     )
-    workflow.start(services.sfn, settings.state_machine_arn, session_id, {"session_id": session_id})
-    return session
 
 
 def _undo(

@@ -1,5 +1,9 @@
 """Writing the call's result back to the CRM record: mapped fields, a note, the logged call.
 
+An opt-out the agent collected puts the number on the suppression list and ticks the record's
+opt-out field (the fields step); the note carries the transcript, attached as a file as well
+when it is past Zoho's note size (the note step, see :mod:`callflow.lifecycle.record_note`).
+
 The results are on the session before this runs, so nothing is lost when Zoho fails: the state
 machine retries throttling and server errors, and a writeback that fails for good can be replayed
 (`callflow replay SESSION`). Each step records its receipt on the session as soon as it succeeds,
@@ -15,7 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from callflow.admission import slots
-from callflow.lifecycle import media_configs, outcomes, workflow
+from callflow.consent.optout import record_collected_optout
+from callflow.lifecycle import media_configs, outcomes, record_note, workflow
+from callflow.lifecycle.record_note import NotePlan
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.observability import Metric, count, logger
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RecordNotFound
@@ -34,6 +40,8 @@ OUTCOME_LABELS = {
     Outcome.OUTSIDE_HOURS: "Outside calling hours",
     Outcome.TIMEOUT: "No call outcome",
     Outcome.CANCELLED: "Not called: cancelled",
+    Outcome.SUPPRESSED: "Not called: opted out",
+    Outcome.CAPPED: "Not called: call limit reached",
 }
 
 
@@ -83,6 +91,9 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
         receipt.update(_write_fields(services, session))
         store.set_fields(session_id, {"writeback": receipt}, event="fields written")
     elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
+        note = _plan_note(services, session, receipt)
+        if note.attachment and not receipt.get("attachment_id"):
+            note = _attach_transcript(services, session, receipt, note)
         _create_once(
             services,
             session,
@@ -91,7 +102,9 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
             find=lambda: services.zoho.find_note(
                 session.module, session.record_id, session_marker(session)
             ),
-            create=lambda: _add_note(services, session, receipt),
+            create=lambda: services.zoho.add_note(
+                session.module, session.record_id, note.title, note.content
+            ),
             event="note added",
         )
     elif step == "call":
@@ -109,6 +122,41 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
             )
         return _complete(services, session_id, receipt)
     return {"status": "writing_back", "step": step}
+
+
+def _attach_transcript(
+    services: Services, session: Session, receipt: dict[str, Any], note: NotePlan
+) -> NotePlan:
+    """Upload the transcript the note has no room for, before the note, which names it; with
+    its own receipt, so a retry of a note that failed after it does not upload it twice.
+
+    Refused for good (a scope the connection lacks, a file Zoho will not take), the refusal is
+    kept in the receipt and the note goes without the file, saying why: the note matters more.
+    """
+    try:
+        _create_once(
+            services,
+            session,
+            receipt,
+            "attachment_id",
+            find=lambda: services.zoho.find_attachment(
+                session.module, session.record_id, note.attachment_name
+            ),
+            create=lambda: services.zoho.upload_attachment(
+                session.module, session.record_id, note.attachment_name, note.attachment
+            ),
+            event="transcript attached",
+        )
+    except ProviderRejected as error:
+        receipt["attachment_refused"] = error.message[:300]
+        services.store.set_fields(
+            session.session_id,
+            {"writeback": receipt},
+            event="transcript not attached",
+            detail={"error": receipt["attachment_refused"]},
+        )
+        return _plan_note(services, session, receipt)
+    return note
 
 
 def _settle_outcome(services: Services, session: Session) -> Session:
@@ -223,14 +271,20 @@ def collected(session: Session) -> dict[str, Any]:
 def _write_fields(services: Services, session: Session) -> dict[str, Any]:
     settings = services.settings
     flow = services.flows.of(session)
+    rules = flow.contact_rules
+    values = collected(session)
+    # The opt-out is kept on our side first: whatever Zoho does next, the number is suppressed.
+    optout = record_collected_optout(rules, services.suppressions, session, values)
     mapped = flow.mapping.apply(
-        collected(session),
+        values,
         timezone=session.timezone or settings.default_timezone,
         module=session.module,
     )
     data = dict(mapped.fields)
     if flow.spec.status_field:
         data[flow.spec.status_field] = flow.status_value(session.outcome, label(session.outcome))
+    if optout and rules.optout_field:
+        data[rules.optout_field] = True
     problems = list(mapped.problems)
     # A field the module lacks (one mapping serves Leads, Contacts, Deals...) would be refused
     # by Zoho anyway, at the price of a second write: it is reported, not sent.
@@ -249,41 +303,65 @@ def _write_fields(services: Services, session: Session) -> dict[str, Any]:
             # The record refused the whole update (e.g. a validation rule): keep going so the
             # note still carries the results, and report it.
             problems.append(f"fields not written: {error.message}")
-            return {"fields": {}, "problems": problems}
+            return {"fields": {}, "problems": problems, **optout}
         for problem in result.problems:
             problems.append(str(problem))
         written = {k: v for k, v in data.items() if k not in result.refused_fields}
-        return {"fields": written, "problems": problems}
-    return {"fields": {}, "problems": problems}
+        return {"fields": written, "problems": problems, **optout}
+    return {"fields": {}, "problems": problems, **optout}
 
 
-def _note_text(session: Session, receipt: dict[str, Any]) -> tuple[str, str]:
+def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) -> NotePlan:
+    """The note (and the transcript attachment, when the transcript does not fit in it)."""
     results = session.results
     title = f"AI call: {label(session.outcome)}"
-    lines = [f"Outcome: {label(session.outcome)}"]
+    head = [f"Outcome: {label(session.outcome)}"]
     if session.outcome_detail:
-        lines.append(f"Detail: {session.outcome_detail}")
-    lines.append(f"Attempts: {session.attempt}")
+        head.append(f"Detail: {session.outcome_detail}")
+    head.append(f"Attempts: {session.attempt}")
     if session.call_duration:
-        lines.append(f"Duration: {session.call_duration} s")
+        head.append(f"Duration: {session.call_duration} s")
     if results.get("summary"):
-        lines += ["", "Summary:", str(results["summary"])]
+        head += ["", "Summary:", str(results["summary"])]
     elif session.outcome is Outcome.ANSWERED:
-        lines += ["", f"Summary: not available (analysis {results.get('status', 'missing')})"]
+        head += ["", f"Summary: not available (analysis {results.get('status', 'missing')})"]
     values = collected(session)
     if values:
-        lines += ["", "Collected:"] + [f"- {k}: {v}" for k, v in sorted(values.items())]
+        head += ["", "Collected:"] + [f"- {k}: {v}" for k, v in sorted(values.items())]
+    optout = receipt.get("optout")
+    if isinstance(optout, dict):
+        field = optout.get("field")
+        ticked = f"; {field} ticked" if field and field in receipt.get("fields", {}) else ""
+        head += [
+            "",
+            f"Opt-out: the person asked not to be called again; {optout.get('number')} is on "
+            f"the suppression list and will not be dialled{ticked}.",
+        ]
     if receipt.get("problems"):
-        lines += ["", "Not written to fields:"] + [f"- {p}" for p in receipt["problems"]]
-    if session.conversation_id:
-        lines += ["", f"Conversation: {session.conversation_id}"]
-    lines.append(session_marker(session))
-    return title, "\n".join(lines)
+        head += ["", "Not written to fields:"] + [f"- {p}" for p in receipt["problems"]]
+    tail = [f"Conversation: {session.conversation_id}"] if session.conversation_id else []
+    tail.append(session_marker(session))
+    return record_note.plan(
+        session,
+        title,
+        head,
+        tail,
+        max_chars=services.settings.zoho_note_max_chars,
+        whole_transcript=lambda: _whole_transcript(services, session),
+        attachment_refused=str(receipt.get("attachment_refused") or ""),
+    )
 
 
-def _add_note(services: Services, session: Session, receipt: dict[str, Any]) -> str:
-    title, content = _note_text(session, receipt)
-    return services.zoho.add_note(session.module, session.record_id, title, content)
+def _whole_transcript(services: Services, session: Session) -> list[dict[str, Any]]:
+    """Every turn of the session's conversation, read again from ElevenLabs (the session keeps
+    only the last ones); empty when ElevenLabs refuses for good."""
+    try:
+        conversation = services.elevenlabs.get_conversation(session.conversation_id)
+    except ProviderRejected as error:
+        # Gone or refused for good: the note and the attachment carry the turns the session has.
+        logger.warning("the whole transcript could not be read", extra={"error": error.message})
+        return []
+    return [{"role": turn.role, "message": turn.message or ""} for turn in conversation.transcript]
 
 
 def _should_log_call(services: Services, session: Session) -> bool:

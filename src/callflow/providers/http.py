@@ -110,8 +110,10 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
         accept: Callable[[int], bool] = success,
         retry: Retry | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
-        """The response, when ``accept`` takes its status; otherwise the typed error."""
+        """The response, when ``accept`` takes its status; otherwise the typed error.
+        ``files`` (field -> file name, content, content type) sends a multipart form."""
         what = what or method
         attempts = retry.attempts if retry else 1
         for attempt in range(attempts):
@@ -124,6 +126,7 @@ class HttpTransport:
                     data=data,
                     params=params,
                     headers=headers,
+                    files=files,
                     timeout=self._shared.timeout,
                 )
             except httpx.TransportError as error:

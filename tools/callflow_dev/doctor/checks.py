@@ -209,8 +209,9 @@ def check_bridge_health(
 
 def required_zoho_scopes(modules: Iterable[str]) -> list[str]:
     """The scopes the workflow uses, as ``ZohoCRM.<path>.<OPERATION>``: each module's records
-    read and updated, notes and calls created and read (the writeback looks for its own before
-    creating again), and the modules' field metadata read."""
+    read and updated, notes, calls and attachments (a transcript past the note's size) created
+    and read (the writeback looks for its own before creating again), and the modules' field
+    metadata read."""
     needed = []
     for module in modules:
         needed += [
@@ -222,6 +223,8 @@ def required_zoho_scopes(modules: Iterable[str]) -> list[str]:
         "ZohoCRM.modules.notes.READ",
         "ZohoCRM.modules.calls.CREATE",
         "ZohoCRM.modules.calls.READ",
+        "ZohoCRM.modules.attachments.CREATE",
+        "ZohoCRM.modules.attachments.READ",
         "ZohoCRM.settings.fields.READ",
     ]
     return needed

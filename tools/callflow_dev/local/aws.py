@@ -1,9 +1,10 @@
 """The embedded AWS: a moto server in this process, with the project's resources in it.
 
-moto stands in for DynamoDB, Secrets Manager, Lambda and Step Functions. Its Step Functions
-interpreter executes the project's own ASL file (Retry, Wait, Choice, ``.waitForTaskToken``), and
-each Lambda invocation it makes is routed to the real task handler in this process, so the flow
-that runs locally is the one that runs on AWS: no second copy of it in Python.
+moto stands in for DynamoDB, Secrets Manager, S3 (campaign items), Lambda and Step Functions. Its
+Step Functions interpreter executes the project's own ASL files (Retry, Wait, Choice,
+``.waitForTaskToken``, the campaign's Distributed Map and ``startExecution.sync:2``), and each
+Lambda invocation it makes is routed to the real task handler in this process, so the flow that
+runs locally is the one that runs on AWS: no second copy of it in Python.
 
 Every client (the API, the tasks, the bridge) reaches moto over a real socket: ``AWS_ENDPOINT_URL``
 points boto3 at it, exactly as it would point at any other endpoint.
@@ -23,11 +24,12 @@ import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from callflow.aws import error_code
 from callflow.lifecycle.stopped import STOPPED_STATUSES
-from callflow_functions.definition import definition_text
+from callflow_functions.definition import CAMPAIGN_ASL_FILE, definition_text
 
 #: Substitution name in the ASL file -> (Lambda function suffix, handler module).
 TASK_FUNCTIONS = {
@@ -39,6 +41,14 @@ TASK_FUNCTIONS = {
     "FetchAnalysisFunctionArn": ("fetch-analysis", "callflow_functions.fetch_analysis"),
     "WriteBackFunctionArn": ("write-back", "callflow_functions.write_back"),
     "MarkFailedFunctionArn": ("mark-failed", "callflow_functions.mark_failed"),
+}
+
+#: The campaign state machine's substitutions -> (function suffix, handler module); its
+#: ``${CallWorkflowArn}`` is the call workflow's ARN.
+CAMPAIGN_TASK_FUNCTIONS = {
+    "CampaignEnumerateFunctionArn": ("campaign-enumerate", "callflow_functions.campaign_enumerate"),
+    "CampaignItemFunctionArn": ("campaign-item", "callflow_functions.campaign_item"),
+    "CampaignFinishFunctionArn": ("campaign-finish", "callflow_functions.campaign_finish"),
 }
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -248,6 +258,75 @@ def _deliver(handler: Handler, event: dict[str, Any]) -> None:
         _status_log.exception("the stopped-execution rule's target failed")
 
 
+def _name_sfn_integration_parameters() -> None:
+    """Send a Step Functions service task's parameters under the API's member names.
+
+    An ASL task names them as AWS documents them (``StateMachineArn``, ``Name``, ``Input`` for
+    ``states:startExecution``), and AWS maps them onto the API. moto 5.2's interpreter hands
+    them to boto3 unchanged, with parameter validation off, so botocore fails on
+    ``StateMachineArn`` (its member is ``stateMachineArn``) and the task ends ``States.Runtime``;
+    and it reads the answer under AWS's capitalised names (``ExecutionArn``) that boto3 does not
+    use, and keeps its times as datetimes the execution's output cannot hold. The names are
+    matched to the operation's input members case-insensitively, the answer's keys capitalised
+    and its times made epoch milliseconds, as AWS does. Idempotent.
+    """
+    from botocore.session import get_session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn_task,
+    )
+
+    service = sfn_task.StateTaskServiceSfn
+    original = service._normalise_parameters
+    if getattr(original, "_callflow_named", False):
+        return
+    model = get_session().get_service_model("stepfunctions")
+
+    def normalise(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is not None:
+            return
+        action = self._get_boto_service_action()
+        operation = next(
+            (model.operation_model(o) for o in model.operation_names if _snake(o) == action), None
+        )
+        if operation is None or operation.input_shape is None:
+            return
+        members = {name.lower(): name for name in operation.input_shape.members}
+        for key in list(parameters):
+            member = members.get(key.lower())
+            if member is not None and member != key:
+                parameters[member] = parameters.pop(key)
+
+    original_response = service._normalise_response
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_response(self, response, boto_service_name, service_action_name)
+        if isinstance(response, dict):  # AWS answers a task with the API's names capitalised
+            for key in [k for k in response if k[:1].islower()]:
+                value = response.pop(key)
+                if isinstance(value, datetime):  # and its times in epoch milliseconds
+                    value = int(value.timestamp() * 1000)
+                response[key[:1].upper() + key[1:]] = value
+
+    normalise._callflow_named = True  # type: ignore[attr-defined]
+    service._normalise_parameters = normalise  # type: ignore[method-assign]
+    service._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
 class EmbeddedAws:
     """A moto server on a free loopback port, with the table, secret, functions and workflow.
 
@@ -272,6 +351,7 @@ class EmbeddedAws:
         self.endpoint = ""
         self.port = 0
         self.state_machine_arn = ""
+        self.campaign_state_machine_arn = ""
         self._server: Any = None
 
     def start(self) -> EmbeddedAws:
@@ -283,6 +363,7 @@ class EmbeddedAws:
         _install_router(self.router)
         _serialise_dynamodb_writes()
         _publish_execution_status_changes()
+        _name_sfn_integration_parameters()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.port = self._server._server.server_port
@@ -357,6 +438,53 @@ class EmbeddedAws:
             "callflow_functions.execution_stopped"
         ).handler
         return self.state_machine_arn
+
+    def deploy_campaigns(
+        self, call_workflow_arn: str, prefix: str = "callflow", *, fast_retries: bool = False
+    ) -> tuple[str, str]:
+        """Create the campaign bucket, its task functions and the campaign state machine from
+        its ASL file, running ``call_workflow_arn`` per record; the machine's ARN and the
+        bucket's name."""
+        prefix = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        bucket = f"{prefix}-campaigns"
+        self.client("s3").create_bucket(Bucket=bucket)
+        role = self.client("iam").create_role(
+            RoleName=f"{prefix}-campaigns-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        definition = definition_text(CAMPAIGN_ASL_FILE)
+        if fast_retries:
+            definition = json.dumps(_one_second_retries(json.loads(definition)))
+        definition = definition.replace("${CallWorkflowArn}", call_workflow_arn)
+        for substitution, (suffix, module) in CAMPAIGN_TASK_FUNCTIONS.items():
+            arn = self._local_function(f"{prefix}-{suffix}", module, role)
+            definition = definition.replace("${" + substitution + "}", arn)
+        self.campaign_state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=f"{prefix}-campaigns", definition=definition, roleArn=role
+        )["stateMachineArn"]
+        return self.campaign_state_machine_arn, bucket
+
+    def _local_function(self, name: str, module: str, role: str) -> str:
+        """A Lambda function whose invocations the router sends to ``module``'s handler."""
+        package = io.BytesIO()
+        with zipfile.ZipFile(package, "w") as archive:
+            archive.writestr("README.txt", "Invocations are routed to the in-process handlers.")
+        arn = self.client("lambda").create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler=f"{module}.handler",
+            Code={"ZipFile": package.getvalue()},
+        )["FunctionArn"]
+        self.router.register(name, importlib.import_module(module).handler)
+        return str(arn)
+
+    def campaign_execution(self, campaign_id: str) -> dict[str, Any]:
+        """``DescribeExecution`` of the campaign's execution (named after the campaign)."""
+        arn = self.campaign_state_machine_arn.replace(":stateMachine:", ":execution:")
+        return dict(
+            self.client("stepfunctions").describe_execution(executionArn=f"{arn}:{campaign_id}")
+        )
 
     def execution(self, session_id: str) -> dict[str, Any]:
         """``DescribeExecution`` of the session's execution (each is named after its session)."""

@@ -13,11 +13,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from callflow.models import Session, SessionStatus
+from callflow.models import Outcome, Session, SessionStatus
 from callflow.providers.infobip.events import TIMELINE_PREFIX
+from callflow.services import get_services
 from callflow_dev.local.stack import LocalStack, StackOptions
 
 PERSON = {
@@ -34,6 +36,7 @@ SHOWN_FIELDS = [
     "Phone",
     "Lead_Status",
     "Interested",
+    "Do_Not_Call",
     "Monthly_Bill",
     "Site_Visit_Date",
 ]
@@ -49,6 +52,9 @@ class Scenario:
     options: StackOptions = field(default_factory=StackOptions)
     phone: str = PERSON["Phone"]
     interrupting: bool = False
+    opting_out: bool = False
+    """The person asks not to be called again; the record is then triggered a second time,
+    which must end ``suppressed`` without a dial."""
 
 
 def _scenarios() -> dict[str, Scenario]:
@@ -89,10 +95,40 @@ def _scenarios() -> dict[str, Scenario]:
             lambda: [net.answer(after_s=2)],
             interrupting=True,
         ),
+        "optout": Scenario(
+            "optout",
+            "Maria asks not to be called again: the record's Do_Not_Call is ticked, the number "
+            "suppressed, and a second trigger ends 'suppressed' without dialling.",
+            lambda: [net.answer(after_s=2)],
+            optout_options(),
+            opting_out=True,
+        ),
     }
 
 
-SCENARIOS = ("answered", "retry", "busy", "voicemail", "invalid", "interrupt")
+def optout_options(**overrides: Any) -> StackOptions:
+    """The stack of the opt-out scenario: the agent collects ``opt_out``, the record's opt-out
+    checkbox is ``Do_Not_Call``, and a record may be triggered again at once."""
+    from callflow_dev.sandbox.agent import optout_steps
+    from callflow_dev.sandbox.elevenlabs import DEFAULT_DATA_COLLECTION, DataItem
+
+    extra_env = {"CALLFLOW_OPTOUT_FIELD": OPTOUT_FIELD, "CALLFLOW_TRIGGER_WINDOW_SECONDS": "0"}
+    items = {
+        **DEFAULT_DATA_COLLECTION,
+        "opt_out": DataItem("boolean", "True when the person asks not to be called again."),
+    }
+    return StackOptions(
+        agent_steps=optout_steps(),
+        agent_data_collection=items,
+        extra_env=extra_env,
+        **overrides,
+    )
+
+
+OPTOUT_FIELD = "Do_Not_Call"
+"""The demo lead's opt-out checkbox (a custom field of the Zoho stand-in's Leads)."""
+
+SCENARIOS = ("answered", "retry", "busy", "voicemail", "invalid", "interrupt", "optout")
 
 
 class Printer:
@@ -129,6 +165,13 @@ class DemoResult:
     conversation: Any
     execution_status: str
     wav: Path | None
+    first_words_ms: int | None = None
+    """From the answer to the agent's first audio on the phone (the last answered attempt)."""
+    again: Session | None = None
+    """The session of the record's second trigger (the opt-out scenario)."""
+    again_dials: int = 0
+    """Calls Infobip was asked to place for the second trigger's session."""
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_scenario(
@@ -171,6 +214,10 @@ def run_scenario(
     if media is not None and out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         wav = stereo_wav(media, Path(out_dir) / f"call-{scenario.name}-{session_id[:8]}.wav")
+    again, dials = (None, 0)
+    if scenario.opting_out:
+        again, dials = _trigger_again(stack, record_id, printer)
+        after = dict(stack.zoho.records["Leads"][record_id])
     return DemoResult(
         session=session,
         record_before=before,
@@ -181,7 +228,65 @@ def run_scenario(
         conversation=conversation,
         execution_status=str(execution["status"]),
         wav=wav,
+        first_words_ms=_first_words(stack, session_id),
+        again=again,
+        again_dials=dials,
+        attachments=[a for a in stack.zoho.attachments if a["record_id"] == record_id],
     )
+
+
+def _first_words(stack: LocalStack, session_id: str) -> int | None:
+    calls = [c for c in list(stack.infobip.calls) if _is_session_call(stack, c, session_id)]
+    timed = [first_words_ms(stack.infobip.call_log, call_id) for call_id in calls]
+    answered = [ms for ms in timed if ms is not None]
+    return answered[-1] if answered else None
+
+
+def _trigger_again(stack: LocalStack, record_id: str, printer: Printer) -> tuple[Session, int]:
+    """Trigger the record once more and follow that session to its end; it and the number of
+    dials Infobip was asked for it."""
+    printer.line("")
+    printer.event(f"Zoho workflow rule fires again for Leads/{record_id}")
+    response = stack.trigger("Leads", record_id)
+    if response.status_code != 202:
+        raise RuntimeError(f"second trigger refused: {response.status_code} {response.text}")
+    session_id = response.json()["session_id"]
+    printer.event(f"API accepted the trigger: session {session_id}")
+    _follow(stack, session_id, printer)
+    stack.wait_for_execution(session_id, timeout=180)
+    dials = [
+        r
+        for r in stack.infobip.requests
+        if r.method == "POST"
+        and r.path == "/calls/1/calls"
+        and r.body.get("customData", {}).get("session_id") == session_id
+    ]
+    return stack.session(session_id), len(dials)
+
+
+def optout_problems(stack: LocalStack, result: DemoResult) -> list[str]:
+    """What the opt-out scenario did not do: the field ticked, the number suppressed, the
+    second trigger ``suppressed`` and not dialled, the note saying so."""
+    from callflow.phone import normalise
+
+    problems = []
+    if result.session.outcome is not Outcome.ANSWERED:
+        problems.append(f"the call ended {result.session.outcome}, not answered")
+    if result.record_after.get(OPTOUT_FIELD) is not True:
+        problems.append(f"the record's {OPTOUT_FIELD} is not ticked")
+    number = normalise(result.session.phone or result.record_before["Phone"], "US").e164
+    if get_services().suppressions.get(number) is None:
+        problems.append("the number is not on the suppression list")
+    if not any("Opt-out:" in str(n.get("Note_Content")) for n in result.notes):
+        problems.append("no note says the person opted out")
+    again = result.again
+    if again is None or again.outcome is not Outcome.SUPPRESSED:
+        problems.append(f"the second trigger ended {again.outcome if again else 'nowhere'}")
+    elif again.status is not SessionStatus.COMPLETED:
+        problems.append(f"the second trigger's writeback is {again.status.value}")
+    if result.again_dials:
+        problems.append(f"the second trigger was dialled {result.again_dials} time(s)")
+    return problems
 
 
 def seed_scenario(stack: LocalStack, scenario: Scenario) -> str:
@@ -205,6 +310,8 @@ def callee_script(scenario: Scenario, brief_clips_ms: int | None) -> Any:
 
     if scenario.interrupting:
         script = CalleeScript.interrupting(barge_in_after_ms=400 if brief_clips_ms else 1200)
+    elif scenario.opting_out:
+        script = CalleeScript.opting_out()
     else:
         script = CalleeScript.default()
     if not brief_clips_ms:
@@ -222,6 +329,8 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
     seen_timeline = 1  # "session created" is the trigger line already printed
     seen_log = 0
     seen_turns: dict[str, int] = {}
+    spoken: set[str] = set()
+    """Calls whose first words were shown."""
     terminal = {SessionStatus.COMPLETED, SessionStatus.WRITEBACK_FAILED}
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -234,6 +343,11 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
         log = [e for e in stack.infobip.call_log if e.call_id in calls]
         for phone_event in log[seen_log:]:
             text = _describe_phone(phone_event.what, phone_event.detail)
+            if phone_event.what == "media agent_audio_started":
+                waited = first_words_ms(log, phone_event.call_id)
+                if waited is not None and phone_event.call_id not in spoken:
+                    spoken.add(phone_event.call_id)
+                    text += f": first words {waited} ms after answer"
             if text:
                 printer.event(text)
         seen_log = len(log)
@@ -241,6 +355,27 @@ def _follow(stack: LocalStack, session_id: str, printer: Printer) -> None:
         if session.status in terminal:
             return
         time.sleep(0.1)
+
+
+def first_words_ms(log: Sequence[Any], call_id: str) -> int | None:
+    """Milliseconds from the call's answer to the agent's first audio playing on the phone, from
+    the Infobip stand-in's log (``answered``, then the callee's ``agent_audio_started``): the
+    silence the person hears, providers' time included. ``None`` until both happened."""
+    answered = heard = ""
+    for entry in log:
+        if entry.call_id != call_id:
+            continue
+        if entry.what == "answered" and not answered:
+            answered = entry.at
+        elif entry.what == "media agent_audio_started" and answered and not heard:
+            heard = entry.at
+    if not heard:
+        return None
+    elapsed = datetime.strptime(heard, _INFOBIP_TIME) - datetime.strptime(answered, _INFOBIP_TIME)
+    return round(elapsed.total_seconds() * 1000)
+
+
+_INFOBIP_TIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 
 
 def _is_session_call(stack: LocalStack, call_id: str, session_id: str) -> bool:
@@ -281,6 +416,9 @@ _TIMELINE_WORDS = {
     "note added": "Note added to the record",
     "call logged": "Call logged on the record",
     "written back": "Writeback complete",
+    "not called: suppressed": "Not called: the person opted out",
+    "not called: capped": "Not called: call limit reached",
+    "transcript attached": "Transcript attached to the record",
     "writeback failed": "Writeback FAILED (results kept for replay)",
 }
 
@@ -346,6 +484,10 @@ def report(result: DemoResult, printer: Printer) -> None:
     """
     session = result.session
     printer.line("")
+    if result.first_words_ms is not None:
+        printer.line(f"First words {result.first_words_ms} ms after answer (answer -> agent audio")
+        printer.line("on the phone, the providers' time included)")
+        printer.line("")
     if result.media is not None:
         printer.line("Turns (latency = end of the person's speech -> agent audio on the phone):")
         for turn in result.media.turns:
@@ -369,6 +511,16 @@ def report(result: DemoResult, printer: Printer) -> None:
         printer.line(
             f"  Call logged: {call.get('Subject')} ({call.get('Call_Type')},"
             f" {call.get('Call_Duration')})"
+        )
+    for attachment in result.attachments:
+        printer.line("")
+        printer.line(f"  Attachment: {attachment['File_Name']} ({attachment['Size']} bytes)")
+    if result.again is not None:
+        printer.line("")
+        printer.line(
+            f"Second trigger: session {result.again.session_id} ended"
+            f" {result.again.outcome.value if result.again.outcome else '-'}"
+            f" ({result.again.outcome_detail}); calls placed for it: {result.again_dials}"
         )
     printer.line("")
     if result.wav:
@@ -416,6 +568,9 @@ def run_demo(
         with known.applied(stack, chosen):
             result = run_scenario(stack, scenario, out_dir, printer)
         report(result, printer)
+        optout = optout_problems(stack, result) if scenario.opting_out else []
+    for problem in optout:
+        print(f"Not as the opt-out scenario expects: {problem}.", file=sys.stderr)
     if chosen:
         problems = known.problems(result.session, chosen)
         for problem in problems:
@@ -424,7 +579,7 @@ def run_demo(
     landed = result.session.status is SessionStatus.COMPLETED
     if not landed:
         print("The writeback did not land.", file=sys.stderr)
-    return 0 if landed else 1
+    return 0 if landed and not optout else 1
 
 
 def list_variants() -> int:

@@ -10,6 +10,7 @@ environment and Secrets Manager, exactly as on AWS.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import time
@@ -58,6 +59,12 @@ class StackOptions:
     """Say only the first N ms of every clip, with quicker turn-taking (fast end-to-end tests);
     ``None`` plays the whole dialogue (the demo)."""
     extra_env: dict[str, str] = field(default_factory=dict)
+    agent_steps: tuple[Any, ...] | None = None
+    """The scripted agent's dialogue (``callflow_dev.sandbox.agent.DialogueStep``s); ``None``
+    is the demo's qualification call."""
+    agent_data_collection: dict[str, Any] | None = None
+    """The agent's data-collection items (``callflow_dev.sandbox.elevenlabs.DataItem`` by id);
+    ``None`` is the qualification call's."""
 
 
 class LocalStack:
@@ -94,7 +101,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         """Start every part, point the stand-ins' webhooks at the API, deploy the workflow."""
         from callflow_dev.sandbox.agent import AgentConfig
-        from callflow_dev.sandbox.elevenlabs import ElevenLabsSandbox
+        from callflow_dev.sandbox.elevenlabs import DEFAULT_DATA_COLLECTION, ElevenLabsSandbox
         from callflow_dev.sandbox.infobip import InfobipSandbox
         from callflow_dev.sandbox.zoho import ZohoSandbox
 
@@ -111,17 +118,25 @@ class LocalStack:
         self.zoho = ZohoSandbox(
             ZOHO_CLIENT_ID, self.secrets["zoho_client_secret"], self.secrets["zoho_refresh_token"]
         )
+        agent = AgentConfig(
+            agent_id=AGENT_ID,
+            user_input_audio_format=options.agent_input_format,
+            agent_output_audio_format=options.agent_output_format,
+            clip_max_ms=options.brief_clips_ms,
+            end_of_turn_silence_ms=400 if options.brief_clips_ms else 600,
+            response_delay_ms=100 if options.brief_clips_ms else 250,
+        )
+        if options.agent_steps is not None:
+            agent = dataclasses.replace(agent, steps=options.agent_steps)
         self.elevenlabs = ElevenLabsSandbox(
             self.secrets["elevenlabs_api_key"],
-            AgentConfig(
-                agent_id=AGENT_ID,
-                user_input_audio_format=options.agent_input_format,
-                agent_output_audio_format=options.agent_output_format,
-                clip_max_ms=options.brief_clips_ms,
-                end_of_turn_silence_ms=400 if options.brief_clips_ms else 600,
-                response_delay_ms=100 if options.brief_clips_ms else 250,
-            ),
+            agent,
             webhook_secret=self.secrets["elevenlabs_webhook_secret"],
+            data_collection=(
+                DEFAULT_DATA_COLLECTION
+                if options.agent_data_collection is None
+                else options.agent_data_collection
+            ),
             processing_seconds=options.processing_seconds,
             drop_webhooks=options.drop_post_call_webhooks,
             max_concurrent_conversations=options.agent_concurrency,
@@ -228,7 +243,16 @@ class LocalStack:
         self._refresh()
 
         state_machine = self.aws.deploy_workflow(fast_retries=options.fast_retries)
-        self._set_env({"CALLFLOW_STATE_MACHINE_ARN": state_machine})
+        campaigns, bucket = self.aws.deploy_campaigns(
+            state_machine, fast_retries=options.fast_retries
+        )
+        self._set_env(
+            {
+                "CALLFLOW_STATE_MACHINE_ARN": state_machine,
+                "CALLFLOW_CAMPAIGN_STATE_MACHINE_ARN": campaigns,
+                "CALLFLOW_CAMPAIGN_BUCKET": bucket,
+            }
+        )
         self._refresh()
         return self
 

@@ -152,6 +152,24 @@ def demo_steps(today: date | None = None) -> tuple[DialogueStep, ...]:
     )
 
 
+def optout_steps() -> tuple[DialogueStep, ...]:
+    """A call in which the person asks not to be called again: the agent collects ``opt_out``
+    and ends the call. (The stand-in has no recording of this answer and says its closing clip;
+    the transcript carries the words.)"""
+    return (
+        DialogueStep(
+            caller_text="Please don't call me again. Take me off your list.",
+            reply=AgentLine(
+                "Understood, {{first_name}}. We won't call you again. Sorry for the trouble, "
+                "goodbye.",
+                "agent_closing",
+            ),
+            collects={"opt_out": True, "interested": False},
+            ends_call=True,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """The agent's settings (as configured on ElevenLabs) plus the sandbox's script and knobs."""

@@ -119,6 +119,16 @@ class CalleeScript:
         )
 
     @classmethod
+    def opting_out(cls) -> CalleeScript:
+        """ "Hello?" at once, then, after the greeting, asks not to be called again."""
+        return cls(
+            turns=(
+                CalleeTurn(clip="person_hello", immediately=True),
+                CalleeTurn(clip="person_bye"),
+            )
+        )
+
+    @classmethod
     def interrupting(cls, barge_in_after_ms: int = 1200) -> CalleeScript:
         """Like :meth:`default`, but talks over the agent's second question (the visit)."""
         return cls(

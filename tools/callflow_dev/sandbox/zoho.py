@@ -1,12 +1,18 @@
-"""A Zoho CRM stand-in: the OAuth token endpoint and the v8 record, note and call APIs.
+"""A Zoho CRM stand-in: the OAuth token endpoint and the v8 record, note, call and attachment
+APIs.
 
 It exists so the demo and the tests meet Zoho's real behaviour rather than a friendly imitation:
 the token endpoint answers errors as HTTP 200 with an ``error`` key and enforces the ten tokens
 per refresh token per ten minutes; access tokens expire (401 ``INVALID_TOKEN``); writes are
 checked field by field against a field metadata table (unknown field, wrong type, picklist value,
 mandatory field) and answer per record in ``data[]`` with ``code``/``details``/``message``/
-``status`` as in ``callflow_dev/schemas/zoho``; an Outbound call of zero duration is refused.
+``status`` as in ``callflow_dev/schemas/zoho``; an Outbound call of zero duration is refused; a
+note's content is at most 65535 characters and its title 120; an attachment is a multipart
+upload of at most 100 MB, and listing attachments needs ``fields``.
 Knobs make writes fail with 429 or 5xx. One app serves both the accounts server and the API domain.
+Listings page as Zoho's do: ``page`` reaches the first 2,000 records and ``page_token`` (which
+expires) the rest; custom views (:meth:`ZohoSandbox.add_view`) filter a listing by ``cvid``;
+``ids=`` reads up to 100 records; COQL queries are answered by :mod:`callflow_dev.sandbox.coql`.
 
 Every request is logged in :attr:`ZohoSandbox.requests` (secrets in token requests redacted) so
 tests can assert on exactly what was sent.
@@ -29,7 +35,19 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from callflow_dev.sandbox.coql import CoqlError
+from callflow_dev.sandbox.coql import parse as parse_coql
+
 TOKENS_PER_WINDOW = 10
+NOTE_CONTENT_MAX = 65535
+"""``Note_Content``'s maxLength in Zoho's v8 notes description (``zoho/crm-oas``)."""
+NOTE_TITLE_MAX = 120
+ATTACHMENT_MAX_BYTES = 100 * 1024 * 1024
+"""``uploadAttachment``'s largest request body (100 MB; 413 beyond)."""
+PAGE_TOKEN_LIFETIME = 86400.0
+"""How long a listing's ``next_page_token`` can be used (Zoho: a day)."""
+PAGE_PARAM_LIMIT = 2000
+MAX_IDS = 100
 TOKEN_WINDOW_SECONDS = 600.0
 _ID_PREFIX = 5725767
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
@@ -119,6 +137,7 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Email", "email", length=100),
             FieldMeta("Lead_Status", "picklist", choices=LEAD_STATUSES),
             FieldMeta("Interested", "boolean"),
+            FieldMeta("Do_Not_Call", "boolean"),
             FieldMeta("Monthly_Bill", "currency", length=16),
             FieldMeta("Site_Visit_Date", "date"),
             FieldMeta("Description", "textarea", length=32000),
@@ -213,6 +232,8 @@ class ZohoSandbox:
         self.modules = default_modules()
         self.records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self.modules}
         self.notes: list[dict[str, Any]] = []
+        self.attachments: list[dict[str, Any]] = []
+        """Uploaded files: id, module, record_id, File_Name, Size, content, content_type."""
         self.requests: list[SandboxRequest] = []
         self.workflow_runs: list[tuple[str, str]] = []
         """(module, id) of writes that would have fired workflow rules (no ``"trigger": []``)."""
@@ -236,6 +257,11 @@ class ZohoSandbox:
         as when another user of the same refresh token has 15 more issued (401
         ``INVALID_OAUTHTOKEN`` until a new token is fetched)."""
         self._api_requests = 0
+        self.views: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {}
+        """Custom view id -> (module, which records it shows)."""
+        self.page_tokens: dict[str, tuple[str, str, int, float]] = {}
+        """Issued page token -> (module, cvid, offset of the page it asks for, expiry)."""
+        self.page_token_lifetime = PAGE_TOKEN_LIFETIME
 
     # --- knobs ----------------------------------------------------------------------------
 
@@ -263,6 +289,20 @@ class ZohoSandbox:
         """Let writes succeed again, whichever knob made them fail."""
         with self._lock:
             self._failing, self._fail_forever, self._lose_answers = {}, False, 0
+
+    def add_view(self, module: str, shows: Callable[[dict[str, Any]], bool]) -> str:
+        """A custom view of ``module`` showing the records ``shows`` accepts; its ``cvid``."""
+        with self._lock:
+            cvid = self._new_id()
+            self.views[cvid] = (module, shows)
+            return cvid
+
+    def expire_page_tokens(self) -> None:
+        """Every page token issued so far stops working (as a day later)."""
+        with self._lock:
+            self.page_tokens = {
+                t: (*v[:3], min(v[3], self.clock())) for t, v in self.page_tokens.items()
+            }
 
     def evict_tokens(self) -> None:
         """Every issued access token is evicted now, as when a 16th token is issued for the same
@@ -356,6 +396,23 @@ class ZohoSandbox:
         async def create_notes(request: Request) -> Response:
             body = await _json(request)
             return self._guarded(request, lambda: self._create_notes(body), write=True)
+
+        @app.post("/crm/v8/{module}/{record_id}/Attachments")
+        async def upload_attachment(module: str, record_id: str, request: Request) -> Response:
+            upload = await _upload(request)
+            return self._guarded(
+                request, lambda: self._attach(module, record_id, upload), write=True
+            )
+
+        @app.get("/crm/v8/{module}/{record_id}/Attachments")
+        async def list_attachments(module: str, record_id: str, request: Request) -> Response:
+            query = request.query_params
+            return self._guarded(request, lambda: self._attachments(module, record_id, query))
+
+        @app.post("/crm/v8/coql")
+        async def coql(request: Request) -> Response:
+            body = await _json(request)
+            return self._guarded(request, lambda: self._coql(body))
 
         @app.get("/crm/v8/{module}/{record_id}")
         async def get_record(module: str, record_id: str, request: Request) -> Response:
@@ -570,12 +627,182 @@ class ZohoSandbox:
         return self._add_each(rows, validate, store)
 
     def _list(self, module: str, query: Mapping[str, str]) -> Response:
-        if self._module(module) is None:
+        meta = self._module(module)
+        if meta is None:
             return _invalid_module()
-        return _listing(list(self.records[module].values()), query)
+        rows = list(self.records[module].values())
+        if "ids" in query:
+            return self._list_ids(module, rows, query)
+        cvid = query.get("cvid", "")
+        if cvid:
+            view = self.views.get(cvid)
+            if view is None or view[0] != module:
+                return _error(400, "INVALID_DATA", "invalid data", {"param": "cvid"})
+            rows = [r for r in rows if view[1](r)]
+        token = query.get("page_token", "")
+        offset = None
+        if token:
+            if "page" in query:
+                return _error(
+                    400, "INVALID_DATA", "page and page_token cannot be given together", {}
+                )
+            issued = self.page_tokens.get(token)
+            if issued is None or issued[:2] != (module, cvid) or issued[3] <= self.clock():
+                return _error(
+                    400, "INVALID_DATA", "invalid or expired page_token", {"param": "page_token"}
+                )
+            offset = issued[2]
+        else:
+            per_page, page = query.get("per_page", "200"), query.get("page", "1")
+            if (
+                per_page.isdigit()
+                and page.isdigit()
+                and int(page) * int(per_page) > (PAGE_PARAM_LIMIT)
+            ):
+                return _error(
+                    400,
+                    "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                    f"cannot fetch more than {PAGE_PARAM_LIMIT} records with the page"
+                    " parameter; use page_token",
+                    {},
+                )
+        return _listing(
+            rows,
+            query,
+            offset=offset,
+            issue_token=lambda next_offset: self._issue_page_token(module, cvid, next_offset),
+        )
+
+    def _issue_page_token(self, module: str, cvid: str, offset: int) -> tuple[str, str]:
+        token = secrets.token_hex(24)
+        expiry = self.clock() + self.page_token_lifetime
+        self.page_tokens[token] = (module, cvid, offset, expiry)
+        stamp = datetime.fromtimestamp(expiry, UTC).replace(microsecond=0).isoformat()
+        return token, stamp
+
+    def _list_ids(
+        self, module: str, rows: list[dict[str, Any]], query: Mapping[str, str]
+    ) -> Response:
+        ids = [i for i in query.get("ids", "").split(",") if i]
+        if not ids or len(ids) > MAX_IDS:
+            return _error(
+                400,
+                "LIMIT_EXCEEDED",
+                f"ids takes 1 to {MAX_IDS} ids",
+                {"limit": MAX_IDS, "param": "ids"},
+            )
+        if any(not i.isdigit() for i in ids):
+            return _error(400, "INVALID_DATA", "the id given seems to be invalid", {"param": "ids"})
+        if "page" in query or "page_token" in query or "cvid" in query:
+            return _error(
+                400, "INVALID_DATA", "ids cannot be combined with paging", {"param": "ids"}
+            )
+        wanted = set(ids)
+        return _listing([r for r in rows if r["id"] in wanted], {**query, "per_page": str(MAX_IDS)})
+
+    def _coql(self, body: Any) -> Response:
+        query_text = body.get("select_query") if isinstance(body, dict) else None
+        if not isinstance(query_text, str) or not query_text.strip():
+            return _error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param": "select_query"},
+            )
+        try:
+            query = parse_coql(
+                query_text, lambda m: set(self.modules[m]) if m in self.modules else None
+            )
+        except CoqlError as error:
+            return _error(400, error.code, error.message, error.details)
+        rows = [r for r in self.records[query.module].values() if query.where(r)]
+        key = (
+            (lambda r: int(r["id"]))
+            if query.order_by == "id"
+            else (lambda r: (r.get(query.order_by) is None, str(r.get(query.order_by) or "")))
+        )
+        rows.sort(key=key, reverse=query.descending)
+        chunk = rows[query.offset : query.offset + query.limit]
+        if not chunk:
+            return Response(status_code=204)
+        data = [{"id": r["id"], **{f: r.get(f) for f in query.fields if f != "id"}} for r in chunk]
+        more = query.offset + query.limit < len(rows)
+        return JSONResponse({"data": data, "info": {"count": len(data), "more_records": more}})
 
     def _list_notes(self, query: Mapping[str, str]) -> Response:
         return _listing(self.notes, query, always=tuple(_note_system_fields()))
+
+    def _attach(self, module: str, record_id: str, upload: _Upload | Response) -> Response:
+        """``uploadAttachment``: multipart form-data with the file in ``file`` (100 MB at most,
+        413 beyond); an unknown module or record is refused as Zoho does, the answer is one
+        element with the attachment's id."""
+        if isinstance(upload, Response):
+            return upload
+        if self._module(module) is None:
+            return _invalid_module()
+        if not record_id.isdigit() or record_id not in self.records[module]:
+            return _error(
+                400,
+                "INVALID_DATA",
+                "the related id given seems to be invalid",
+                {"resource_path_index": 1},
+            )
+        attachment_id = self._new_id()
+        self.attachments.append(
+            {
+                "id": attachment_id,
+                "module": module,
+                "record_id": record_id,
+                "File_Name": upload.file_name,
+                "Size": str(len(upload.content)),
+                "content": upload.content,
+                "content_type": upload.content_type,
+            }
+        )
+        element = _success(attachment_id, "attachment uploaded successfully")
+        return JSONResponse({"data": [element]}, status_code=200)
+
+    def _attachments(self, module: str, record_id: str, query: Mapping[str, str]) -> Response:
+        """``getAttachments``: ``fields`` is required; the record's attachments, newest first,
+        with the listing's ``info`` (an empty list is 200 with ``data: []``)."""
+        if self._module(module) is None:
+            return _invalid_module()
+        if not record_id.isdigit() or record_id not in self.records[module]:
+            return _error(
+                400,
+                "INVALID_DATA",
+                "the related id given seems to be invalid",
+                {"resource_path_index": 1},
+            )
+        fields = [f for f in query.get("fields", "").split(",") if f]
+        if not fields:
+            return _error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param_name": "fields"},
+            )
+        raw_per_page = query.get("per_page", "200")
+        if not raw_per_page.isdigit() or not 1 <= int(raw_per_page) <= MAX_PER_PAGE:
+            return _error(400, "INVALID_DATA", "invalid data", {"param_name": "per_page"})
+        mine = [
+            a
+            for a in reversed(self.attachments)
+            if (a["module"], a["record_id"]) == (module, record_id)
+        ][: int(raw_per_page)]
+        data = [
+            {"id": a["id"], **{f: a[f] for f in fields if f in a and f != "content"}} for a in mine
+        ]
+        info = {
+            "per_page": int(raw_per_page),
+            "next_page_token": None,
+            "count": len(data),
+            "page": 1,
+            "previous_page_token": None,
+            "page_token_expiry": None,
+            "more_records": False,
+        }
+        return JSONResponse({"data": data, "info": info})
 
     def _create_notes(self, body: Any) -> Response:
         rows = _rows(body)
@@ -673,9 +900,13 @@ class ZohoSandbox:
                 raise _Refused(_invalid(name, f"{base}.{name}", "invalid data"))
         if not isinstance(row.get("Note_Content"), str) or not row["Note_Content"]:
             raise _Refused(_mandatory("Note_Content", f"{base}.Note_Content"))
+        if len(row["Note_Content"]) > NOTE_CONTENT_MAX:
+            raise _Refused(_too_long("Note_Content", f"{base}.Note_Content", NOTE_CONTENT_MAX))
         title = row.get("Note_Title")
         if title is not None and not isinstance(title, str):
             raise _Refused(_invalid("Note_Title", f"{base}.Note_Title", "invalid data", "string"))
+        if isinstance(title, str) and len(title) > NOTE_TITLE_MAX:
+            raise _Refused(_too_long("Note_Title", f"{base}.Note_Title", NOTE_TITLE_MAX))
         parent = row.get("Parent_Id")
         if not isinstance(parent, dict):
             raise _Refused(_mandatory("Parent_Id", f"{base}.Parent_Id"))
@@ -749,6 +980,45 @@ def _is_datetime(value: str) -> bool:
 # --- response shapes ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Upload:
+    """The ``file`` part of an upload request."""
+
+    file_name: str
+    content: bytes
+    content_type: str
+
+
+async def _upload(request: Request) -> _Upload | Response:
+    """The uploaded file, or Zoho's refusal: not multipart form-data or no ``file`` part (400),
+    a body past 100 MB (413)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > ATTACHMENT_MAX_BYTES:
+        return _error(413, "FILE_SIZE_MORE_THAN_ALLOWED_SIZE", "file size exceeds the limit", {})
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    try:
+        form = await request.form()
+    except Exception:  # a malformed multipart body: Zoho refuses it as data
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    part = form.get("file")
+    if part is None or isinstance(part, str):
+        return _error(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "file"},
+        )
+    content = await part.read()
+    if len(content) > ATTACHMENT_MAX_BYTES:
+        return _error(413, "FILE_SIZE_MORE_THAN_ALLOWED_SIZE", "file size exceeds the limit", {})
+    if not content or not part.filename:
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    if part.filename.lower().endswith(".exe"):
+        return _error(400, "INVALID_DATA", "invalid data provided", {})
+    return _Upload(part.filename, content, part.content_type or "application/octet-stream")
+
+
 async def _json(request: Request) -> Any:
     try:
         return await request.json()
@@ -805,6 +1075,12 @@ def _invalid(name: str, path: str, message: str, expected: str = "") -> dict[str
     if expected:
         details["expected_data_type"] = expected
     return _element_error("INVALID_DATA", message, details)
+
+
+def _too_long(name: str, path: str, maximum: int) -> dict[str, Any]:
+    """Zoho's refusal of a value past the field's length (``INVALID_DATA`` with the limit)."""
+    details = {"api_name": name, "json_path": path, "maximum_length": maximum}
+    return _element_error("INVALID_DATA", "invalid data", details)
 
 
 def _mandatory(name: str, path: str) -> dict[str, Any]:
@@ -867,13 +1143,24 @@ MAX_PER_PAGE = 200
 
 
 def _listing(
-    rows: list[dict[str, Any]], query: Mapping[str, str], always: tuple[str, ...] = ()
+    rows: list[dict[str, Any]],
+    query: Mapping[str, str],
+    always: tuple[str, ...] = (),
+    *,
+    offset: int | None = None,
+    issue_token: Callable[[int], tuple[str, str]] | None = None,
 ) -> Response:
     """Zoho's record listing (``GET /crm/v8/{module}``, ``GET /crm/v8/Notes``): ``fields`` is
-    required, ``per_page`` at most 200, ``sort_by`` one of id / Created_Time / Modified_Time
-    (ids grow with creation here, so all three sort by id); an empty page answers 204. Rows
-    carry the asked ``fields`` and the ``always`` ones (a note's system fields)."""
+    required (at most 50), ``per_page`` at most 200, ``sort_by`` one of id / Created_Time /
+    Modified_Time (ids grow with creation here, so all three sort by id); an empty page answers
+    204. Rows carry the asked ``fields`` and the ``always`` ones (a note's system fields).
+    ``offset`` (a page token's) replaces ``page``; ``issue_token`` makes the next page's token,
+    given while more records follow."""
     fields = [f for f in query.get("fields", "").split(",") if f]
+    if len(fields) > 50:
+        return _error(
+            400, "LIMIT_EXCEEDED", "Max field limit exceeded", {"limit": 50, "param": "fields"}
+        )
     if not fields:
         return _error(
             400,
@@ -892,7 +1179,8 @@ def _listing(
         return _error(400, "INVALID_DATA", "invalid data", {"param": "sort_by"})
     per_page, page = int(raw_per_page), int(raw_page)
     ordered = sorted(rows, key=lambda r: int(r["id"]), reverse=order == "desc")
-    chunk = ordered[(page - 1) * per_page : page * per_page]
+    start = (page - 1) * per_page if offset is None else offset
+    chunk = ordered[start : start + per_page]
     if not chunk:
         return Response(status_code=204)
     shown = [*always, *fields]
@@ -903,6 +1191,8 @@ def _listing(
         "page": page,
         "sort_by": sort_by,
         "sort_order": order,
-        "more_records": page * per_page < len(ordered),
+        "more_records": start + per_page < len(ordered),
     }
+    if info["more_records"] and issue_token is not None:
+        info["next_page_token"], info["page_token_expiry"] = issue_token(start + per_page)
     return JSONResponse({"data": data, "info": info})

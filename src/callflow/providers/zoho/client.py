@@ -1,4 +1,5 @@
-"""Zoho CRM API v8 client: read a record, write results back, add a note, log the call.
+"""Zoho CRM API v8 client: read a record, write results back, add a note, log the call, attach a
+file.
 
 Plain synchronous httpx with timeouts. It does not loop on throttling: 429 and 5xx become
 :class:`RetryableProviderError` and the state machine's Retry backs off (Zoho sends no
@@ -8,7 +9,12 @@ expired or evicted token is not the caller's problem.
 
 Writes answer per record (``data[0].code``), with HTTP 200, 201, 202, 207 or 400, so every write
 checks the element rather than the status. Every request is counted in :attr:`ZohoClient.calls_made`
-(each one spends API credits).
+and its API credits in :attr:`ZohoClient.credits_spent` (one per request, except a COQL query,
+which Zoho charges by its LIMIT: see :func:`coql_credits`).
+
+Listings for campaigns (:meth:`ZohoClient.list_page`, :meth:`ZohoClient.get_records`,
+:meth:`ZohoClient.coql`) answer one page at a time; the caller (``callflow.campaigns.enumeration``)
+keeps the cursor, so an enumeration can stop when its credit budget is spent and resume later.
 """
 
 from __future__ import annotations
@@ -38,8 +44,22 @@ PROVIDER = "zoho"
 API_PREFIX = "/crm/v8"
 MAX_READ_FIELDS = 50
 """Zoho reads at most 50 fields per request."""
+MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
+"""Zoho's largest upload request (``uploadAttachment``: 100 MB, 413 beyond)."""
+MAX_FILE_NAME_CHARS = 250
+"""An attachment's ``File_Name`` holds at most 250 characters."""
 RECENT_PAGE = 200
 """Records per page of a listing, Zoho's maximum: how far back a lost note or call is looked for."""
+MAX_PER_PAGE = 200
+"""Records per page of ``GET /crm/v8/{module}``, Zoho's maximum."""
+PAGE_PARAM_LIMIT = 2000
+"""Records a listing reaches with ``page``; past them only ``page_token`` pages on."""
+MAX_IDS_PER_READ = 100
+"""Record ids one ``GET /crm/v8/{module}?ids=`` reads at most."""
+COQL_MAX_LIMIT = 2000
+"""Rows one COQL query answers at most (its LIMIT)."""
+COQL_MAX_OFFSET = 100_000
+"""COQL's OFFSET plus LIMIT reaches at most this many rows of one query."""
 
 _WHO_MODULES = frozenset({"Contacts"})
 """Modules a call links to with ``Who_Id``; every other module uses ``What_Id`` + ``$se_module``."""
@@ -136,6 +156,25 @@ class FieldProblem:
 
 
 @dataclass(frozen=True)
+class Page:
+    """One page of a listing: its records (each with ``id``), whether Zoho has more, and the
+    token of the next page when Zoho gave one (``GET /crm/v8/{module}`` past its first pages)."""
+
+    records: list[dict[str, Any]]
+    more: bool
+    next_page_token: str = ""
+    credits: int = 1
+
+
+def coql_credits(limit: int) -> int:
+    """Zoho's charge for one COQL query by its LIMIT: 1 credit up to 200 rows, 2 up to 1,000,
+    3 up to 2,000."""
+    if limit <= 200:
+        return 1
+    return 2 if limit <= 1000 else 3
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """The outcome of one record write.
 
@@ -168,11 +207,18 @@ class ZohoClient:
         self._transport = HttpTransport(
             PROVIDER, timeout=httpx.Timeout(15.0, connect=5.0), http=http
         )
+        self._extra_credits = 0
+        """Credits past one per request (COQL queries over 200 rows)."""
 
     @property
     def calls_made(self) -> int:
         """API requests sent (each costs at least one Zoho credit)."""
         return self._transport.requests_sent
+
+    @property
+    def credits_spent(self) -> int:
+        """API credits the requests sent cost: one each, more for a COQL query past 200 rows."""
+        return self._transport.requests_sent + self._extra_credits
 
     # --- metadata -------------------------------------------------------------------------
 
@@ -290,6 +336,107 @@ class ZohoClient:
             refused_fields=tuple(k for k in data if k in refused),
         )
 
+    # --- listings (campaigns) -------------------------------------------------------------
+
+    def list_page(
+        self,
+        module: str,
+        fields: list[str],
+        *,
+        cvid: str = "",
+        page: int = 1,
+        page_token: str = "",
+        per_page: int = MAX_PER_PAGE,
+    ) -> Page:
+        """One page of the module's records (of custom view ``cvid`` when given), oldest first.
+
+        ``page`` reaches the first :data:`PAGE_PARAM_LIMIT` records; past them the page is
+        asked by ``page_token`` (the previous page's :attr:`Page.next_page_token`), which Zoho
+        lets expire (a day): the caller then starts again from page 1. An empty listing is an
+        empty page (Zoho answers 204)."""
+        _check_segment("module", module)
+        self._check_fields(fields)
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            raise ZohoRequestError(f"per_page must be 1 to {MAX_PER_PAGE}, not {per_page}")
+        params = {
+            "fields": ",".join(fields),
+            "per_page": str(per_page),
+            "sort_by": "id",
+            "sort_order": "asc",
+        }
+        if cvid:
+            params["cvid"] = cvid
+        if page_token:
+            params["page_token"] = page_token
+        else:
+            if page < 1 or page * per_page > PAGE_PARAM_LIMIT:
+                raise ZohoRequestError(
+                    f"page {page} of {per_page} passes the {PAGE_PARAM_LIMIT} records the page"
+                    " parameter reaches; ask with the previous page's page_token"
+                )
+            params["page"] = str(page)
+        response = self._listing(module, params)
+        if response is None:
+            return Page([], more=False)
+        body = _body(response)
+        info = body.get("info") if isinstance(body.get("info"), dict) else {}
+        assert isinstance(info, dict)
+        return Page(
+            _rows(body),
+            more=bool(info.get("more_records")),
+            next_page_token=str(info.get("next_page_token") or ""),
+        )
+
+    def get_records(self, module: str, ids: list[str], fields: list[str]) -> list[dict[str, Any]]:
+        """The records among ``ids`` (at most :data:`MAX_IDS_PER_READ`) that exist, in one read;
+        an id with no record is simply not in the answer."""
+        _check_segment("module", module)
+        self._check_fields(fields)
+        if not 1 <= len(ids) <= MAX_IDS_PER_READ:
+            raise ZohoRequestError(f"one read takes 1 to {MAX_IDS_PER_READ} ids, not {len(ids)}")
+        for record_id in ids:
+            if not record_id.isdigit():
+                raise ZohoRequestError(f"invalid record id: {record_id!r}")
+        params = {"ids": ",".join(ids), "fields": ",".join(fields)}
+        response = self._listing(module, params)
+        return [] if response is None else _rows(_body(response))
+
+    def coql(self, query: str, limit: int) -> Page:
+        """The rows of a COQL ``select_query`` (``POST /crm/v8/coql``) that ends in
+        ``limit <offset>, <limit>``; ``limit`` is that LIMIT, for the credit count. No rows is
+        an empty page (204)."""
+        if not 1 <= limit <= COQL_MAX_LIMIT:
+            raise ZohoRequestError(f"a COQL LIMIT is 1 to {COQL_MAX_LIMIT}, not {limit}")
+        self._extra_credits += coql_credits(limit) - 1
+        response = self._send("POST", "/coql", json={"select_query": query})
+        if response.status_code == 204:
+            return Page([], more=False, credits=coql_credits(limit))
+        body = _body(response)
+        info = body.get("info") if isinstance(body.get("info"), dict) else {}
+        assert isinstance(info, dict)
+        return Page(_rows(body), more=bool(info.get("more_records")), credits=coql_credits(limit))
+
+    def _listing(self, module: str, params: dict[str, str]) -> httpx.Response | None:
+        """``GET /crm/v8/{module}`` with ``params``; ``None`` for an empty listing (204)."""
+        try:
+            response = self._send("GET", f"/{module}", params=params)
+        except ProviderRejected as error:
+            if error.code in _UNKNOWN_MODULE_CODES:
+                raise UnknownModule(
+                    PROVIDER, module, error.message, status=error.status or 400, code=error.code
+                ) from error
+            raise
+        return None if response.status_code == 204 else response
+
+    @staticmethod
+    def _check_fields(fields: list[str]) -> None:
+        if not fields:
+            raise ZohoRequestError("a Zoho listing needs at least one field")
+        if len(fields) > MAX_READ_FIELDS:
+            raise ZohoRequestError(
+                f"Zoho reads at most {MAX_READ_FIELDS} fields per request, {len(fields)} asked"
+            )
+
     # --- activities -----------------------------------------------------------------------
 
     def add_note(self, module: str, record_id: str, title: str, content: str) -> str:
@@ -350,6 +497,52 @@ class ZohoClient:
         response = self._send("POST", "/Calls", json={"data": [call], "trigger": []})
         return _created_id(response, "call")
 
+    # --- attachments ----------------------------------------------------------------------
+
+    def upload_attachment(
+        self,
+        module: str,
+        record_id: str,
+        file_name: str,
+        content: bytes,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> str:
+        """Attach a file to the record (``POST /{module}/{id}/Attachments``, multipart form-data
+        with the file in ``file``); returns the attachment id. Zoho takes at most
+        :data:`MAX_ATTACHMENT_BYTES` per request (413 beyond)."""
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        if not content:
+            raise ZohoRequestError("an attachment needs content")
+        if len(content) > MAX_ATTACHMENT_BYTES:
+            raise ZohoRequestError(
+                f"Zoho takes attachments of at most {MAX_ATTACHMENT_BYTES} bytes,"
+                f" {len(content)} given"
+            )
+        if not file_name or "/" in file_name or len(file_name) > MAX_FILE_NAME_CHARS:
+            raise ZohoRequestError(f"invalid attachment file name {file_name!r}")
+        response = self._send(
+            "POST",
+            f"/{module}/{record_id}/Attachments",
+            files={"file": (file_name, content, content_type)},
+        )
+        return _created_id(response, "attachment")
+
+    def find_attachment(self, module: str, record_id: str, file_name: str) -> str | None:
+        """The id of the record's attachment named ``file_name`` (the newest page of its
+        attachments); ``None`` when there is none."""
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        params = {"fields": "id,File_Name", "per_page": str(RECENT_PAGE)}
+        response = self._send("GET", f"/{module}/{record_id}/Attachments", params=params)
+        if response.status_code == 204:
+            return None
+        data = _body(response).get("data")
+        for attachment in data if isinstance(data, list) else []:
+            if isinstance(attachment, dict) and attachment.get("File_Name") == file_name:
+                return str(attachment["id"])
+        return None
+
     # --- finding what an earlier try created -----------------------------------------------
 
     def find_note(self, module: str, record_id: str, marker: str) -> str | None:
@@ -403,12 +596,18 @@ class ZohoClient:
         *,
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
         """Send with the shared token; refresh once on a stale token; type every failure."""
         for attempt in (1, 2):
             token = self.tokens.access_token()
             response = self._exchange(
-                method, token.api_domain + API_PREFIX + path, params, json, token.access_token
+                method,
+                token.api_domain + API_PREFIX + path,
+                params,
+                json,
+                token.access_token,
+                files=files,
             )
             if response.status_code == 401 and _body(response).get("code") in _STALE_TOKEN_CODES:
                 if attempt == 1:
@@ -431,6 +630,8 @@ class ZohoClient:
         params: dict[str, str] | None,
         json: dict[str, Any] | None,
         access_token: str,
+        *,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Zoho-oauthtoken {access_token}"}
         # Every status comes back: Zoho answers per record, and _checked reads the body.
@@ -442,6 +643,7 @@ class ZohoClient:
             json=json,
             headers=headers,
             accept=lambda _: True,
+            files=files,
         )
 
     @staticmethod
@@ -510,6 +712,13 @@ def _body(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    data = body.get("data")
+    if not isinstance(data, list):
+        return []
+    return [dict(row) for row in data if isinstance(row, dict) and row.get("id")]
 
 
 def _element(response: httpx.Response) -> dict[str, Any]:
