@@ -110,6 +110,11 @@ class Outcome(StrEnum):
 
 
 #: Outcomes after which another attempt is worth it.
+ANSWERED_BY_MACHINE = "answered_by_machine"
+"""The dynamic variable the bridge adds to the agent's when answering-machine detection gave a
+verdict on the call: ``true`` when a machine answered (a ``voicemail: leave_message`` flow's
+agent then leaves its message), ``false`` otherwise. Absent when detection is off."""
+
 RETRYABLE_OUTCOMES = frozenset({Outcome.NO_ANSWER, Outcome.BUSY, Outcome.AGENT_UNAVAILABLE})
 
 

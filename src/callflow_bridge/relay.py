@@ -45,7 +45,14 @@ import time
 from typing import Any
 
 from callflow.config import Settings
-from callflow.models import DynamicValue, SessionStatus, hash_token, token_matches
+from callflow.models import (
+    ANSWERED_BY_MACHINE,
+    DynamicValue,
+    Session,
+    SessionStatus,
+    hash_token,
+    token_matches,
+)
 
 from . import protocol
 from .agent_leg import AgentLeg, AgentUnavailable, usable_signed_url
@@ -185,7 +192,7 @@ class CallRelay:
             with contextlib.suppress(SocketClosed):
                 await self.socket.close(1011, "session store unavailable")
             return False
-        self.variables = session.variables
+        self.variables = agent_variables(session)
         self.agent_id = session.agent_id
         self.agent_overrides = session.agent_overrides if session.flow else None
         self.prefetched_url = usable_signed_url(
@@ -602,3 +609,11 @@ class CallRelay:
             self.end.detail,
             extra={"session_id": self.session_id, "conversation_id": agent.conversation_id},
         )
+
+
+def agent_variables(session: Session) -> dict[str, DynamicValue]:
+    """The session's dynamic variables, with :data:`ANSWERED_BY_MACHINE` when detection gave a
+    verdict (the call only reaches the bridge on a machine when the flow says leave_message)."""
+    if not session.machine_detection:
+        return session.variables
+    return {**session.variables, ANSWERED_BY_MACHINE: session.machine_detection == "MACHINE"}

@@ -9,7 +9,7 @@ the file and line.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -127,6 +127,10 @@ class Retry(_Strict):
         return max(rule.attempts for rule in rules)
 
 
+VoicemailPolicy = Literal["hangup", "leave_message", "retry"]
+"""What a flow does when detection says a machine answered (see :attr:`FlowFile.voicemail`)."""
+
+
 class Machine(_Strict):
     """Answering-machine detection and what to do with a machine."""
 
@@ -196,6 +200,27 @@ class FlowFile(_Strict):
     """The number calls come from (E.164); empty uses ``CALLFLOW_INFOBIP_FROM_NUMBER``."""
     optout: OptOut = OptOut()
     caps: Caps = Caps()
+    voicemail: VoicemailPolicy | None = None
+    """A machine answered (detection on): ``hangup`` ends the call, written back as voicemail
+    (retried only as ``retry.voicemail`` says); ``leave_message`` connects the agent anyway,
+    which receives the dynamic variable ``answered_by_machine`` = true
+    (:data:`callflow.models.ANSWERED_BY_MACHINE`); ``retry`` hangs up and tries again as after
+    no answer (``retry.no_answer``). Unset: ``machine.policy`` decides, as before flows
+    (``hangup``, or ``continue`` = ``leave_message``)."""
+
+    @property
+    def voicemail_policy(self) -> VoicemailPolicy:
+        """The flow's voicemail policy, ``machine.policy`` read when ``voicemail`` is unset."""
+        if self.voicemail is not None:
+            return self.voicemail
+        return "leave_message" if self.machine.policy == "continue" else "hangup"
+
+    def retry_rule(self, outcome: Outcome) -> RetryRule | None:
+        """The retry rule for ``outcome`` in this flow: a machine follows the no-answer rule
+        under ``voicemail: retry``, the voicemail rule otherwise."""
+        if outcome is Outcome.MACHINE and self.voicemail_policy == "retry":
+            return self.retry.no_answer
+        return self.retry.rule_for(outcome)
 
     @field_validator("name")
     @classmethod

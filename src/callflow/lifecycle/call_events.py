@@ -138,14 +138,16 @@ def _not_applied(services: Services, session_id: str, attempt: int) -> str:
 
 def _verdict(services: Services, session: Session) -> Verdict:
     """Whether the answered call goes to the agent, given what detection said (so far)."""
-    machine = services.flows.of(session).spec.machine
+    spec = services.flows.of(session).spec
+    machine = spec.machine
     if not machine.detection:
         return "connect"
     result = session.machine_detection
     if result == HUMAN:
         return "connect"
     if result == MACHINE:
-        return "connect" if machine.policy == "continue" else "hangup"
+        # leave_message: the agent is told (answered_by_machine) and leaves its message.
+        return "connect" if spec.voicemail_policy == "leave_message" else "hangup"
     if result:  # FAILED, or a result Infobip added later: nobody can say who answered
         return "connect" if machine.detection_failed == "connect" else "hangup"
     return "wait"

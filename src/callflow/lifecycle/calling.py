@@ -262,7 +262,7 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     # The session's outcome first: after an answered call with no agent conversation it says
     # agent_unavailable, where the call's own event said answered.
     outcome = session.outcome or Outcome(state.get("call", {}).get("outcome", "failed"))
-    rule = services.flows.of(session).spec.retry.rule_for(outcome)
+    rule = services.flows.of(session).spec.retry_rule(outcome)
     if rule is None or rule.attempts <= 1 or session.attempt >= rule.attempts:
         if rule is not None and rule.attempts > 1:
             services.store.set_fields(
