@@ -197,6 +197,15 @@ class Session(BaseModel):
     """The flow's ``conversation_config_override``, sent by the bridge at initiation."""
     caller_id: str = ""
     """The flow's caller id; empty uses ``CALLFLOW_INFOBIP_FROM_NUMBER``."""
+    phone_numbers: list[dict[str, str]] = Field(default_factory=list)
+    """The record's numbers in the flow's order (``{"field": ..., "raw": ...}``, empty ones
+    left out): the fallbacks of :func:`callflow.lifecycle.numbers.next_number`."""
+    phone_field: str = ""
+    """The record field of the number in use (``phone_raw``, ``phone``)."""
+    phone_from_attempt: int = 1
+    """The first attempt on the number in use: its retry rule counts from here."""
+    attempt_numbers: dict[str, str] = Field(default_factory=dict)
+    """Attempt -> the field whose number it dialled (``"1": "Phone"``)."""
     slots: dict[str, str] = Field(default_factory=dict)
     """Admission slots this attempt holds: pool name -> lease id (see :mod:`callflow.admission`)."""
     queued_at: str = ""

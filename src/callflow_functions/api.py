@@ -468,9 +468,17 @@ async def session_status(session_id: str, request: Request) -> dict[str, Any]:
     view: dict[str, Any] = session.model_dump(mode="json", exclude=_PRIVATE_FIELDS)
     view["phone"] = mask(session.phone)
     view["phone_raw"] = mask(session.phone_raw)
-    phone_field = get_settings().zoho_phone_field
-    if view["record"].get(phone_field):
-        view["record"][phone_field] = mask(str(view["record"][phone_field]))
+    view["phone_numbers"] = [
+        {**entry, "raw": mask(entry.get("raw", ""))} for entry in session.phone_numbers
+    ]
+    # Every number the record gave: the configured field and the flow's phone fields.
+    phone_fields = {
+        get_settings().zoho_phone_field,
+        *(n.get("field") for n in session.phone_numbers),
+    }
+    for phone_field in phone_fields:
+        if phone_field and view["record"].get(phone_field):
+            view["record"][phone_field] = mask(str(view["record"][phone_field]))
     return view
 
 

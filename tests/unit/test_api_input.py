@@ -565,3 +565,24 @@ def test_a_multipart_trigger_is_authenticated_before_it_is_read(client: TestClie
         "/webhooks/zoho", content=b"--other\r\ngarbage", headers={"Content-Type": MULTIPART}
     )
     assert response.status_code == 401
+
+
+def test_session_status_masks_every_phone_field_of_the_flow(client: TestClient) -> None:
+    from callflow.models import Session
+    from callflow.services import get_services
+
+    numbers = [{"field": "Phone", "raw": "+14155550100"}, {"field": "Mobile", "raw": "4155550199"}]
+    get_services().store.create(
+        Session(
+            session_id="s2",
+            module="Leads",
+            record_id="42",
+            phone_numbers=numbers,
+            record={"Phone": "+14155550100", "Mobile": "4155550199", "First_Name": "Ada"},
+        )
+    )
+    response = client.get("/sessions/s2", headers={"Authorization": "Bearer status-token"})
+    assert "0100" not in response.text and "0199" not in response.text
+    view = response.json()
+    assert [n["field"] for n in view["phone_numbers"]] == ["Phone", "Mobile"]
+    assert view["record"]["First_Name"] == "Ada"

@@ -184,6 +184,10 @@ class FlowFile(_Strict):
     variables: list[str] = Field(default_factory=lambda: ["First_Name", "Last_Name", "Company"])
     """Record fields read at trigger time and sent to the agent as dynamic variables."""
     phone_field: str = "Phone"
+    phone_fields: list[str] = Field(default_factory=list)
+    """The record's phone fields in the order they are tried (``[Phone, Mobile]``): the next
+    one is dialled when a number is invalid, or unreachable once its retry rule is spent (no
+    answer, busy, failed). Empty: ``phone_field`` alone."""
     timezone_field: str = ""
     mapping: list[dict[str, Any]] | str = ""
     """The field mapping: entries inline (the ``mappings:`` list of a mapping file), or the path
@@ -236,6 +240,19 @@ class FlowFile(_Strict):
             if not _FIELD_NAME.match(name):
                 raise ValueError(f"{name!r} is not a Zoho field API name")
         return list(dict.fromkeys(value))
+
+    @field_validator("phone_fields")
+    @classmethod
+    def _phone_fields(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _FIELD_NAME.match(name):
+                raise ValueError(f"{name!r} is not a Zoho field API name")
+        return list(dict.fromkeys(value))
+
+    @property
+    def phones(self) -> list[str]:
+        """The phone fields in the order they are tried."""
+        return self.phone_fields or [self.phone_field]
 
     @field_validator("phone_field", "timezone_field", "status_field")
     @classmethod

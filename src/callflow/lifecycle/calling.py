@@ -13,7 +13,7 @@ from typing import Any
 
 from callflow.admission import slots
 from callflow.consent import gate
-from callflow.lifecycle import agent_url, call_events, media_configs, workflow
+from callflow.lifecycle import agent_url, call_events, media_configs, numbers, workflow
 from callflow.models import Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
@@ -99,13 +99,25 @@ def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     (:func:`callflow.consent.gate.suppressed`) and calling hours."""
     settings = services.settings
     session = services.store.require(state["session_id"])
+    prepared: dict[str, Any] = {}
     try:
         phone = normalise(session.phone_raw, settings.default_phone_region)
     except InvalidPhone as error:
-        return finish_without_call(services, session, Outcome.INVALID_PHONE, str(error))
+        fallback = numbers.next_number(session, settings.default_phone_region)
+        if fallback is None:
+            return finish_without_call(services, session, Outcome.INVALID_PHONE, str(error))
+        phone = fallback.phone
+        prepared = {"phone_raw": fallback.raw, "phone_field": fallback.field}
+        logger.info(
+            "invalid number; the next phone field is dialled",
+            extra={"skipped": [f"{session.phone_field}: {error}", *fallback.skipped]},
+        )
     zone = timezone_for(phone, session.timezone or None, settings.default_timezone)
     services.store.set_fields(
-        session.session_id, {"phone": phone.e164, "timezone": zone}, event="prepared"
+        session.session_id,
+        {"phone": phone.e164, "timezone": zone, **prepared},
+        event="prepared",
+        detail={"phone_field": prepared["phone_field"]} if prepared else None,
     )
     refusal = gate.suppressed(
         services.flows.of(session).contact_rules, services.suppressions, session, phone.e164
@@ -170,6 +182,7 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         "media_config_id": "",
         "outcome": None,
         "outcome_detail": "",
+        "attempt_numbers": {**session.attempt_numbers, str(attempt): session.phone_field},
     }
     if attempt == session.attempt and session.status is SessionStatus.DIALING:
         moved = services.store.set_fields(
@@ -263,7 +276,11 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     # agent_unavailable, where the call's own event said answered.
     outcome = session.outcome or Outcome(state.get("call", {}).get("outcome", "failed"))
     rule = services.flows.of(session).spec.retry_rule(outcome)
-    if rule is None or rule.attempts <= 1 or session.attempt >= rule.attempts:
+    if rule is None or rule.attempts <= 1 or numbers.tries_on_number(session) >= rule.attempts:
+        if outcome in numbers.UNREACHABLE:
+            switched = _next_number(services, session, outcome)
+            if switched is not None:
+                return switched
         if rule is not None and rule.attempts > 1:
             services.store.set_fields(
                 session.session_id,
@@ -281,6 +298,38 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
         fields={"next_attempt_at": iso(when)},
         event="retry scheduled",
         detail={"attempt": session.attempt + 1, "at": iso(when), "after": outcome.value},
+    )
+    return next_state(services, session.session_id, WAIT, when)
+
+
+def _next_number(services: Services, session: Session, outcome: Outcome) -> dict[str, Any] | None:
+    """Schedule the next attempt on the record's next valid number (at the next opening of the
+    calling hours), or ``None`` when the record has none left."""
+    fallback = numbers.next_number(session, services.settings.default_phone_region)
+    if fallback is None:
+        return None
+    zone = session.timezone or services.settings.default_timezone
+    when = calling_hours(services, session).next_opening(utcnow(), zone)
+    attempt = session.attempt + 1
+    services.store.advance(
+        session.session_id,
+        SessionStatus.SCHEDULED,
+        attempt=attempt,
+        fields={
+            "next_attempt_at": iso(when),
+            "phone": fallback.phone.e164,
+            "phone_raw": fallback.raw,
+            "phone_field": fallback.field,
+            "phone_from_attempt": attempt,
+        },
+        event="next number scheduled",
+        detail={
+            "attempt": attempt,
+            "at": iso(when),
+            "after": outcome.value,
+            "from": session.phone_field,
+            "to": fallback.field,
+        },
     )
     return next_state(services, session.session_id, WAIT, when)
 

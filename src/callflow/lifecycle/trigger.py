@@ -50,7 +50,7 @@ def record_fields(services: Services, module: str, flow: Flow | None = None) -> 
     """
     flow = flow or services.flows.default
     spec = flow.spec
-    wanted = [spec.phone_field, spec.timezone_field, *spec.variables]
+    wanted = [*spec.phones, spec.timezone_field, *spec.variables]
     wanted += flow.mapping.fields(module)
     if spec.status_field:
         wanted.append(spec.status_field)
@@ -151,6 +151,12 @@ def create_session(
     the flow's dial and bridge need. The write is conditional on the id being new."""
     flow = flow or services.flows.default
     spec = flow.spec
+    numbers = [
+        {"field": name, "raw": str(record.get(name) or "").strip()}
+        for name in spec.phones
+        if str(record.get(name) or "").strip()
+    ]
+    first = numbers[0] if numbers else {"field": spec.phones[0], "raw": ""}
     return services.store.create(
         Session(
             session_id=session_id,
@@ -161,8 +167,10 @@ def create_session(
             agent_id=spec.agent.agent_id,
             agent_overrides=spec.agent.overrides,
             caller_id=spec.caller_id,
-            max_attempts=spec.retry.most_attempts,
-            phone_raw=str(record.get(spec.phone_field) or ""),
+            max_attempts=spec.retry.most_attempts * max(1, len(numbers)),
+            phone_raw=first["raw"],
+            phone_field=first["field"],
+            phone_numbers=numbers,
             timezone=str(record.get(spec.timezone_field) or "") if spec.timezone_field else "",
             variables=dynamic_variables(record, spec.variables),
             record=record,

@@ -22,6 +22,7 @@ from callflow.admission import slots
 from callflow.consent.optout import record_collected_optout
 from callflow.lifecycle import media_configs, outcomes, record_note, workflow
 from callflow.lifecycle.record_note import NotePlan
+from callflow.masking import mask
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.observability import Metric, count, logger
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RecordNotFound
@@ -319,6 +320,9 @@ def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) ->
     if session.outcome_detail:
         head.append(f"Detail: {session.outcome_detail}")
     head.append(f"Attempts: {session.attempt}")
+    if len(session.phone_numbers) > 1 and session.phone:
+        reached = "Reached on" if session.outcome is Outcome.ANSWERED else "Last dialled"
+        head.append(f"{reached}: {session.phone_field} ({mask(session.phone)})")
     if session.call_duration:
         head.append(f"Duration: {session.call_duration} s")
     if results.get("summary"):
