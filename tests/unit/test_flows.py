@@ -230,3 +230,14 @@ def test_an_invalid_flow_file_stops_the_services_first_use(
         monkeypatch.delenv("CALLFLOW_FLOWS_DIR")
         reset_settings()
         reset_services()
+
+
+def test_the_example_flow_files_validate() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "flows"
+    flows = load_flows(Settings(flows_dir=str(examples)))
+    assert {"qualify", "reminder"} <= set(flows.flows)
+    reminder = flows.get("reminder")
+    assert reminder.spec.voicemail_policy == "leave_message"
+    assert reminder.spec.phones == ["Mobile", "Phone"]
+    assert reminder.mapping.fields() == ["Paid", "Promised_Payment_Date"]
+    assert flows.get("qualify").spec.voicemail_policy == "retry"
