@@ -542,3 +542,22 @@ def test_the_opt_out_field_must_be_a_checkbox() -> None:
     ]
     absent = check_zoho_fields(fine, FieldMapping([]), ["Contacts"], _stand_in_fields)
     assert absent == ["Contacts has no field Do_Not_Call (set by optout_field); check its API name"]
+
+
+def test_setup_checks_every_flows_agent(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "fits.yaml").write_text(
+        "agent: {agent_id: agent_sandbox}\n"
+        "mapping:\n  - {item: interested, field: I, type: boolean}\n"
+    )
+    (flows / "lacks.yaml").write_text(
+        "agent: {agent_id: agent_sandbox}\nmapping:\n  - {item: roof_type, field: R, type: text}\n"
+    )
+    (flows / "gone.yaml").write_text("agent: {agent_id: agent_gone}\n")
+    code, output = check_agent(tmp_path, AgentConfig(), flows_dir=str(flows))
+    assert code == 1
+    assert "3 flow file(s) load: fits, gone, lacks" in output
+    assert "flow gone (" in output and "names agent agent_gone" in output
+    assert "data-collection item 'roof_type'" in output
+    assert output.count("PROBLEM") == 2, output
