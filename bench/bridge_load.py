@@ -128,7 +128,7 @@ def bridge_process(agent_port: int, sessions: int) -> None:
         )
         agent_url = f"ws://127.0.0.1:{agent_port}/v1/convai/conversation?agent_id=bench"
 
-        async def signed_url() -> str:
+        async def signed_url(agent_id: str) -> str:
             return agent_url
 
         async def hangup(call_id: str) -> bool:

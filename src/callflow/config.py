@@ -145,8 +145,8 @@ class Settings(BaseSettings):
     """How long a Lambda waits for its turn at a rate before the workflow's Retry takes over."""
 
     # --- Opt-outs and frequency caps -----------------------------------------------------
-    # Read together into one callflow.consent.rules.ContactRules (a per-flow file can supply
-    # the same values later); nothing else reads these fields.
+    # The default flow's opt-out and caps (callflow.flows.loading.settings_document); a flow
+    # file supplies its own under optout: and caps:. Nothing else reads these fields.
     optout_field: str = ""
     """The record's checkbox (API name, e.g. a custom ``Do_Not_Call``) that says "never call":
     read with the record at trigger time, checked before every dial, and set when the agent
@@ -208,6 +208,11 @@ class Settings(BaseSettings):
     whole outcome timeout)."""
     analysis_wait_seconds: int = 120
     """How long the workflow waits for the post-call webhook before polling the conversation."""
+    flows_dir: str = ""
+    """A directory of flow files (``config/flows/<name>.yaml``, one call purpose each; see
+    ``docs/flows.md``); empty runs the one flow built from these settings, named ``default``."""
+    default_flow: str = "default"
+    """The flow of a trigger that names none."""
     zoho_note_max_chars: int = 65535
     """Past this many characters a note keeps the summary and the transcript's first lines, and
     the whole transcript goes on the record as a text attachment. Zoho's own limit is 65535

@@ -135,10 +135,19 @@ class FieldMapping:
         if not isinstance(document, dict) or not isinstance(document.get("mappings"), list):
             raise MappingError(f"{name}: expected a top-level 'mappings:' list")
         lines = _entry_lines(node)
+        return cls.from_entries(
+            document["mappings"],
+            lambda index: f"{name}: line {lines.get(index, '?')}, entry {index + 1}",
+        )
+
+    @classmethod
+    def from_entries(cls, entries: list[Any], where_of: Callable[[int], str]) -> FieldMapping:
+        """The mapping of already-parsed ``entries`` (a ``mappings:`` list, e.g. inline in a
+        flow file); ``where_of(index)`` names an entry's place in :class:`MappingError`."""
         rules: list[FieldRule] = []
         seen: dict[tuple[str, str], int] = {}
-        for index, entry in enumerate(document["mappings"]):
-            where = f"{name}: line {lines.get(index, '?')}, entry {index + 1}"
+        for index, entry in enumerate(entries):
+            where = where_of(index)
             rule = _rule(entry, where)
             for module in rule.modules or ("*",):
                 key = (rule.field, module)

@@ -110,6 +110,11 @@ class Outcome(StrEnum):
 
 
 #: Outcomes after which another attempt is worth it.
+ANSWERED_BY_MACHINE = "answered_by_machine"
+"""The dynamic variable the bridge adds to the agent's when answering-machine detection gave a
+verdict on the call: ``true`` when a machine answered (a ``voicemail: leave_message`` flow's
+agent then leaves its message), ``false`` otherwise. Absent when detection is off."""
+
 RETRYABLE_OUTCOMES = frozenset({Outcome.NO_ANSWER, Outcome.BUSY, Outcome.AGENT_UNAVAILABLE})
 
 
@@ -183,6 +188,24 @@ class Session(BaseModel):
     max_attempts: int = 3
     campaign_id: str = ""
     """The campaign the session belongs to; empty for a single trigger."""
+    flow: str = ""
+    """The flow the trigger named (:mod:`callflow.flows`); empty for the default flow."""
+    agent_id: str = ""
+    """The flow's ElevenLabs agent, read by the bridge (which has no flow files); empty uses
+    ``CALLFLOW_ELEVENLABS_AGENT_ID``."""
+    agent_overrides: dict[str, Any] = Field(default_factory=dict)
+    """The flow's ``conversation_config_override``, sent by the bridge at initiation."""
+    caller_id: str = ""
+    """The flow's caller id; empty uses ``CALLFLOW_INFOBIP_FROM_NUMBER``."""
+    phone_numbers: list[dict[str, str]] = Field(default_factory=list)
+    """The record's numbers in the flow's order (``{"field": ..., "raw": ...}``, empty ones
+    left out): the fallbacks of :func:`callflow.lifecycle.numbers.next_number`."""
+    phone_field: str = ""
+    """The record field of the number in use (``phone_raw``, ``phone``)."""
+    phone_from_attempt: int = 1
+    """The first attempt on the number in use: its retry rule counts from here."""
+    attempt_numbers: dict[str, str] = Field(default_factory=dict)
+    """Attempt -> the field whose number it dialled (``"1": "Phone"``)."""
     slots: dict[str, str] = Field(default_factory=dict)
     """Admission slots this attempt holds: pool name -> lease id (see :mod:`callflow.admission`)."""
     queued_at: str = ""

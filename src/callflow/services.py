@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from callflow.consent.caps import FrequencyCaps
     from callflow.consent.rules import ContactRules
     from callflow.consent.suppression import SuppressionList
+    from callflow.flows.loading import FlowSet
     from callflow.mapping import FieldMapping
     from callflow.providers.elevenlabs.client import ElevenLabsClient
     from callflow.providers.infobip.calls import InfobipClient
@@ -68,11 +69,9 @@ class Services:
 
     @cached_property
     def contact_rules(self) -> ContactRules:
-        """Opt-out and frequency-cap rules, from the settings (one object, so that a flow can
-        supply its own)."""
-        from callflow.consent.rules import ContactRules
-
-        return ContactRules.from_settings(self.settings)
+        """The default flow's opt-out and frequency-cap rules (the settings'); a session follows
+        its own flow's, ``flows.of(session).contact_rules``."""
+        return self.flows.default.contact_rules
 
     @cached_property
     def suppressions(self) -> SuppressionList:
@@ -111,6 +110,14 @@ class Services:
         return ElevenLabsClient(self.settings)
 
     @cached_property
+    def flows(self) -> FlowSet:
+        """The deployment's flows (:mod:`callflow.flows`); a file that does not validate raises
+        :class:`callflow.flows.FlowConfigError` here, at the process's first use."""
+        from callflow.flows.loading import load_flows
+
+        return load_flows(self.settings)
+
+    @cached_property
     def mapping(self) -> FieldMapping:
         """The field mapping: the configured file, or the default shipped in the package."""
         from callflow.mapping import FieldMapping
@@ -134,7 +141,9 @@ def get_services() -> Services:
     if _services is None:
         from callflow.config import get_settings  # not at import: health needs no settings
 
-        _services = Services(get_settings())
+        services = Services(get_settings())
+        services.flows  # noqa: B018 - a flow file that does not validate stops the first use
+        _services = services
     return _services
 
 

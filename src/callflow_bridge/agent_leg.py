@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from picows import WSAutoPingStrategy, WSError, WSInvalidStatusError, ws_connect
 
@@ -57,12 +58,21 @@ class AgentLeg:
         self.signed_url_source = ""
         """``prefetched`` (the session's, fetched when the call was placed) or ``fetched``."""
         self._first: dict[str, Any] | None = None
+        self._overrides: dict[str, Any] = settings.overrides
+        """The ``conversation_config_override`` sent at initiation (the session's flow's)."""
         self._interrupted_id = -1
         self._tool_answers: set[asyncio.Task[None]] = set()
 
-    async def open(self, variables: dict[str, DynamicValue], prefetched_url: str = "") -> None:
-        """Connect and send the conversation's initiation; :class:`AgentUnavailable` if it
-        cannot be done within ``bridge_agent_connect_timeout``.
+    async def open(
+        self,
+        variables: dict[str, DynamicValue],
+        prefetched_url: str = "",
+        agent_id: str = "",
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        """Connect to ``agent_id`` (the session's flow's; empty: the configured agent) and send
+        the conversation's initiation with ``overrides`` (``None``: the configured ones);
+        :class:`AgentUnavailable` if it cannot be done within ``bridge_agent_connect_timeout``.
 
         ``prefetched_url`` is the signed URL fetched when the call was placed (see
         :func:`usable_signed_url`). It is tried first, saving the round trip to ElevenLabs; when
@@ -70,6 +80,7 @@ class AgentLeg:
         closes before its first message: ElevenLabs' answer to a spent or expired signature),
         a fresh URL is fetched and the conversation opened with that, as without one."""
         timeout = self.settings.bridge_agent_connect_timeout
+        self._overrides = self.settings.overrides if overrides is None else overrides
         if prefetched_url:
             why = await self._open_prefetched(prefetched_url, variables)
             if not why:
@@ -77,7 +88,7 @@ class AgentLeg:
                 return
             logger.info("prefetched signed URL not accepted (%s); fetching a fresh one", why)
         try:
-            url = await asyncio.wait_for(self.deps.signed_url(), timeout)
+            url = await asyncio.wait_for(self.deps.signed_url(agent_id), timeout)
         except (ProviderError, TimeoutError, OSError) as error:
             detail = str(error) if isinstance(error, ProviderError) else type(error).__name__
             raise AgentUnavailable(f"agent unreachable: {detail}"[:200]) from None
@@ -121,9 +132,7 @@ class AgentLeg:
         timeout = self.settings.bridge_agent_connect_timeout
         try:
             self.socket = await asyncio.wait_for(_connect(url, timeout), timeout)
-            await self.socket.send(
-                json.dumps(protocol.initiation(variables, self.settings.overrides))
-            )
+            await self.socket.send(json.dumps(protocol.initiation(variables, self._overrides)))
         except WSInvalidStatusError as error:
             status = error.response.status if error.response is not None else "no status"
             raise AgentUnavailable(f"agent refused the connection: {status}") from None
@@ -281,11 +290,23 @@ async def _connect(url: str, handshake_timeout_s: float) -> PicowsSocket:
 CLOCK_SKEW_S = 60.0
 
 
-def usable_signed_url(url: str, fetched_at: int, max_age_s: float, now: float) -> str:
-    """``url`` when it was fetched at most ``max_age_s`` before ``now`` (Unix seconds), else
-    ``""`` (the bridge fetches a fresh one). ElevenLabs accepts a signed URL for 15 minutes to
-    start a conversation; ``max_age_s`` is set below that."""
+def usable_signed_url(
+    url: str, fetched_at: int, max_age_s: float, now: float, agent_id: str = ""
+) -> str:
+    """``url`` when it was fetched at most ``max_age_s`` before ``now`` (Unix seconds) and, when
+    ``agent_id`` is given (the session's flow's agent), it is that agent's; else ``""`` (the
+    bridge fetches a fresh one). ElevenLabs accepts a signed URL for 15 minutes to start a
+    conversation; ``max_age_s`` is set below that."""
     if not url or fetched_at <= 0:
+        return ""
+    if agent_id and signed_url_agent(url) != agent_id:
         return ""
     age = now - fetched_at
     return url if -CLOCK_SKEW_S <= age <= max_age_s else ""
+
+
+def signed_url_agent(url: str) -> str:
+    """The agent a signed URL opens: its ``agent_id`` query parameter (ElevenLabs' signed
+    conversation URLs carry it next to the signature); ``""`` when it has none."""
+    values = parse_qs(urlsplit(url).query).get("agent_id") or [""]
+    return values[0]

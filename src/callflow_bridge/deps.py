@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from callflow.config import Settings
 from callflow.models import Session, SessionStatus
 
-SignedUrl = Callable[[], Awaitable[str]]
+SignedUrl = Callable[[str], Awaitable[str]]
+"""A signed URL for a conversation with the agent it is given (empty: the configured one)."""
 Hangup = Callable[[str], Awaitable[bool]]
 ToolHandler = Callable[[str, dict[str, Any]], Awaitable[str]]
 
@@ -83,8 +84,8 @@ class BridgeDeps:
         elevenlabs = AsyncElevenLabsClient(settings)
         infobip = InfobipClient(settings)
 
-        async def signed_url() -> str:
-            return await elevenlabs.get_signed_url(settings.elevenlabs_agent_id or None)
+        async def signed_url(agent_id: str) -> str:
+            return await elevenlabs.get_signed_url(agent_id or settings.elevenlabs_agent_id or None)
 
         async def hangup(call_id: str) -> bool:
             # The Infobip client is blocking httpx: keep it off the event loop.

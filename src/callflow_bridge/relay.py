@@ -45,7 +45,14 @@ import time
 from typing import Any
 
 from callflow.config import Settings
-from callflow.models import DynamicValue, SessionStatus, hash_token, token_matches
+from callflow.models import (
+    ANSWERED_BY_MACHINE,
+    DynamicValue,
+    Session,
+    SessionStatus,
+    hash_token,
+    token_matches,
+)
 
 from . import protocol
 from .agent_leg import AgentLeg, AgentUnavailable, usable_signed_url
@@ -122,6 +129,11 @@ class CallRelay:
         self.session_id = ""
         self.admitted = False
         self.variables: dict[str, DynamicValue] = {}
+        self.agent_id = ""
+        """The session's flow's agent; empty opens the configured one."""
+        self.agent_overrides: dict[str, Any] | None = None
+        """The session's flow's overrides; ``None`` (a session from before flows) sends the
+        configured ones."""
         self.prefetched_url = ""
         """The session's signed URL when still fresh (a secret: never logged)."""
         self.phone: PhoneLeg | None = None
@@ -180,12 +192,15 @@ class CallRelay:
             with contextlib.suppress(SocketClosed):
                 await self.socket.close(1011, "session store unavailable")
             return False
-        self.variables = session.variables
+        self.variables = agent_variables(session)
+        self.agent_id = session.agent_id
+        self.agent_overrides = session.agent_overrides if session.flow else None
         self.prefetched_url = usable_signed_url(
             session.agent_signed_url,
             session.agent_signed_url_at,
             self.settings.bridge_signed_url_max_age_seconds,
             time.time(),
+            session.agent_id,
         )
         self.admitted = True
         self._connected_at = time.monotonic()
@@ -413,7 +428,9 @@ class CallRelay:
     async def _agent_loop(self) -> None:
         agent = self.agent
         try:
-            await agent.open(self.variables, self.prefetched_url)
+            await agent.open(
+                self.variables, self.prefetched_url, self.agent_id, self.agent_overrides
+            )
         except AgentUnavailable as error:
             self._agent_gone(EndReason.AGENT_UNAVAILABLE, str(error))
             return
@@ -592,3 +609,11 @@ class CallRelay:
             self.end.detail,
             extra={"session_id": self.session_id, "conversation_id": agent.conversation_id},
         )
+
+
+def agent_variables(session: Session) -> dict[str, DynamicValue]:
+    """The session's dynamic variables, with :data:`ANSWERED_BY_MACHINE` when detection gave a
+    verdict (the call only reaches the bridge on a machine when the flow says leave_message)."""
+    if not session.machine_detection:
+        return session.variables
+    return {**session.variables, ANSWERED_BY_MACHINE: session.machine_detection == "MACHINE"}

@@ -20,6 +20,7 @@ from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callflow.aws import SecretsUnavailable, failure_reason
+from callflow.flows.errors import FlowConfigError
 from callflow.masking import mask
 from callflow.models import is_session_id
 from callflow.observability import bind_session, logger
@@ -180,6 +181,14 @@ async def _secrets_unavailable(request: Request | None, error: SecretsUnavailabl
     return JSONResponse({"detail": f"Secrets Manager is unavailable: {error.reason}"}, 503)
 
 
+@app.exception_handler(FlowConfigError)
+async def _flow_config_error(request: Request | None, error: FlowConfigError) -> JSONResponse:
+    """A flow file does not validate: nothing is served until it is fixed (503). The file, the
+    line and the mistake go to the log, not to the caller."""
+    logger.error("invalid flow configuration", extra={"problems": error.problems})
+    return JSONResponse({"detail": "the flow configuration is invalid (see the logs)"}, 503)
+
+
 @app.exception_handler(ProviderError)
 async def _provider_error(request: Request, error: ProviderError) -> JSONResponse:
     """A provider we depend on failed: tell the caller to try again later (503) when it might
@@ -211,9 +220,10 @@ async def zoho_trigger(request: Request) -> JSONResponse:
     Takes ``module`` and ``record_id`` (``id`` also works) from a JSON body, a form, a multipart
     form or URL parameters, as a Zoho webhook may send any of them (see
     :mod:`callflow_functions.trigger_body`); the shared secret is checked before any of it is read.
-    202 with the session; 404 for an unknown record, 422 for an unknown module, 409 while another
-    session holds the record; 503 when AWS or Zoho is unavailable (502 when Zoho refuses). A
-    trigger that fails undoes its claim and session first (see
+    ``flow`` (or the ``X-Callflow-Flow`` header) names the flow; without one the default flow
+    runs. 202 with the session; 404 for an unknown record, 422 for an unknown module or flow, 409
+    while another session holds the record; 503 when AWS or Zoho is unavailable (502 when Zoho
+    refuses). A trigger that fails undoes its claim and session first (see
     :func:`callflow.lifecycle.trigger.start_session`), so sending it again later is safe.
     """
     settings = get_settings()
@@ -227,11 +237,12 @@ async def zoho_trigger(request: Request) -> JSONResponse:
     except TriggerBodyError as error:
         raise BadRequest(400, error.reason) from None
     module, record_id = _validated_trigger(fields)
+    flow = _trigger_flow(fields, request.headers.get("x-callflow-flow"))
 
     from callflow.lifecycle.trigger import TriggerRefused, start_session
 
     try:
-        session = await _in_thread(start_session, get_services(), module, record_id)
+        session = await _in_thread(start_session, get_services(), module, record_id, flow)
     except RecordNotFound:
         raise BadRequest(404, f"no {module} record with id {record_id}") from None
     except UnknownModule:
@@ -245,6 +256,17 @@ async def zoho_trigger(request: Request) -> JSONResponse:
         {"session_id": session.session_id, "status_url": f"/sessions/{session.session_id}"},
         status_code=202,
     )
+
+
+def _trigger_flow(fields: dict[str, Any], header: str | None) -> str:
+    """The flow the trigger names: its ``flow`` field, else the ``X-Callflow-Flow`` header, else
+    none (the default flow). Whether such a flow exists is the trigger's check (422)."""
+    from callflow.flows.model import FLOW_NAME
+
+    flow = fields.get("flow", header or "")
+    if not isinstance(flow, str) or (flow and not FLOW_NAME.match(flow)):
+        raise BadRequest(422, "flow must be a flow name (lower-case letters, digits, _ and -)")
+    return flow
 
 
 def _validated_trigger(fields: dict[str, Any]) -> tuple[str, str]:
@@ -459,9 +481,17 @@ async def session_status(session_id: str, request: Request) -> dict[str, Any]:
     view: dict[str, Any] = session.model_dump(mode="json", exclude=_PRIVATE_FIELDS)
     view["phone"] = mask(session.phone)
     view["phone_raw"] = mask(session.phone_raw)
-    phone_field = get_settings().zoho_phone_field
-    if view["record"].get(phone_field):
-        view["record"][phone_field] = mask(str(view["record"][phone_field]))
+    view["phone_numbers"] = [
+        {**entry, "raw": mask(entry.get("raw", ""))} for entry in session.phone_numbers
+    ]
+    # Every number the record gave: the configured field and the flow's phone fields.
+    phone_fields = {
+        get_settings().zoho_phone_field,
+        *(n.get("field") for n in session.phone_numbers),
+    }
+    for phone_field in phone_fields:
+        if phone_field and view["record"].get(phone_field):
+            view["record"][phone_field] = mask(str(view["record"][phone_field]))
     return view
 
 

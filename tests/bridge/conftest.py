@@ -76,6 +76,8 @@ class Bridge:
     store: SessionStore
     hangups: list[tuple[float, str]] = field(default_factory=list)
     signed_urls: int = 0
+    agent_ids: list[str] = field(default_factory=list)
+    """The agent id each signed URL was asked for (empty: the configured agent)."""
     emitted: list[str] = field(default_factory=list)
 
     @property
@@ -120,8 +122,9 @@ async def start_bridge(store: SessionStore) -> AsyncIterator[StartBridge]:
         )
         bridge: Bridge
 
-        async def signed_url() -> str:
+        async def signed_url(agent_id: str) -> str:
             bridge.signed_urls += 1
+            bridge.agent_ids.append(agent_id)
             return agent_url
 
         async def hangup(call_id: str) -> bool:

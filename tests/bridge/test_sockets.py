@@ -180,7 +180,7 @@ async def test_an_agent_refusing_the_upgrade_is_unavailable_with_its_status() ->
     async with serve(never, "127.0.0.1", 0, process_request=refuse) as server:
         port = next(iter(server.sockets)).getsockname()[1]
 
-        async def signed_url() -> str:
+        async def signed_url(agent_id: str) -> str:
             return f"ws://127.0.0.1:{port}/v1/convai/conversation"
 
         async def hangup(call_id: str) -> bool:
@@ -197,7 +197,7 @@ async def test_an_agent_that_is_not_listening_is_unreachable() -> None:
     holder.close()
     await holder.wait_closed()
 
-    async def signed_url() -> str:
+    async def signed_url(agent_id: str) -> str:
         return f"ws://127.0.0.1:{port}/v1/convai/conversation"
 
     async def hangup(call_id: str) -> bool:

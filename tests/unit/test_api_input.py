@@ -601,3 +601,24 @@ def test_the_modules_a_snapshot_holds_are_the_routes_own_and_import_without_sett
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)  # noqa: S603
     assert done.stdout.strip() == "ok", done.stderr
     assert {"callflow.lifecycle.call_events", "callflow.config"} <= set(api.ROUTE_MODULES)
+
+
+def test_session_status_masks_every_phone_field_of_the_flow(client: TestClient) -> None:
+    from callflow.models import Session
+    from callflow.services import get_services
+
+    numbers = [{"field": "Phone", "raw": "+14155550100"}, {"field": "Mobile", "raw": "4155550199"}]
+    get_services().store.create(
+        Session(
+            session_id="s2",
+            module="Leads",
+            record_id="42",
+            phone_numbers=numbers,
+            record={"Phone": "+14155550100", "Mobile": "4155550199", "First_Name": "Ada"},
+        )
+    )
+    response = client.get("/sessions/s2", headers={"Authorization": "Bearer status-token"})
+    assert "0100" not in response.text and "0199" not in response.text
+    view = response.json()
+    assert [n["field"] for n in view["phone_numbers"]] == ["Phone", "Mobile"]
+    assert view["record"]["First_Name"] == "Ada"

@@ -490,3 +490,22 @@ async def test_unreachable_webhook_is_recorded_not_fatal() -> None:
     assert delivery.status_code is None
     assert "ConnectError" in delivery.error
     assert running.sandbox.webhooks == [delivery]
+
+
+def test_a_second_agent_has_its_own_settings_and_signed_urls_and_others_stay_unknown() -> None:
+    other = quick_agent(agent_id="agent_second", allowed_overrides=frozenset({"agent.language"}))
+    running = start_stack(quick_agent(), other_agents=[other])
+    try:
+        first = AgentSummary.from_agent(running.client.get_agent())
+        second = AgentSummary.from_agent(running.client.get_agent("agent_second"))
+        url = running.client.get_signed_url("agent_second")
+        with pytest.raises(ProviderRejected) as caught:
+            running.client.get_agent("agent_nobody")
+    finally:
+        running.client.close()
+        running.server.stop()
+    assert (first.agent_id, second.agent_id) == ("agent_sandbox", "agent_second")
+    assert second.overrides["agent.language"] is True
+    assert first.overrides["agent.language"] is False
+    assert "agent_id=agent_second&conversation_signature=" in url
+    assert caught.value.status == 404

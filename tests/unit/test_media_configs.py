@@ -75,7 +75,13 @@ class FakeInfobip:
         return list(self.configs.values())
 
     def place_call(
-        self, phone_number: str, *, custom_data: dict[str, str], external_id: str
+        self,
+        phone_number: str,
+        *,
+        custom_data: dict[str, str],
+        external_id: str,
+        caller_id: str = "",
+        machine_detection: bool | None = None,
     ) -> CallInfo:
         if self.placing_fails is not None:
             raise self.placing_fails

@@ -576,3 +576,22 @@ def test_zoho_setup_refuses_a_module_that_is_not_an_api_name(
     code, output = run(["zoho", "--api-url", API_URL, "--module", 'Leads");x("'], zoho_settings())
     assert code == 2 and output == ""
     assert "--module must be a Zoho module API name" in capsys.readouterr().err
+
+
+def test_setup_checks_every_flows_agent(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "fits.yaml").write_text(
+        "agent: {agent_id: agent_sandbox}\n"
+        "mapping:\n  - {item: interested, field: I, type: boolean}\n"
+    )
+    (flows / "lacks.yaml").write_text(
+        "agent: {agent_id: agent_sandbox}\nmapping:\n  - {item: roof_type, field: R, type: text}\n"
+    )
+    (flows / "gone.yaml").write_text("agent: {agent_id: agent_gone}\n")
+    code, output = check_agent(tmp_path, AgentConfig(), flows_dir=str(flows))
+    assert code == 1
+    assert "3 flow file(s) load: fits, gone, lacks" in output
+    assert "flow gone (" in output and "names agent agent_gone" in output
+    assert "data-collection item 'roof_type'" in output
+    assert output.count("PROBLEM") == 2, output

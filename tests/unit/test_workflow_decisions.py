@@ -39,9 +39,23 @@ class FakeInfobip:
     hung_up: list[str] = field(default_factory=list)
 
     def place_call(
-        self, phone_number: str, *, custom_data: dict[str, str], external_id: str
+        self,
+        phone_number: str,
+        *,
+        custom_data: dict[str, str],
+        external_id: str,
+        caller_id: str = "",
+        machine_detection: bool | None = None,
     ) -> CallInfo:
-        self.placed.append({"to": phone_number, "custom_data": custom_data, "id": external_id})
+        self.placed.append(
+            {
+                "to": phone_number,
+                "custom_data": custom_data,
+                "id": external_id,
+                "caller_id": caller_id,
+                "machine_detection": machine_detection,
+            }
+        )
         return CallInfo(id=f"call-{len(self.placed)}", state="CALLING")
 
     def hangup_call(self, call_id: str, error_code: str = "") -> bool:

@@ -881,6 +881,12 @@ def _run_elevenlabs(
             mapped_items=mapped,
             out=out,
         )
+        if settings.flows_dir:
+            from callflow_dev.doctor.flows import check_flow_agents, file_flows
+
+            print(f"Flows ({settings.flows_dir})", file=out)
+            flows = file_flows(settings, report)
+            check_flow_agents(settings, flows, agent_client.get_agent, report)
     finally:
         agent_client.close()  # a client handed in stays open: its owner closes it
         workspace.close()
@@ -912,6 +918,13 @@ def _run_zoho(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     problems = check_zoho_fields(
         settings, mapping, [args.module], Services(settings).zoho.module_fields
     )
+    if settings.flows_dir:
+        from callflow_dev.doctor.flows import check_flow_fields, file_flows
+
+        flows = file_flows(settings, report)
+        problems += check_flow_fields(
+            settings, flows, [args.module], Services(settings).zoho.module_fields
+        )
     for problem in problems:
         report.problem(problem)
     if not problems:

@@ -10,7 +10,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from callflow_infra.bundle import build_lambda_bundle
 from callflow_infra.stack import CallflowStack
-from callflow_infra.stage import STAGES_KEY, load_stage
+from callflow_infra.stage import STAGES_KEY, check_flows, load_stage
 
 CDK_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = CDK_DIR.parent.parent
@@ -29,7 +29,8 @@ def build_app(
     app = App(context=context, outdir=outdir)
     stage_name = str(app.node.try_get_context("stage") or "dev")
     stage = load_stage(app.node.try_get_context(STAGES_KEY), stage_name)
-    bundle = build_lambda_bundle(REPO_ROOT, BUNDLE_DIR)
+    check_flows(stage, REPO_ROOT)
+    bundle = build_lambda_bundle(REPO_ROOT, BUNDLE_DIR, stage.flows_dir)
     CallflowStack(
         app,
         f"callflow-{stage.name}",

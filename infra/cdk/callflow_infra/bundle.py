@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from callflow_infra.packaging import LAMBDA, SOURCE_ROOT, Deployable
+from callflow_infra.packaging import FLOWS_IN_BUNDLE, LAMBDA, SOURCE_ROOT, Deployable
 
 PLATFORM = "aarch64-manylinux2014"
 """uv's name of the Lambda arm64 platform (glibc 2.17 or newer)."""
@@ -188,14 +188,22 @@ def dependencies_dir(repo_root: Path, cache_root: Path) -> Path:
     return target
 
 
-def build_lambda_bundle(repo_root: Path, cache_root: Path) -> LambdaBundle:
-    """Dependencies plus the project's code, in one directory Lambda can run from."""
+def build_lambda_bundle(repo_root: Path, cache_root: Path, flows_dir: str = "") -> LambdaBundle:
+    """Dependencies plus the project's code, in one directory Lambda can run from; with
+    ``flows_dir`` (relative to ``repo_root``) the flow files too, as :data:`FLOWS_IN_BUNDLE`."""
     deps = dependencies_dir(repo_root, cache_root)
     digest = hashlib.sha256(deps.name.encode())
     source = repo_root / SOURCE_ROOT
     for package in LAMBDA.packages:
         for path in sorted(_code_files(source / package)):
             digest.update(str(path.relative_to(source)).encode())
+            digest.update(path.read_bytes())
+    flows = repo_root / flows_dir if flows_dir else None
+    if flows is not None:
+        if not flows.is_dir():
+            raise BundleError(f"{flows} is missing: the stage's flows_dir names it")
+        for path in sorted(_code_files(flows)):
+            digest.update(f"{FLOWS_IN_BUNDLE}/{path.relative_to(flows)}".encode())
             digest.update(path.read_bytes())
     asset_hash = digest.hexdigest()
     bundle = cache_root / f"lambda-{asset_hash[:16]}"
@@ -208,6 +216,8 @@ def build_lambda_bundle(repo_root: Path, cache_root: Path) -> LambdaBundle:
             shutil.copytree(source / package, partial / package, ignore=_IGNORED)
             if python:
                 compile_bytecode(partial / package, python, f"{LAMBDA_TASK_ROOT}/{package}")
+        if flows is not None:
+            shutil.copytree(flows, partial / FLOWS_IN_BUNDLE, ignore=_IGNORED)
     _prune(cache_root, keep=bundle.name)
     return LambdaBundle(bundle, asset_hash)
 

@@ -61,6 +61,10 @@ WORKFLOW_DEFINITION = f"{SOURCE_ROOT}/callflow_functions/workflow.asl.json"
 """The state machine: package data of the functions, read by the CDK stack as a file."""
 CAMPAIGN_DEFINITION = f"{SOURCE_ROOT}/callflow_functions/campaign.asl.json"
 """The campaign state machine, likewise."""
+FLOWS_IN_BUNDLE = "callflow_flows"
+"""Where a stage's flow files (its ``flows_dir``, a directory of the repository) go in the
+Lambda bundle; the stack points ``CALLFLOW_FLOWS_DIR`` at it. Only ``*.yaml`` / ``*.yml`` files
+and what they name (a mapping file beside them) travel: the whole directory is copied."""
 
 
 def bridge_build_context() -> list[str]:

@@ -18,13 +18,13 @@ from constructs import Construct, IConstruct
 
 from callflow.lifecycle.stopped import STOPPED_STATUSES
 from callflow_infra.bridge import Bridge
-from callflow_infra.bundle import LambdaBundle
+from callflow_infra.bundle import LAMBDA_TASK_ROOT, LambdaBundle
 from callflow_infra.campaigns import CampaignBucket, CampaignWorkflow, grant_items
 from callflow_infra.functions import CAMPAIGN_TASKS, EXECUTION_STOPPED, Functions
 from callflow_infra.http_api import HttpApi
 from callflow_infra.monitoring import NAMESPACE, Monitoring
 from callflow_infra.nag import acknowledge
-from callflow_infra.packaging import CAMPAIGN_DEFINITION, WORKFLOW_DEFINITION
+from callflow_infra.packaging import CAMPAIGN_DEFINITION, FLOWS_IN_BUNDLE, WORKFLOW_DEFINITION
 from callflow_infra.stage import StageConfig
 from callflow_infra.state import State
 from callflow_infra.workflow import Workflow
@@ -72,6 +72,13 @@ class CallflowStack(Stack):
             "CALLFLOW_SECRETS_ID": self.state.secret.secret_arn,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         }
+        # The bundle carries the stage's flow files there (callflow_infra.bundle); the bridge
+        # needs none (a session carries its flow's agent and overrides).
+        flows_env = (
+            {"CALLFLOW_FLOWS_DIR": f"{LAMBDA_TASK_ROOT}/{FLOWS_IN_BUNDLE}"}
+            if stage.flows_dir
+            else {}
+        )
 
         self.functions = Functions(
             self,
@@ -79,6 +86,7 @@ class CallflowStack(Stack):
             bundle=bundle,
             environment={
                 **shared_env,
+                **flows_env,
                 "CALLFLOW_CAMPAIGN_BUCKET": items.bucket_name,
                 "POWERTOOLS_SERVICE_NAME": "callflow",
             },

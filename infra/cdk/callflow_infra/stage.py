@@ -8,6 +8,7 @@ AWS account: nothing here is looked up.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from callflow.config import Settings
@@ -16,7 +17,9 @@ STAGES_KEY = "callflow:stages"
 STAGE_NAMES = ("dev", "prod")
 
 # Never set from context: these come from the stack (table, secret, state machine) or the secret.
-_MANAGED_SETTINGS = frozenset({"table_name", "secrets_id", "state_machine_arn", "aws_region"})
+_MANAGED_SETTINGS = frozenset(
+    {"table_name", "secrets_id", "state_machine_arn", "aws_region", "flows_dir"}
+)
 _SECRET_SETTINGS = frozenset(
     name for name, info in Settings.model_fields.items() if "SecretStr" in repr(info.annotation)
 )
@@ -47,6 +50,10 @@ class StageConfig:
     """SnapStart for the API function (docs/operations.md, "Cold starts and SnapStart"): the HTTP
     API then invokes an alias of its latest published version, restored from a snapshot taken
     after the route modules were imported."""
+    flows_dir: str = ""
+    """A directory of flow files, relative to the repository (``config/flows``): shipped in the
+    Lambda bundle, validated at synth (a file that does not load stops it), and named by
+    ``CALLFLOW_FLOWS_DIR``. Empty: the one flow built from the settings."""
     settings: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -71,6 +78,23 @@ class StageConfig:
     def environment(self) -> dict[str, str]:
         """The non-secret settings as ``CALLFLOW_*`` environment variables."""
         return {f"CALLFLOW_{name.upper()}": value for name, value in sorted(self.settings.items())}
+
+
+def check_flows(config: StageConfig, repo_root: Path) -> None:
+    """Load the stage's flow files with its settings, as the functions will: a file that does
+    not validate stops the synth with its file, line and mistake."""
+    if not config.flows_dir:
+        return
+    from callflow.flows.errors import FlowConfigError
+    from callflow.flows.loading import load_flows
+
+    settings = Settings.model_validate(
+        {**config.settings, "flows_dir": str(repo_root / config.flows_dir)}
+    )
+    try:
+        load_flows(settings)
+    except FlowConfigError as error:
+        raise StageConfigError(f"stage {config.name!r}: {error}") from None
 
 
 def load_stage(context: Any, stage: str) -> StageConfig:

@@ -69,7 +69,7 @@ def admit(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     if held is not None:
         return held
     zone = session.timezone or settings.default_timezone
-    opening = calling_hours(services).next_opening(now, zone)
+    opening = calling_hours(services, session).next_opening(now, zone)
     if opening > now:
         return _wait(services, session, opening, "calling hours closed while queued")
     pools = configured_pools(settings)
@@ -79,7 +79,11 @@ def admit(services: Services, state: dict[str, Any]) -> dict[str, Any]:
         return _queue(services, session, attempt, refusal, now)
     try:
         barred = gate.before_dial(
-            services.contact_rules, services.suppressions, services.caps, session, attempt
+            services.flows.of(session).contact_rules,
+            services.suppressions,
+            services.caps,
+            session,
+            attempt,
         )
     except CapsBusy as error:
         services.pools.release(pools, holder)

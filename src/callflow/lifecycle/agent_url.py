@@ -23,11 +23,14 @@ from callflow.providers.errors import ProviderError
 from callflow.services import Services
 
 
-def prefetched_fields(services: Services) -> dict[str, Any]:
-    """The session fields that carry a freshly fetched signed URL, empty ones when ElevenLabs
-    could not give one (so a previous attempt's URL is not used for this one)."""
+def prefetched_fields(services: Services, agent_id: str = "") -> dict[str, Any]:
+    """The session fields that carry a freshly fetched signed URL for ``agent_id`` (the session's
+    flow's agent; empty: the configured one), empty ones when ElevenLabs could not give one (so a
+    previous attempt's URL is not used for this one)."""
     try:
-        url = services.elevenlabs.get_signed_url(services.settings.elevenlabs_agent_id or None)
+        url = services.elevenlabs.get_signed_url(
+            agent_id or services.settings.elevenlabs_agent_id or None
+        )
     except (ProviderError, ElevenLabsConfigError) as error:
         logger.warning(
             "signed URL not prefetched; the bridge will fetch one when the call is answered",

@@ -160,16 +160,18 @@ def _not_applied(services: Services, session_id: str, attempt: int) -> str:
 
 def _verdict(services: Services, session: Session) -> Verdict:
     """Whether the answered call goes to the agent, given what detection said (so far)."""
-    settings = services.settings
-    if not settings.infobip_machine_detection:
+    spec = services.flows.of(session).spec
+    machine = spec.machine
+    if not machine.detection:
         return "connect"
     result = session.machine_detection
     if result == HUMAN:
         return "connect"
     if result == MACHINE:
-        return "connect" if settings.machine_policy == "continue" else "hangup"
+        # leave_message: the agent is told (answered_by_machine) and leaves its message.
+        return "connect" if spec.voicemail_policy == "leave_message" else "hangup"
     if result:  # FAILED, or a result Infobip added later: nobody can say who answered
-        return "connect" if settings.machine_detection_failed == "connect" else "hangup"
+        return "connect" if machine.detection_failed == "connect" else "hangup"
     return "wait"
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from callflow.admission import slots
 from callflow.consent import gate
-from callflow.lifecycle import agent_url, call_events, media_configs, workflow
-from callflow.models import RETRYABLE_OUTCOMES, Outcome, Session, SessionStatus, iso, utcnow
+from callflow.lifecycle import agent_url, call_events, media_configs, numbers, workflow
+from callflow.models import Outcome, Session, SessionStatus, iso, utcnow
 from callflow.observability import Metric, count, logger
 from callflow.phone import CallingHours, InvalidPhone, normalise, timezone_for
 from callflow.providers.errors import ProviderRejected
@@ -73,10 +73,11 @@ def first_check_after(services: Services) -> int:
     return max(1, min(bound, settings.outcome_timeout_seconds))
 
 
-def calling_hours(services: Services) -> CallingHours:
-    """The configured calling hours and weekdays."""
-    s = services.settings
-    return CallingHours.parse(s.calling_hours_start, s.calling_hours_end, s.weekday_set)
+def calling_hours(services: Services, session: Session | None = None) -> CallingHours:
+    """The calling hours and weekdays of the session's flow (the default flow's without one)."""
+    flows = services.flows
+    hours = (flows.of(session) if session is not None else flows.default).spec.hours
+    return CallingHours.parse(hours.start, hours.end, frozenset(hours.days))
 
 
 def finish_without_call(
@@ -98,22 +99,36 @@ def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     (:func:`callflow.consent.gate.suppressed`) and calling hours."""
     settings = services.settings
     session = services.store.require(state["session_id"])
+    prepared: dict[str, Any] = {}
     try:
         phone = normalise(session.phone_raw, settings.default_phone_region)
     except InvalidPhone as error:
-        return finish_without_call(services, session, Outcome.INVALID_PHONE, str(error))
+        fallback = numbers.next_number(session, settings.default_phone_region)
+        if fallback is None:
+            return finish_without_call(services, session, Outcome.INVALID_PHONE, str(error))
+        phone = fallback.phone
+        prepared = {"phone_raw": fallback.raw, "phone_field": fallback.field}
+        logger.info(
+            "invalid number; the next phone field is dialled",
+            extra={"skipped": [f"{session.phone_field}: {error}", *fallback.skipped]},
+        )
     zone = timezone_for(phone, session.timezone or None, settings.default_timezone)
     services.store.set_fields(
-        session.session_id, {"phone": phone.e164, "timezone": zone}, event="prepared"
+        session.session_id,
+        {"phone": phone.e164, "timezone": zone, **prepared},
+        event="prepared",
+        detail={"phone_field": prepared["phone_field"]} if prepared else None,
     )
-    refusal = gate.suppressed(services.contact_rules, services.suppressions, session, phone.e164)
+    refusal = gate.suppressed(
+        services.flows.of(session).contact_rules, services.suppressions, session, phone.e164
+    )
     if refusal is not None:
         return finish_without_call(services, session, refusal.outcome, refusal.detail)
     now = utcnow()
-    opening = calling_hours(services).next_opening(now, zone)
+    opening = calling_hours(services, session).next_opening(now, zone)
     if opening <= now:
         return next_state(services, session.session_id, CALL)
-    if settings.outside_hours_policy == "skip":
+    if services.flows.of(session).spec.hours.outside == "skip":
         return finish_without_call(
             services, session, Outcome.OUTSIDE_HOURS, f"outside calling hours in {zone}"
         )
@@ -167,6 +182,7 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         "media_config_id": "",
         "outcome": None,
         "outcome_detail": "",
+        "attempt_numbers": {**session.attempt_numbers, str(attempt): session.phone_field},
     }
     if attempt == session.attempt and session.status is SessionStatus.DIALING:
         moved = services.store.set_fields(
@@ -196,12 +212,14 @@ def place_call(services: Services, state: dict[str, Any], task_token: str) -> di
         return {"placed": False}
     # Fetched now, while nobody waits, and stored with the call id below: the bridge need not
     # ask ElevenLabs once the person answers.
-    signed_url = agent_url.prefetched_fields(services)
+    signed_url = agent_url.prefetched_fields(services, moved.agent_id)
     try:
         call = services.infobip.place_call(
             moved.phone.lstrip("+"),
             custom_data={"session_id": session.session_id, "attempt": str(attempt)},
             external_id=f"{session.session_id}-{attempt}",
+            caller_id=moved.caller_id,
+            machine_detection=services.flows.of(moved).spec.machine.detection,
         )
     except Exception:
         # No call will use the config: it goes now, not at the sweep.
@@ -257,17 +275,22 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     # The session's outcome first: after an answered call with no agent conversation it says
     # agent_unavailable, where the call's own event said answered.
     outcome = session.outcome or Outcome(state.get("call", {}).get("outcome", "failed"))
-    if outcome not in RETRYABLE_OUTCOMES or session.attempt >= session.max_attempts:
-        if outcome in RETRYABLE_OUTCOMES:
+    rule = services.flows.of(session).spec.retry_rule(outcome)
+    if rule is None or rule.attempts <= 1 or numbers.tries_on_number(session) >= rule.attempts:
+        if outcome in numbers.UNREACHABLE:
+            switched = _next_number(services, session, outcome)
+            if switched is not None:
+                return switched
+        if rule is not None and rule.attempts > 1:
             services.store.set_fields(
                 session.session_id,
                 {"outcome_detail": _gave_up(outcome, session)},
                 event="giving up",
             )
         return next_state(services, session.session_id, WRITE_BACK)
-    earliest = utcnow() + timedelta(seconds=settings.retry_delay_seconds)
+    earliest = utcnow() + timedelta(seconds=rule.delay_seconds)
     zone = session.timezone or settings.default_timezone
-    when = calling_hours(services).next_opening(earliest, zone)
+    when = calling_hours(services, session).next_opening(earliest, zone)
     services.store.advance(
         session.session_id,
         SessionStatus.SCHEDULED,
@@ -275,6 +298,38 @@ def plan_retry(services: Services, state: dict[str, Any]) -> dict[str, Any]:
         fields={"next_attempt_at": iso(when)},
         event="retry scheduled",
         detail={"attempt": session.attempt + 1, "at": iso(when), "after": outcome.value},
+    )
+    return next_state(services, session.session_id, WAIT, when)
+
+
+def _next_number(services: Services, session: Session, outcome: Outcome) -> dict[str, Any] | None:
+    """Schedule the next attempt on the record's next valid number (at the next opening of the
+    calling hours), or ``None`` when the record has none left."""
+    fallback = numbers.next_number(session, services.settings.default_phone_region)
+    if fallback is None:
+        return None
+    zone = session.timezone or services.settings.default_timezone
+    when = calling_hours(services, session).next_opening(utcnow(), zone)
+    attempt = session.attempt + 1
+    services.store.advance(
+        session.session_id,
+        SessionStatus.SCHEDULED,
+        attempt=attempt,
+        fields={
+            "next_attempt_at": iso(when),
+            "phone": fallback.phone.e164,
+            "phone_raw": fallback.raw,
+            "phone_field": fallback.field,
+            "phone_from_attempt": attempt,
+        },
+        event="next number scheduled",
+        detail={
+            "attempt": attempt,
+            "at": iso(when),
+            "after": outcome.value,
+            "from": session.phone_field,
+            "to": fallback.field,
+        },
     )
     return next_state(services, session.session_id, WAIT, when)
 

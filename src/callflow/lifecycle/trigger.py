@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from callflow.flows.errors import UnknownFlow
+from callflow.flows.loading import Flow
 from callflow.lifecycle import workflow
 from callflow.models import DynamicValue, Session, new_session_id
 from callflow.observability import logger
@@ -37,23 +39,24 @@ class TriggerRefused(Exception):
         self.session_id = session_id
 
 
-def record_fields(services: Services, module: str) -> list[str]:
-    """The fields read at trigger time: phone, time zone, the agent's variables, the fields
-    the writeback will touch for ``module`` (so the session keeps a "before" picture), and the
-    opt-out checkbox (checked before every dial).
+def record_fields(services: Services, module: str, flow: Flow | None = None) -> list[str]:
+    """The fields read at trigger time for ``flow`` (the default flow without one): phone, time
+    zone, the agent's variables, the fields the writeback will touch for ``module`` (so the
+    session keeps a "before" picture), and the opt-out checkbox (checked before every dial).
 
     Only fields the module has are asked for (its field metadata, cached): Zoho refuses a read
     that names a field the module lacks, and one configuration serves several modules (there is
     no ``Lead_Status`` on Contacts, no ``Company`` on Deals). ``callflow setup`` reports the
     configured fields a module lacks, in words; here they are skipped and logged.
     """
-    settings = services.settings
-    wanted = [settings.zoho_phone_field, settings.zoho_timezone_field, *settings.variable_fields]
-    wanted += services.mapping.fields(module)
-    if settings.zoho_call_status_field:
-        wanted.append(settings.zoho_call_status_field)
-    if services.contact_rules.optout_field:
-        wanted.append(services.contact_rules.optout_field)
+    flow = flow or services.flows.default
+    spec = flow.spec
+    wanted = [*spec.phones, spec.timezone_field, *spec.variables]
+    wanted += flow.mapping.fields(module)
+    if spec.status_field:
+        wanted.append(spec.status_field)
+    if flow.contact_rules.optout_field:
+        wanted.append(flow.contact_rules.optout_field)
     unique = list(dict.fromkeys(f for f in wanted if f))
     known = services.zoho.module_fields(module)
     missing = [f for f in unique if f not in known]
@@ -86,8 +89,11 @@ def dynamic_variables(record: dict[str, Any], fields: list[str]) -> dict[str, Dy
     return variables
 
 
-def start_session(services: Services, module: str, record_id: str) -> Session:
+def start_session(services: Services, module: str, record_id: str, flow_name: str = "") -> Session:
     """Claim the record, re-read it, create its session and start the session's workflow.
+
+    ``flow_name`` names the flow (empty: the default); an unknown one is refused (422) before
+    anything is claimed.
 
     Raises :class:`TriggerRefused` (409) when another session holds the record (active, or inside
     ``trigger_window_seconds``), before Zoho is asked anything. Any error after the claim
@@ -97,6 +103,10 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
     the session is returned as if nothing had failed.
     """
     settings = services.settings
+    try:
+        flow = services.flows.get(flow_name)
+    except UnknownFlow as error:
+        raise TriggerRefused(422, str(error)) from None
     session_id = new_session_id()
     blocking = services.store.claim_record(
         module, record_id, session_id, settings.trigger_window_seconds
@@ -106,7 +116,7 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
             409, f"a call session for {module}/{record_id} is active or too recent", blocking
         )
     try:
-        session = _open(services, module, record_id, session_id)
+        session = _open(services, module, record_id, session_id, flow)
     except Exception as error:
         started = _undo(services, module, record_id, session_id, error)
         if started is None:
@@ -116,11 +126,12 @@ def start_session(services: Services, module: str, record_id: str) -> Session:
     return session
 
 
-def _open(services: Services, module: str, record_id: str, session_id: str) -> Session:
-    """Read the record, create the session from it, start its execution."""
+def _open(services: Services, module: str, record_id: str, session_id: str, flow: Flow) -> Session:
+    """Read the record, create the session from it (with what the flow's dial and bridge need),
+    start its execution."""
     settings = services.settings
-    record = services.zoho.get_record(module, record_id, record_fields(services, module))
-    session = create_session(services, module, record_id, record, session_id=session_id)
+    record = services.zoho.get_record(module, record_id, record_fields(services, module, flow))
+    session = create_session(services, module, record_id, record, session_id=session_id, flow=flow)
     workflow.start(services.sfn, settings.state_machine_arn, session_id, {"session_id": session_id})
     return session
 
@@ -133,23 +144,36 @@ def create_session(
     *,
     session_id: str,
     campaign_id: str = "",
+    flow: Flow | None = None,
 ) -> Session:
     """Create the session of a claimed record from its snapshot (the fields
-    :func:`record_fields` read): the one place a session is made, for a single trigger and a
-    campaign's item alike. The write is conditional on the id being new."""
-    settings = services.settings
+    :func:`record_fields` read for ``flow``, the default flow without one): the one place a
+    session is made, for a single trigger and a campaign's item alike. The session carries what
+    the flow's dial and bridge need. The write is conditional on the id being new."""
+    flow = flow or services.flows.default
+    spec = flow.spec
+    numbers = [
+        {"field": name, "raw": str(record.get(name) or "").strip()}
+        for name in spec.phones
+        if str(record.get(name) or "").strip()
+    ]
+    first = numbers[0] if numbers else {"field": spec.phones[0], "raw": ""}
     return services.store.create(
         Session(
             session_id=session_id,
             module=module,
             record_id=record_id,
             campaign_id=campaign_id,
-            max_attempts=settings.max_attempts,
-            phone_raw=str(record.get(settings.zoho_phone_field) or ""),
-            timezone=str(record.get(settings.zoho_timezone_field) or "")
-            if settings.zoho_timezone_field
-            else "",
-            variables=dynamic_variables(record, settings.variable_fields),
+            flow=flow.name,
+            agent_id=spec.agent.agent_id,
+            agent_overrides=spec.agent.overrides,
+            caller_id=spec.caller_id,
+            max_attempts=spec.retry.most_attempts * max(1, len(numbers)),
+            phone_raw=first["raw"],
+            phone_field=first["field"],
+            phone_numbers=numbers,
+            timezone=str(record.get(spec.timezone_field) or "") if spec.timezone_field else "",
+            variables=dynamic_variables(record, spec.variables),
             record=record,
         )
     )

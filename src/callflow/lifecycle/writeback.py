@@ -22,6 +22,7 @@ from callflow.admission import slots
 from callflow.consent.optout import record_collected_optout
 from callflow.lifecycle import media_configs, outcomes, record_note, workflow
 from callflow.lifecycle.record_note import NotePlan
+from callflow.masking import mask
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.observability import Metric, count, logger
 from callflow.providers.errors import ProviderAuthError, ProviderRejected, RecordNotFound
@@ -270,18 +271,19 @@ def collected(session: Session) -> dict[str, Any]:
 
 def _write_fields(services: Services, session: Session) -> dict[str, Any]:
     settings = services.settings
-    rules = services.contact_rules
+    flow = services.flows.of(session)
+    rules = flow.contact_rules
     values = collected(session)
     # The opt-out is kept on our side first: whatever Zoho does next, the number is suppressed.
     optout = record_collected_optout(rules, services.suppressions, session, values)
-    mapped = services.mapping.apply(
+    mapped = flow.mapping.apply(
         values,
         timezone=session.timezone or settings.default_timezone,
         module=session.module,
     )
     data = dict(mapped.fields)
-    if settings.zoho_call_status_field:
-        data[settings.zoho_call_status_field] = label(session.outcome)
+    if flow.spec.status_field:
+        data[flow.spec.status_field] = flow.status_value(session.outcome, label(session.outcome))
     if optout and rules.optout_field:
         data[rules.optout_field] = True
     problems = list(mapped.problems)
@@ -318,6 +320,9 @@ def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) ->
     if session.outcome_detail:
         head.append(f"Detail: {session.outcome_detail}")
     head.append(f"Attempts: {session.attempt}")
+    if len(session.phone_numbers) > 1 and session.phone:
+        reached = "Reached on" if session.outcome is Outcome.ANSWERED else "Last dialled"
+        head.append(f"{reached}: {session.phone_field} ({mask(session.phone)})")
     if session.call_duration:
         head.append(f"Duration: {session.call_duration} s")
     if results.get("summary"):

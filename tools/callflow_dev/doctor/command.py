@@ -140,7 +140,34 @@ def run_checks(
     )
     _guarded(report, "infobip", lambda: _infobip(settings, options, http, report))
     _guarded(report, "elevenlabs", lambda: _elevenlabs(settings, options, http, report))
+    if settings.flows_dir:
+        section(f"Flows ({settings.flows_dir})", out)
+        _guarded(report, "flows", lambda: _flows(settings, options, http, report))
     return report
+
+
+def _flows(
+    settings: Settings, options: DoctorOptions, http: httpx.Client, report: DoctorReport
+) -> None:
+    """Every flow file: it loads, its fields are on the modules, its agent fits it."""
+    from callflow.providers.elevenlabs.client import ElevenLabsClient
+    from callflow.providers.zoho.client import ZohoClient
+    from callflow_dev.doctor.flows import check_flow_agents, check_flow_fields, file_flows
+
+    flows = file_flows(settings, report)
+    if not flows:
+        return
+    zoho = ZohoClient(settings, _token_provider(settings, http), http)
+    problems = check_flow_fields(settings, flows, options.modules, zoho.module_fields)
+    for problem in problems:
+        report.problem(problem)
+    if not problems:
+        report.done(f"every flow's fields are on {', '.join(options.modules)}, with their type")
+    agents = ElevenLabsClient(settings, http)
+    try:
+        check_flow_agents(settings, flows, agents.get_agent, report)
+    finally:
+        agents.close()
 
 
 def _guarded(report: DoctorReport, provider: str, check: Callable[[], None]) -> None:

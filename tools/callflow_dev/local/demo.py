@@ -39,6 +39,9 @@ SHOWN_FIELDS = [
     "Do_Not_Call",
     "Monthly_Bill",
     "Site_Visit_Date",
+    "Amount_Due",
+    "Paid",
+    "Reminder_Status",
 ]
 
 
@@ -55,6 +58,8 @@ class Scenario:
     opting_out: bool = False
     """The person asks not to be called again; the record is then triggered a second time,
     which must end ``suppressed`` without a dial."""
+    flow: str = ""
+    """The flow the trigger names (``""``: the default flow)."""
 
 
 def _scenarios() -> dict[str, Scenario]:
@@ -103,7 +108,50 @@ def _scenarios() -> dict[str, Scenario]:
             optout_options(),
             opting_out=True,
         ),
+        "reminder": Scenario(
+            "reminder",
+            "A second flow: the trigger names 'reminder'; its own agent reminds Maria of the "
+            "amount due, and its mapping writes Paid and Reminder_Status.",
+            lambda: [net.answer(after_s=2)],
+            reminder_options(),
+            flow=REMINDER_FLOW,
+        ),
     }
+
+
+REMINDER_FLOW = "reminder"
+REMINDER_AGENT_ID = "agent_local_reminder"
+"""The reminder flow's agent (``demo_flows/reminder.yaml``), a second stand-in agent."""
+REMINDER_FIELDS = {"Amount_Due": 120.5}
+
+
+def reminder_options(**overrides: Any) -> StackOptions:
+    """The stack of the reminder scenario: the flow files of ``demo_flows/`` and a second
+    stand-in agent with the reminder's script, greeting and required variables."""
+    from callflow_dev.sandbox.agent import AgentConfig, AgentLine, reminder_steps
+    from callflow_dev.sandbox.elevenlabs import DEFAULT_DATA_COLLECTION, DataItem
+
+    agent = AgentConfig(
+        agent_id=REMINDER_AGENT_ID,
+        required_variables=("first_name", "amount_due"),
+        greeting=AgentLine(
+            "Hi {{first_name}}, this is Sam from Acme Solar billing, about your payment of "
+            "{{amount_due}} dollars. Is now a good time?",
+            "agent_greeting",
+        ),
+        steps=reminder_steps(),
+    )
+    items = {
+        **DEFAULT_DATA_COLLECTION,
+        "paid": DataItem("boolean", "True when the person says the payment is made."),
+    }
+    flows = Path(__file__).resolve().parent / "demo_flows"
+    return StackOptions(
+        other_agents=(agent,),
+        agent_data_collection=items,
+        extra_env={"CALLFLOW_FLOWS_DIR": str(flows)},
+        **overrides,
+    )
 
 
 def optout_options(**overrides: Any) -> StackOptions:
@@ -128,7 +176,16 @@ def optout_options(**overrides: Any) -> StackOptions:
 OPTOUT_FIELD = "Do_Not_Call"
 """The demo lead's opt-out checkbox (a custom field of the Zoho stand-in's Leads)."""
 
-SCENARIOS = ("answered", "retry", "busy", "voicemail", "invalid", "interrupt", "optout")
+SCENARIOS = (
+    "answered",
+    "retry",
+    "busy",
+    "voicemail",
+    "invalid",
+    "interrupt",
+    "optout",
+    "reminder",
+)
 
 
 class Printer:
@@ -199,7 +256,7 @@ def run_scenario(
     printer.line("")
     printer.line("Timeline:")
     printer.event(f"Zoho workflow rule fires: POST /webhooks/zoho (Leads/{record_id})")
-    response = stack.trigger("Leads", record_id)
+    response = stack.trigger("Leads", record_id, scenario.flow)
     if response.status_code != 202:
         raise RuntimeError(f"trigger refused: {response.status_code} {response.text}")
     session_id = response.json()["session_id"]
@@ -289,12 +346,41 @@ def optout_problems(stack: LocalStack, result: DemoResult) -> list[str]:
     return problems
 
 
+def reminder_problems(stack: LocalStack, result: DemoResult) -> list[str]:
+    """What the reminder scenario did not do: the session on the reminder flow, answered by the
+    reminder agent with its variables, and the record written with the reminder's mapping and
+    status value (and none of the default flow's fields)."""
+    problems = []
+    session = result.session
+    if session.flow != REMINDER_FLOW:
+        problems.append(f"the session's flow is {session.flow!r}, not {REMINDER_FLOW!r}")
+    if session.outcome is not Outcome.ANSWERED:
+        problems.append(f"the call ended {session.outcome}, not answered")
+    conversation = result.conversation
+    if conversation is None or conversation.agent_id != REMINDER_AGENT_ID:
+        agent = conversation.agent_id if conversation is not None else "nobody"
+        problems.append(f"the call talked to {agent}, not {REMINDER_AGENT_ID}")
+    elif "amount_due" not in conversation.dynamic_variables:
+        problems.append("the reminder agent did not get the amount due")
+    after = result.record_after
+    if after.get("Paid") is not True:
+        problems.append("the record's Paid is not ticked")
+    if after.get("Reminder_Status") != "Reminded":
+        problems.append(f"Reminder_Status is {after.get('Reminder_Status')!r}, not 'Reminded'")
+    if after.get("Lead_Status") != result.record_before.get("Lead_Status"):
+        problems.append("the default flow's status field was written")
+    if after.get("Interested") is not None:
+        problems.append("the default flow's mapping was written (Interested)")
+    return problems
+
+
 def seed_scenario(stack: LocalStack, scenario: Scenario) -> str:
     """The scenario's lead in the Zoho stand-in and its person on the phone network; the
     record's id."""
     from callflow.phone import normalise
 
-    record_id = stack.zoho.seed_record("Leads", {**PERSON, "Phone": scenario.phone})
+    extra = REMINDER_FIELDS if scenario.flow == REMINDER_FLOW else {}
+    record_id = stack.zoho.seed_record("Leads", {**PERSON, **extra, "Phone": scenario.phone})
     try:
         number = normalise(scenario.phone, "US").infobip
         stack.infobip.set_behaviour(number, scenario.behaviours())
@@ -569,8 +655,10 @@ def run_demo(
             result = run_scenario(stack, scenario, out_dir, printer)
         report(result, printer)
         optout = optout_problems(stack, result) if scenario.opting_out else []
+        if scenario.flow == REMINDER_FLOW:
+            optout += reminder_problems(stack, result)
     for problem in optout:
-        print(f"Not as the opt-out scenario expects: {problem}.", file=sys.stderr)
+        print(f"Not as the {scenario.name} scenario expects: {problem}.", file=sys.stderr)
     if chosen:
         problems = known.problems(result.session, chosen)
         for problem in problems:

@@ -65,6 +65,9 @@ class StackOptions:
     agent_data_collection: dict[str, Any] | None = None
     """The agent's data-collection items (``callflow_dev.sandbox.elevenlabs.DataItem`` by id);
     ``None`` is the qualification call's."""
+    other_agents: tuple[Any, ...] = ()
+    """Further scripted agents of the ElevenLabs stand-in (``AgentConfig``s, e.g. a second
+    flow's), with the first agent's formats."""
 
 
 class LocalStack:
@@ -140,6 +143,17 @@ class LocalStack:
             processing_seconds=options.processing_seconds,
             drop_webhooks=options.drop_post_call_webhooks,
             max_concurrent_conversations=options.agent_concurrency,
+            other_agents=[
+                dataclasses.replace(
+                    other,
+                    user_input_audio_format=agent.user_input_audio_format,
+                    agent_output_audio_format=agent.agent_output_audio_format,
+                    clip_max_ms=agent.clip_max_ms,
+                    end_of_turn_silence_ms=agent.end_of_turn_silence_ms,
+                    response_delay_ms=agent.response_delay_ms,
+                )
+                for other in options.other_agents
+            ],
         )
         self.infobip = InfobipSandbox(
             self.secrets["infobip_api_key"],
@@ -280,10 +294,12 @@ class LocalStack:
 
     # --- using it -------------------------------------------------------------------------
 
-    def trigger(self, module: str, record_id: str) -> httpx.Response:
-        """What a Zoho workflow rule does: POST the record to the trigger webhook, encoded as
-        the Zoho stand-in's ``webhook_format`` says."""
-        request = self.zoho.webhook_request(module, record_id, self.secrets["zoho_trigger_secret"])
+    def trigger(self, module: str, record_id: str, flow: str = "") -> httpx.Response:
+        """What a Zoho workflow rule does: POST the record (and the ``flow`` its webhook names,
+        if any) to the trigger webhook, encoded as the Zoho stand-in's ``webhook_format`` says."""
+        request = self.zoho.webhook_request(
+            module, record_id, self.secrets["zoho_trigger_secret"], flow
+        )
         return httpx.post(f"{self.api_url}/webhooks/zoho", timeout=30, **request)
 
     def session(self, session_id: str) -> Session:

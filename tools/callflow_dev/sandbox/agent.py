@@ -170,6 +170,23 @@ def optout_steps() -> tuple[DialogueStep, ...]:
     )
 
 
+def reminder_steps() -> tuple[DialogueStep, ...]:
+    """A payment reminder: the person says they have paid; the agent collects ``paid`` and ends
+    the call. (The stand-in says its recorded clips; the transcript carries these words.)"""
+    return (
+        DialogueStep(
+            caller_text="Yes, speaking. I paid it yesterday.",
+            reply=AgentLine(
+                "Thank you, {{first_name}}, I have noted that your payment of {{amount_due}} "
+                "is made. Goodbye!",
+                "agent_closing",
+            ),
+            collects={"paid": True},
+            ends_call=True,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """The agent's settings (as configured on ElevenLabs) plus the sandbox's script and knobs."""

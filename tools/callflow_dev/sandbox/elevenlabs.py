@@ -383,12 +383,17 @@ class ElevenLabsSandbox:
         post_call_webhook_id: str | None = None,
         workspace_webhooks: Sequence[WorkspaceWebhook] = (),
         clock: Callable[[], float] = time.time,
+        other_agents: Sequence[AgentConfig] = (),
     ) -> None:
         if not api_key:
             raise ValueError("the stand-in needs an API key to check")
         self.api_key = api_key
         self.agent = agent
         self.agent_id = agent.agent_id
+        self.agents = {a.agent_id: a for a in (agent, *other_agents)}
+        """Every agent of the workspace by id (``agent`` first; ``other_agents`` are further
+        scripted agents, e.g. a second flow's): each has its own script and settings, while
+        the data-collection items are the workspace's, shared."""
         self.agent_name = agent_name
         self.data_collection = dict(data_collection)
         self.webhook_url = webhook_url
@@ -466,7 +471,7 @@ class ElevenLabsSandbox:
         async def get_agent(request: Request, agent_id: str) -> dict[str, Any]:
             self._authenticate(request)
             self._require_agent(agent_id)
-            return self.agent_body()
+            return self.agent_body(agent_id)
 
         @app.get("/v1/convai/settings")
         async def get_convai_settings(request: Request) -> dict[str, Any]:
@@ -511,31 +516,33 @@ class ElevenLabsSandbox:
         return webhook.body([{"usage_type": "ConvAI Settings"}] if used else [])
 
     def _require_agent(self, agent_id: str) -> None:
-        if agent_id != self.agent_id:
+        if agent_id not in self.agents:
             raise SandboxError(404, "agent_not_found", f"Agent {agent_id} not found")
 
-    def agent_body(self) -> dict[str, Any]:
-        """``GetAgentResponseModel``: the settings the setup check compares with the phone leg."""
-        allowed = set(self.agent.allowed_overrides)
+    def agent_body(self, agent_id: str | None = None) -> dict[str, Any]:
+        """``GetAgentResponseModel``: the settings the setup check compares with the phone leg
+        (of ``agent_id``, the first agent by default)."""
+        agent = self.agents[agent_id or self.agent_id]
+        allowed = set(agent.allowed_overrides)
         return {
-            "agent_id": self.agent_id,
+            "agent_id": agent.agent_id,
             "name": self.agent_name,
             "conversation_config": {
                 "asr": {
                     "quality": "high",
                     "provider": "elevenlabs",
-                    "user_input_audio_format": self.agent.user_input_audio_format,
+                    "user_input_audio_format": agent.user_input_audio_format,
                     "keywords": [],
                 },
                 "turn": {"turn_timeout": 7, "silence_end_call_timeout": -1},
                 "tts": {
                     "model_id": "eleven_turbo_v2",
-                    "agent_output_audio_format": self.agent.agent_output_audio_format,
+                    "agent_output_audio_format": agent.agent_output_audio_format,
                 },
                 "conversation": {
                     "text_only": False,
                     "max_duration_seconds": 600,
-                    "client_events": list(self.agent.client_events),
+                    "client_events": list(agent.client_events),
                 },
                 "agent": {"first_message": "", "language": "en"},
             },
@@ -620,7 +627,9 @@ class ElevenLabsSandbox:
                     state.overrides = dict(frame.get("conversation_config_override") or {})
 
         socket = StarletteAgentSocket(websocket, on_received=watch)
-        agent = ScriptedAgent(self.agent, conversation_id=state.conversation_id)
+        agent = ScriptedAgent(
+            self.agents.get(agent_id, self.agent), conversation_id=state.conversation_id
+        )
         state.live = agent.record
         try:
             record = await agent.run(socket)

@@ -108,6 +108,10 @@ LEAD_STATUSES = (
 )
 
 
+REMINDER_STATUSES = ("Not Reminded", "Reminded", "Message Left", "Unreachable")
+"""The demo's custom ``Reminder_Status`` picklist on Leads (the reminder flow's status field)."""
+
+
 DEAL_STAGES = (
     "Qualification",
     "Needs Analysis",
@@ -140,6 +144,9 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Do_Not_Call", "boolean"),
             FieldMeta("Monthly_Bill", "currency", length=16),
             FieldMeta("Site_Visit_Date", "date"),
+            FieldMeta("Amount_Due", "currency", length=16),
+            FieldMeta("Paid", "boolean"),
+            FieldMeta("Reminder_Status", "picklist", choices=REMINDER_STATUSES),
             FieldMeta("Description", "textarea", length=32000),
         ),
         "Contacts": table(
@@ -317,11 +324,16 @@ class ZohoSandbox:
             now = self.clock()
             self.tokens = {t: min(exp, now) for t, exp in self.tokens.items()}
 
-    def webhook_request(self, module: str, record_id: str, secret: str) -> dict[str, Any]:
+    def webhook_request(
+        self, module: str, record_id: str, secret: str, flow: str = ""
+    ) -> dict[str, Any]:
         """What a workflow rule's webhook sends for the record, as ``httpx.request`` keyword
         arguments (``params``, ``content``, ``headers``), encoded as :attr:`webhook_format`
-        says; ``secret`` goes into the custom header the rule is set up with."""
+        says; ``secret`` goes into the custom header the rule is set up with, and ``flow``
+        (when given) is one more parameter of the rule's webhook."""
         fields = {"module": module, "record_id": record_id}
+        if flow:
+            fields["flow"] = flow
         headers = {"X-Callflow-Secret": secret}
         if self.webhook_format == "query":
             return {"params": fields, "content": b"", "headers": headers}

@@ -52,10 +52,17 @@ class InfobipClient(InfobipHttp):
     # --- calls ------------------------------------------------------------------------------
 
     def place_call(
-        self, phone_number: str, *, custom_data: dict[str, str], external_id: str
+        self,
+        phone_number: str,
+        *,
+        custom_data: dict[str, str],
+        external_id: str,
+        caller_id: str = "",
+        machine_detection: bool | None = None,
     ) -> CallInfo:
         """Dial ``phone_number`` (E.164, with or without the plus) and return at once: the outcome
-        arrives later as events, carrying ``custom_data`` back."""
+        arrives later as events, carrying ``custom_data`` back. ``caller_id`` and
+        ``machine_detection`` (a flow's) take the place of the configured ones when given."""
         settings = self._settings
         digits = phone_number.strip().removeprefix("+")
         if not digits.isdigit() or not 6 <= len(digits) <= 15:
@@ -76,9 +83,13 @@ class InfobipClient(InfobipHttp):
             "customData": _string_map(custom_data),
             "externalId": external_id,
         }
-        if settings.infobip_from_number:
-            body["from"] = settings.infobip_from_number.strip().removeprefix("+")
-        if settings.infobip_machine_detection:
+        caller = caller_id or settings.infobip_from_number
+        if caller:
+            body["from"] = caller.strip().removeprefix("+")
+        detection = (
+            settings.infobip_machine_detection if machine_detection is None else machine_detection
+        )
+        if detection:
             body["machineDetection"] = {"enabled": True}
         if settings.infobip_recording:
             body["recording"] = {"recordingType": "AUDIO"}
