@@ -64,8 +64,9 @@ def _source(raw: Any) -> Any:
 
 @router.post("/campaigns", status_code=202)
 async def start(request: Request) -> JSONResponse:
-    """Start a campaign: ``module``, ``source``, optional ``window``, ``max_concurrency`` (10)
-    and ``name``. 202 with the campaign's id and status URL."""
+    """Start a campaign: ``module``, ``source``, optional ``window``, ``max_concurrency`` (10),
+    ``name`` and ``flow`` (the default flow without one). 202 with the campaign's id and status
+    URL."""
     from callflow.campaigns.control import CampaignRefused, start_campaign
     from callflow.campaigns.model import CampaignWindow
 
@@ -75,6 +76,9 @@ async def start(request: Request) -> JSONResponse:
     if not isinstance(concurrency, int) or isinstance(concurrency, bool):
         raise HTTPException(422, "max_concurrency must be a whole number")
     name = body.get("name", "")
+    flow = body.get("flow", "")
+    if not isinstance(flow, str):
+        raise HTTPException(422, "flow must be a flow's name")
     try:
         source = _source(body.get("source"))
         window = CampaignWindow.model_validate(body.get("window") or {})
@@ -91,6 +95,7 @@ async def start(request: Request) -> JSONResponse:
             window,
             concurrency,
             str(name) if isinstance(name, str) else "",
+            flow,
         )
     except CampaignRefused as refused:
         raise HTTPException(422, refused.reason) from None

@@ -111,6 +111,8 @@ def test_ids_may_come_as_a_comma_separated_string(client: TestClient) -> None:
         ({**START, "window": {"timezone": "Nowhere/City"}}, "time zone"),
         ({**START, "window": {"hours_start": "25:00"}}, "HH:MM"),
         ({**START, "window": {"end": "2001-01-01"}}, "already ended"),
+        ({**START, "flow": "nope"}, "unknown flow"),
+        ({**START, "flow": 3}, "flow must be"),
     ],
 )
 def test_a_campaign_that_cannot_run_is_refused_with_a_reason(

@@ -8,6 +8,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import pytest
@@ -275,3 +276,27 @@ def test_the_export_has_a_row_per_record_with_outcome_attempts_duration_and_fiel
 def test_a_campaign_ending_later_than_now_is_started_in_its_window() -> None:
     later = (NOW + timedelta(days=3)).date().isoformat()
     assert window_gate(CampaignWindow(end=later), NOW).verdict == "open"
+
+
+# --- the campaign's flow ------------------------------------------------------------------
+
+
+def test_a_campaign_calls_its_records_with_the_flow_it_names(
+    services: Services, tmp_path: Path
+) -> None:
+    (tmp_path / "reminder.yaml").write_text("agent: {agent_id: agent_reminder}\n")
+    with_flows = Services(services.settings.model_copy(update={"flows_dir": str(tmp_path)}))
+    campaign = new_campaign(with_flows, flow="reminder")
+    opened = open_item(with_flows, campaign.campaign_id, item("4"))
+    assert with_flows.store.require(opened.session_id).flow == "reminder"
+    plain = new_campaign(with_flows)
+    default = open_item(with_flows, plain.campaign_id, item("5"))
+    assert with_flows.store.require(default.session_id).flow == with_flows.flows.default.name
+
+
+def test_a_campaign_naming_an_unknown_flow_is_refused_before_it_is_stored(
+    services: Services,
+) -> None:
+    source = CampaignSource(kind="ids", ids=["1"])
+    with pytest.raises(control.CampaignRefused, match="unknown flow 'nope'"):
+        control.start_campaign(services, "Leads", source, CampaignWindow(), 2, flow="nope")

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--ids", metavar="ID,ID,...", help="record ids, comma-separated")
     start.add_argument("--max-concurrency", type=int, default=10)
     start.add_argument("--name", default="")
+    start.add_argument("--flow", default="", help="the flow to call with (default: the default)")
     start.add_argument("--start", default="", help="window start: ISO date or datetime")
     start.add_argument("--end", default="", help="window end (exclusive): ISO date or datetime")
     start.add_argument("--weekdays", default="0,1,2,3,4,5,6", help="Monday = 0")
@@ -58,6 +59,7 @@ def start_body(args: argparse.Namespace) -> dict[str, Any]:
         "source": source,
         "max_concurrency": args.max_concurrency,
         "name": args.name,
+        "flow": args.flow,
         "window": {
             "start": args.start,
             "end": args.end,

@@ -47,6 +47,7 @@ def start_campaign(
     window: CampaignWindow,
     max_concurrency: int,
     name: str = "",
+    flow: str = "",
 ) -> Campaign:
     """Store the campaign and start its execution; :class:`CampaignRefused` for a request
     that cannot run (the source and window are validated by their models already)."""
@@ -58,6 +59,13 @@ def start_campaign(
         raise CampaignRefused(f"max_concurrency must be 1 to {limit}")
     if source.kind == "ids" and len(source.ids) > settings.campaign_max_records:
         raise CampaignRefused(f"at most {settings.campaign_max_records} record ids")
+    if flow:
+        from callflow.flows.errors import UnknownFlow
+
+        try:
+            services.flows.get(flow)
+        except UnknownFlow:
+            raise CampaignRefused(f"unknown flow {flow[:64]!r}") from None
     if window_gate(window, utcnow()).verdict == "cancelled":
         raise CampaignRefused("the campaign's window has already ended")
     if not settings.campaign_state_machine_arn or not settings.campaign_bucket:
@@ -70,6 +78,7 @@ def start_campaign(
             window=window,
             max_concurrency=max_concurrency,
             name=name[:200],
+            flow=flow,
         )
     )
     try:

@@ -84,7 +84,8 @@ def enumerate_step(
     budget = settings.campaign_credit_budget
     zoho = services.zoho
     before = zoho.credits_spent
-    fields = record_fields(services, campaign.module)
+    flow = services.flows.get(campaign.flow) if campaign.flow else None
+    fields = record_fields(services, campaign.module, flow)
     _charge(cursor, zoho.credits_spent - before)  # the field metadata, when not cached
     if "id" in fields:
         fields.remove("id")

@@ -178,6 +178,8 @@ class Campaign(BaseModel):
     window: CampaignWindow = Field(default_factory=CampaignWindow)
     max_concurrency: int = 10
     name: str = ""
+    flow: str = ""
+    """The flow every record is called with (:mod:`callflow.flows`); empty: the default flow."""
     state: CampaignState = CampaignState.RUNNING
     counters: dict[str, int] = Field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     enumeration: dict[str, Any] = Field(default_factory=dict)

@@ -65,6 +65,7 @@ def open_item(services: Services, campaign_id: str, item: dict[str, Any]) -> Ite
             record,
             session_id=session_id,
             campaign_id=campaign_id,
+            flow=services.flows.get(campaign.flow) if campaign.flow else None,
         )
     except Exception as error:
         if error_code(error) != CONDITION_FAILED:
