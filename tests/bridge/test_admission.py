@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import httpx
 import pytest
@@ -15,6 +15,15 @@ from callflow.models import SessionStatus
 
 from .conftest import PATH_SECRET, MakeSession, StartBridge
 from .peers import AgentCall, AgentPeer, PhoneLeg, tone
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait for ``condition`` (the bridge's work runs on the same loop, at its own pace under
+    load); fail after ``timeout_s`` rather than assert on a fixed sleep."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 async def _refused(url: str, hello: object) -> tuple[int | None, str]:
@@ -62,7 +71,7 @@ async def test_a_token_admits_one_stream_and_a_second_is_refused_before_the_agen
         bridge = await start_bridge(peer.url)
         leg = await PhoneLeg.open(bridge.url, session.custom)
         await leg.silence(100)
-        assert peer.connections == 1
+        await _until(lambda: peer.connections == 1)
         hello = {"event": "websocket:connected", **session.custom}
         code, reason = await _refused(bridge.url, hello)
         await leg.silence(100)
@@ -107,6 +116,7 @@ async def test_the_session_keeps_the_conversation_it_has(
     async with AgentPeer(conversation_id="conv_later") as peer:
         bridge = await start_bridge(peer.url)
         leg = await PhoneLeg.open(bridge.url, session.custom)
+        await _until(lambda: peer.connections == 1)
         await leg.silence(100)
         await leg.hang_up()
         await bridge.settled()
