@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from callflow.providers.elevenlabs.client import ElevenLabsClient
     from callflow.providers.infobip.calls import InfobipClient
     from callflow.providers.zoho.client import ZohoClient
+    from callflow.recording.rules import RecordingRules
     from callflow.store import SessionStore
 
 
@@ -74,6 +75,20 @@ class Services:
         from callflow.consent.rules import ContactRules
 
         return ContactRules.from_settings(self.settings)
+
+    @cached_property
+    def recording_rules(self) -> RecordingRules:
+        """Recording rules, from the settings (one object, so that a flow can supply its own)."""
+        from callflow.recording.rules import RecordingRules
+
+        return RecordingRules.from_settings(self.settings)
+
+    @cached_property
+    def recordings_s3(self) -> Any:
+        """A boto3 S3 client for recordings, with the rules' bounded retries."""
+        from callflow.recording.storage import s3_client
+
+        return s3_client(self.settings.aws_region, self.recording_rules.upload_attempts)
 
     @cached_property
     def suppressions(self) -> SuppressionList:

@@ -14,6 +14,7 @@ from .audio import AudioFormat
 from .frame_stats import FrameStats
 from .metrics import CallMetrics
 from .pacing import OutboundPacer
+from .recording import CallRecording
 from .sockets import MessageSocket, SocketClosed
 from .turns import TurnTimer
 
@@ -36,6 +37,9 @@ class PhoneLeg:
         """``clear`` frames sent (barge-in)."""
         self.frames = FrameStats()
         """What the stream sent: sizes, cadence, text events (for the operator's doctor)."""
+        self.recording: CallRecording | None = None
+        """Where each frame sent (or silence, before the agent first spoke) is also kept, when
+        the call is recorded."""
         self._credit = 0
 
     def valid_audio(self, frame: bytes) -> bool:
@@ -55,8 +59,12 @@ class PhoneLeg:
             self._credit -= self.frame_bytes
             tick = pacer.tick(now)
             if tick.frame is None:
+                if self.recording is not None:
+                    self.recording.agent(pacer.silence)
                 continue
             self.socket.send_now(tick.frame)
+            if self.recording is not None:
+                self.recording.agent(tick.frame)
             if tick.audio:
                 self.metrics.frames_relayed += 1
             latency = self.turns.agent_frame_sent(tick.audio, now)

@@ -138,6 +138,7 @@ def create_session(
     :func:`record_fields` read): the one place a session is made, for a single trigger and a
     campaign's item alike. The write is conditional on the id being new."""
     settings = services.settings
+    recording = services.recording_rules
     return services.store.create(
         Session(
             session_id=session_id,
@@ -151,6 +152,8 @@ def create_session(
             else "",
             variables=dynamic_variables(record, settings.variable_fields),
             record=record,
+            record_audio=recording.enabled,
+            recording_max_seconds=recording.max_seconds if recording.enabled else 0,
         )
     )
 

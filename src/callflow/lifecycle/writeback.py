@@ -20,7 +20,7 @@ from typing import Any
 
 from callflow.admission import slots
 from callflow.consent.optout import record_collected_optout
-from callflow.lifecycle import media_configs, outcomes, record_note, workflow
+from callflow.lifecycle import media_configs, outcomes, record_note, recording_attachment, workflow
 from callflow.lifecycle.record_note import NotePlan
 from callflow.models import Outcome, Session, SessionStatus
 from callflow.observability import Metric, count, logger
@@ -91,6 +91,8 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
         receipt.update(_write_fields(services, session))
         store.set_fields(session_id, {"writeback": receipt}, event="fields written")
     elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
+        if recording_attachment.expected(session):
+            recording_attachment.attach_recording(services, session, receipt, _create_once)
         note = _plan_note(services, session, receipt)
         if note.attachment and not receipt.get("attachment_id"):
             note = _attach_transcript(services, session, receipt, note)
@@ -336,6 +338,9 @@ def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) ->
             f"Opt-out: the person asked not to be called again; {optout.get('number')} is on "
             f"the suppression list and will not be dialled{ticked}.",
         ]
+    recording = recording_attachment.note_line(session, receipt)
+    if recording:
+        head += ["", recording]
     if receipt.get("problems"):
         head += ["", "Not written to fields:"] + [f"- {p}" for p in receipt["problems"]]
     tail = [f"Conversation: {session.conversation_id}"] if session.conversation_id else []
