@@ -55,6 +55,16 @@ REASONS: dict[str, str] = {
         "an ELB log-delivery policy, which requires a fixed region; the bridge logs every call "
         "(session, durations, end reason) to CloudWatch instead."
     ),
+    "AwsSolutions-S1": (
+        "The recordings bucket holds one object per call, written once by the bridge and read "
+        "once by the writeback; every write and read is on the call's session timeline and in "
+        "the bridge's and the function's CloudWatch logs. Server access logs would need a second "
+        "bucket for the same facts."
+    ),
+    "AwsSolutions-IAM5[recordings-prefix]": (
+        "Recordings are keyed by session id, known only at run time: the bridge may put, and the "
+        "writeback get, any object under the recordings prefix and nothing else in the bucket."
+    ),
     "AwsSolutions-IAM5[task-protection]": (
         "Task scale-in protection is requested by each bridge task for itself; ECS task ARNs are "
         "only known at run time, so the statement is scoped to tasks of this cluster."

@@ -24,6 +24,7 @@ from callflow_infra.http_api import HttpApi
 from callflow_infra.monitoring import NAMESPACE, Monitoring
 from callflow_infra.nag import acknowledge
 from callflow_infra.packaging import WORKFLOW_DEFINITION
+from callflow_infra.recordings import Recordings
 from callflow_infra.stage import StageConfig
 from callflow_infra.state import State
 from callflow_infra.workflow import Workflow
@@ -54,6 +55,13 @@ class CallflowStack(Stack):
         retention = _retention(stage.log_retention_days)
 
         self.state = State(self, "State", retain=stage.retain)
+        self.recordings = Recordings(
+            self,
+            "Recordings",
+            prefix=stage.setting("recording_prefix"),
+            retention_days=int(stage.setting("recording_retention_days")),
+            removal=removal,
+        )
         shared_env = {
             # Admission's bridge pool: every task the service may scale to, full (a stage's own
             # bridge_capacity setting, below, wins).
@@ -61,6 +69,7 @@ class CallflowStack(Stack):
             **stage.environment(),
             "CALLFLOW_TABLE_NAME": self.state.table.table_name,
             "CALLFLOW_SECRETS_ID": self.state.secret.secret_arn,
+            "CALLFLOW_RECORDING_BUCKET": self.recordings.bucket.bucket_name,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         }
 
@@ -75,6 +84,9 @@ class CallflowStack(Stack):
         for function in self.functions.by_module.values():
             self.state.table.grant_read_write_data(function)
             self.state.secret.grant_read(function)
+
+        # The writeback reads a call's recording to attach it; nothing else reads one.
+        self.recordings.grant(self.functions.by_module["write_back"], "s3:GetObject")
 
         self.workflow = Workflow(
             self,
@@ -135,6 +147,9 @@ class CallflowStack(Stack):
             log_retention=retention,
             removal=removal,
         )
+
+        # The bridge stores each recording under the prefix; it can neither read nor list.
+        self.recordings.grant(self.bridge.task_definition.task_role, "s3:PutObject")
 
         self.monitoring = Monitoring(
             self,
@@ -205,6 +220,17 @@ class CallflowStack(Stack):
             finding=f"Resource::{bridge.task_protection_resource_pattern}",
         )
         acknowledge(bridge.alb_security_group, "AwsSolutions-EC23")
+        recordings = self.recordings
+        acknowledge(recordings.bucket, "AwsSolutions-S1")
+        for reader_or_writer in (
+            bridge.task_definition.task_role,
+            self.functions.by_module["write_back"],
+        ):
+            acknowledge(
+                reader_or_writer,
+                "AwsSolutions-IAM5[recordings-prefix]",
+                finding=f"Resource::{recordings.nag_objects_pattern}",
+            )
         acknowledge(bridge.load_balancer, "AwsSolutions-ELB2")
 
 
