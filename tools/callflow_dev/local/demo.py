@@ -63,8 +63,10 @@ def _scenarios() -> dict[str, Scenario]:
     return {
         "answered": Scenario(
             "answered",
-            "Maria answers, talks to the agent, and books a site visit.",
+            "Maria answers, talks to the agent, and books a site visit; the call is recorded "
+            "and its WAV attached to the record.",
             lambda: [net.answer(after_s=2)],
+            StackOptions(recording=True),
         ),
         "retry": Scenario(
             "retry",
@@ -286,6 +288,27 @@ def optout_problems(stack: LocalStack, result: DemoResult) -> list[str]:
         problems.append(f"the second trigger's writeback is {again.status.value}")
     if result.again_dials:
         problems.append(f"the second trigger was dialled {result.again_dials} time(s)")
+    return problems
+
+
+def recording_problems(result: DemoResult) -> list[str]:
+    """What a recorded scenario did not do: the WAV stored, attached once, named in the note."""
+    from callflow.lifecycle.recording_attachment import recording_file_name
+
+    session = result.session
+    name = recording_file_name(session)
+    attached = [a for a in result.attachments if a["File_Name"] == name]
+    problems = []
+    if session.recording.get("status") != "stored":
+        problems.append(f"the bridge did not store the recording ({session.recording or 'none'})")
+    if len(attached) != 1:
+        problems.append(f"{len(attached)} attachments named {name}, not one")
+    elif not bytes(attached[0]["content"]).startswith(b"RIFF"):
+        problems.append("the attachment is not a WAV file")
+    if not any(
+        f"Recording: attached as {name}" in str(n.get("Note_Content")) for n in result.notes
+    ):
+        problems.append("the note does not name the recording")
     return problems
 
 
@@ -569,8 +592,10 @@ def run_demo(
             result = run_scenario(stack, scenario, out_dir, printer)
         report(result, printer)
         optout = optout_problems(stack, result) if scenario.opting_out else []
+        if scenario.options.recording:
+            optout += recording_problems(result)
     for problem in optout:
-        print(f"Not as the opt-out scenario expects: {problem}.", file=sys.stderr)
+        print(f"Not as the scenario expects: {problem}.", file=sys.stderr)
     if chosen:
         problems = known.problems(result.session, chosen)
         for problem in problems:
