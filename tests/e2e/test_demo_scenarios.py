@@ -21,6 +21,7 @@ from callflow_dev.local.demo import (
     _scenarios,
     optout_options,
     optout_problems,
+    recording_problems,
     run_scenario,
 )
 from callflow_dev.local.stack import LocalStack, StackOptions
@@ -33,7 +34,8 @@ BRIEF_MS = 900
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(StackOptions(brief_clips_ms=BRIEF_MS, retry_delay_seconds=1)) as running:
+    options = StackOptions(brief_clips_ms=BRIEF_MS, retry_delay_seconds=1, recording=True)
+    with LocalStack(options) as running:
         yield running
 
 
@@ -95,6 +97,23 @@ def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Pat
     assert all(t.latency_s is not None and 0 < t.latency_s < 2.0 for t in answered), answered
     # The silence after the answer: the dialog, the bridge, the agent's greeting (its clip).
     assert result.first_words_ms is not None and 0 < result.first_words_ms < 3000
+
+
+def test_a_recorded_call_is_attached_to_the_record_once(stack: LocalStack, tmp_path: Path) -> None:
+    import io
+    import wave
+
+    result = run(stack, "answered", tmp_path)
+    assert recording_problems(result) == []
+    [attachment] = [a for a in result.attachments if a["File_Name"].endswith(".wav")]
+    assert attachment["content_type"] == "audio/wav"
+    with wave.open(io.BytesIO(attachment["content"]), "rb") as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 16000)
+        seconds = wav.getnframes() / 16000
+    assert seconds == pytest.approx(result.session.recording["seconds"], abs=0.05)
+    assert result.session.call_duration - 2 <= seconds <= result.session.call_duration + 2
+    key = f"recordings/{result.session.session_id}.wav"
+    assert result.session.recording["key"] == key  # the session id, never the number
 
 
 def test_each_side_hears_what_the_other_sent(stack: LocalStack, tmp_path: Path) -> None:
