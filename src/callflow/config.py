@@ -183,6 +183,18 @@ class Settings(BaseSettings):
     recording_retention_days: int = 90
     """Days after which the bucket's lifecycle rule expires a recording (the CDK stack's)."""
 
+    # --- Callbacks ------------------------------------------------------------------------
+    # Read together into one callflow.callbacks.rules.CallbackRules (a per-flow file can supply
+    # the same values later); nothing else reads these fields.
+    callback_item: str = "callback_at"
+    """The agent's data-collection item carrying the time the person asked to be called back
+    (ISO 8601; without an offset it is the person's local time). Empty: no callbacks."""
+    callback_max_days: int = 30
+    """A callback further ahead than this is refused (the note says so); nothing is scheduled."""
+    callback_max_wait_seconds: int = 0
+    """0 waits until the collected time (clamped into calling hours); a positive value waits at
+    most this long (the local demo's shortened wait)."""
+
     # --- Campaigns ------------------------------------------------------------------------
     campaign_credit_budget: int = 1000
     """Zoho API credits one campaign's enumeration may spend per day (Zoho counts credits over
@@ -255,6 +267,7 @@ class Settings(BaseSettings):
         "cap_window_seconds",
         "recording_max_seconds",
         "recording_wait_seconds",
+        "callback_max_wait_seconds",
     )
     @classmethod
     def _not_negative(cls, value: int) -> int:
@@ -262,7 +275,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must not be negative, got {value}")
         return value
 
-    @field_validator("recording_upload_attempts", "recording_retention_days")
+    @field_validator("recording_upload_attempts", "recording_retention_days", "callback_max_days")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -242,6 +242,11 @@ class Session(BaseModel):
     call_ended_at: str = ""
     call_duration: int = 0
 
+    not_before: str = ""
+    """The earliest the first attempt may be placed (ISO 8601, UTC): a callback's time; empty
+    for a call placed at once. Calling hours still apply on top."""
+    callback_of: str = ""
+    """The session whose call asked for this one (a callback); empty otherwise."""
     record_audio: bool = False
     """Whether the bridge records the call (:class:`callflow.recording.rules.RecordingRules`,
     decided at trigger time)."""

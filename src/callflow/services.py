@@ -15,6 +15,7 @@ from callflow.config import Settings, get_settings
 if TYPE_CHECKING:
     from callflow.admission.pools import Pools
     from callflow.admission.rates import Rates
+    from callflow.callbacks.rules import CallbackRules
     from callflow.campaigns.store import CampaignStore
     from callflow.consent.caps import FrequencyCaps
     from callflow.consent.rules import ContactRules
@@ -75,6 +76,13 @@ class Services:
         from callflow.consent.rules import ContactRules
 
         return ContactRules.from_settings(self.settings)
+
+    @cached_property
+    def callback_rules(self) -> CallbackRules:
+        """Callback rules, from the settings (one object, so that a flow can supply its own)."""
+        from callflow.callbacks.rules import CallbackRules
+
+        return CallbackRules.from_settings(self.settings)
 
     @cached_property
     def recording_rules(self) -> RecordingRules:

@@ -89,6 +89,10 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
     if step == "fields" and "fields" not in receipt:
         session = _settle_outcome(services, session)
         receipt.update(_write_fields(services, session))
+        # After the fields (an opt-out is honoured first); a retry finds what this made.
+        from callflow.callbacks.schedule import schedule
+
+        receipt.update(schedule(services, session))
         store.set_fields(session_id, {"writeback": receipt}, event="fields written")
     elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
         if recording_attachment.expected(session):
@@ -338,6 +342,11 @@ def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) ->
             f"Opt-out: the person asked not to be called again; {optout.get('number')} is on "
             f"the suppression list and will not be dialled{ticked}.",
         ]
+    from callflow.callbacks.schedule import note_line
+
+    callback = note_line(receipt)
+    if callback:
+        head += ["", callback]
     recording = recording_attachment.note_line(session, receipt)
     if recording:
         head += ["", recording]
