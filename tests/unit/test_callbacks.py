@@ -25,7 +25,7 @@ from callflow.callbacks.schedule import (
 from callflow.lifecycle import admission, calling, writeback
 from callflow.models import Outcome, Session, SessionStatus, iso, utcnow
 from callflow.services import Services
-from tests.unit.test_contact_rules import _serialise_dynamodb_writes
+from callflow_dev.local.aws import _serialise_dynamodb_writes
 from tests.unit.test_workflow_decisions import build
 
 ZONE = "America/New_York"
