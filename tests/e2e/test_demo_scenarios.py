@@ -19,6 +19,8 @@ from callflow_dev.local.demo import (
     OPTOUT_FIELD,
     Printer,
     _scenarios,
+    callback_options,
+    callback_problems,
     optout_options,
     optout_problems,
     recording_problems,
@@ -49,6 +51,12 @@ def detecting_stack() -> Iterator[LocalStack]:
 @pytest.fixture(scope="module")
 def optout_stack() -> Iterator[LocalStack]:
     with LocalStack(optout_options(brief_clips_ms=BRIEF_MS)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def callback_stack() -> Iterator[LocalStack]:
+    with LocalStack(callback_options(brief_clips_ms=BRIEF_MS)) as running:
         yield running
 
 
@@ -206,3 +214,18 @@ def test_an_opt_out_is_honoured_on_the_next_trigger(
     again = result.again
     assert again is not None and again.outcome is Outcome.SUPPRESSED
     assert result.again_dials == 0 and len(result.calls) == 1  # one call logged: the first
+
+
+def test_a_callback_is_placed_at_its_time_and_both_calls_are_on_the_record(
+    callback_stack: LocalStack, tmp_path: Path
+) -> None:
+    result = run(callback_stack, "callback", tmp_path)
+    assert callback_problems(result) == []
+    callback = result.again
+    assert callback is not None and callback.callback_of == result.session.session_id
+    assert callback.not_before <= callback.call_answered_at
+    # The stand-in agent asks for a callback on every call: the third is refused by the cap.
+    capped = [
+        n for n in result.notes if n["Note_Title"] == "AI call: Not called: call limit reached"
+    ]
+    assert len(capped) == 1 and len(result.calls) == 2

@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "invalid",
             "interrupt",
             "optout",
+            "callback",
             "campaign",
         ],
     )

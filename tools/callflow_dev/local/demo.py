@@ -55,6 +55,8 @@ class Scenario:
     opting_out: bool = False
     """The person asks not to be called again; the record is then triggered a second time,
     which must end ``suppressed`` without a dial."""
+    calling_back: bool = False
+    """The person asks to be called back; the callback's call is followed to its end."""
 
 
 def _scenarios() -> dict[str, Scenario]:
@@ -105,7 +107,46 @@ def _scenarios() -> dict[str, Scenario]:
             optout_options(),
             opting_out=True,
         ),
+        "callback": Scenario(
+            "callback",
+            "Maria asks to be called back tomorrow at ten: the call is scheduled (the demo's "
+            "wait is shortened to 5 s), placed again, and the record shows both calls.",
+            lambda: [net.answer(after_s=2)],
+            callback_options(),
+            calling_back=True,
+        ),
     }
+
+
+def callback_options(**overrides: Any) -> StackOptions:
+    """The stack of the callback scenario: the agent collects ``callback_at``, a callback waits
+    at most 5 s (``CALLFLOW_CALLBACK_MAX_WAIT_SECONDS``: the demo's shortened wait), and a record
+    may be dialled twice a day (the stand-in agent follows one script, so the callback's call
+    asks for a callback again: the cap ends that third one ``capped``)."""
+    from callflow_dev.sandbox.agent import callback_steps
+    from callflow_dev.sandbox.elevenlabs import DEFAULT_DATA_COLLECTION, DataItem
+
+    extra_env = {
+        "CALLFLOW_CALLBACK_MAX_WAIT_SECONDS": str(CALLBACK_WAIT_S),
+        "CALLFLOW_CAP_ATTEMPTS_PER_RECORD": "2",
+    }
+    items = {
+        **DEFAULT_DATA_COLLECTION,
+        "callback_at": DataItem(
+            "string",
+            "When the person asked to be called back, as ISO 8601 local time "
+            "(YYYY-MM-DDTHH:MM:SS); empty when they did not.",
+        ),
+    }
+    return StackOptions(
+        agent_steps=callback_steps(),
+        agent_data_collection=items,
+        extra_env=extra_env,
+        **overrides,
+    )
+
+
+CALLBACK_WAIT_S = 5
 
 
 def optout_options(**overrides: Any) -> StackOptions:
@@ -130,7 +171,16 @@ def optout_options(**overrides: Any) -> StackOptions:
 OPTOUT_FIELD = "Do_Not_Call"
 """The demo lead's opt-out checkbox (a custom field of the Zoho stand-in's Leads)."""
 
-SCENARIOS = ("answered", "retry", "busy", "voicemail", "invalid", "interrupt", "optout")
+SCENARIOS = (
+    "answered",
+    "retry",
+    "busy",
+    "voicemail",
+    "invalid",
+    "interrupt",
+    "optout",
+    "callback",
+)
 
 
 class Printer:
@@ -174,6 +224,8 @@ class DemoResult:
     again_dials: int = 0
     """Calls Infobip was asked to place for the second trigger's session."""
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    again_label: str = "Second trigger"
+    """What :attr:`again` is, as the report names it."""
 
 
 def run_scenario(
@@ -220,6 +272,9 @@ def run_scenario(
     if scenario.opting_out:
         again, dials = _trigger_again(stack, record_id, printer)
         after = dict(stack.zoho.records["Leads"][record_id])
+    if scenario.calling_back:
+        again, dials = _follow_callbacks(stack, session, printer)
+        after = dict(stack.zoho.records["Leads"][record_id])
     return DemoResult(
         session=session,
         record_before=before,
@@ -234,6 +289,7 @@ def run_scenario(
         again=again,
         again_dials=dials,
         attachments=[a for a in stack.zoho.attachments if a["record_id"] == record_id],
+        again_label="Callback" if scenario.calling_back else "Second trigger",
     )
 
 
@@ -264,6 +320,63 @@ def _trigger_again(stack: LocalStack, record_id: str, printer: Printer) -> tuple
         and r.body.get("customData", {}).get("session_id") == session_id
     ]
     return stack.session(session_id), len(dials)
+
+
+def _follow_callbacks(stack: LocalStack, session: Session, printer: Printer) -> tuple[Session, int]:
+    """Follow the callback the call scheduled to its end, and the one that call scheduled in
+    turn (ended by the cap); the first callback's session and the dials placed for it."""
+    from callflow.callbacks.schedule import callback_session_id
+
+    callback_id = callback_session_id(session.session_id)
+    printer.line("")
+    scheduled = session.writeback.get("callback", {})
+    printer.event(f"Callback scheduled: session {callback_id} at {scheduled.get('at', '-')}")
+    _follow(stack, callback_id, printer)
+    stack.wait_for_execution(callback_id, timeout=180)
+    callback = stack.session(callback_id)
+    chained = callback_session_id(callback_id)
+    if get_services().store.get(chained) is not None:
+        printer.event(f"The callback's call asked again: session {chained}")
+        _follow(stack, chained, printer)
+        stack.wait_for_execution(chained, timeout=120)
+    dials = [
+        r
+        for r in stack.infobip.requests
+        if r.method == "POST"
+        and r.path == "/calls/1/calls"
+        and r.body.get("customData", {}).get("session_id") == callback_id
+    ]
+    return callback, len(dials)
+
+
+def callback_problems(result: DemoResult) -> list[str]:
+    """What the callback scenario did not do: the callback scheduled, dialled no sooner than
+    its time, answered and written back, and the record showing both calls."""
+    problems = []
+    scheduled = result.session.writeback.get("callback")
+    if not isinstance(scheduled, dict) or not scheduled.get("session_id"):
+        problems.append(f"no callback was scheduled ({scheduled})")
+        return problems
+    callback = result.again
+    if callback is None or callback.session_id != scheduled["session_id"]:
+        return [*problems, "the callback's session was not followed"]
+    if callback.outcome is not Outcome.ANSWERED or callback.status is not SessionStatus.COMPLETED:
+        problems.append(
+            f"the callback ended {callback.outcome} / {callback.status.value}, not answered"
+        )
+    if result.again_dials != 1:
+        problems.append(f"the callback was dialled {result.again_dials} time(s), not once")
+    answered = callback.call_answered_at
+    if answered and answered < callback.not_before:
+        problems.append("the callback was placed before its time")
+    marks = {f"Session: {result.session.session_id}", f"Session: {callback.session_id}"}
+    noted = {m for m in marks for n in result.notes if m in str(n.get("Note_Content"))}
+    if noted != marks:
+        problems.append("the record does not have a note for each call")
+    logged = {m for m in marks for c in result.calls if m in str(c.get("Description"))}
+    if logged != marks:
+        problems.append("the record does not have a logged call for each call")
+    return problems
 
 
 def optout_problems(stack: LocalStack, result: DemoResult) -> list[str]:
@@ -333,7 +446,8 @@ def callee_script(scenario: Scenario, brief_clips_ms: int | None) -> Any:
 
     if scenario.interrupting:
         script = CalleeScript.interrupting(barge_in_after_ms=400 if brief_clips_ms else 1200)
-    elif scenario.opting_out:
+    elif scenario.opting_out or scenario.calling_back:
+        # Hello, then one answer (the stand-in's own words for it are in the agent's script).
         script = CalleeScript.opting_out()
     else:
         script = CalleeScript.default()
@@ -541,7 +655,7 @@ def report(result: DemoResult, printer: Printer) -> None:
     if result.again is not None:
         printer.line("")
         printer.line(
-            f"Second trigger: session {result.again.session_id} ended"
+            f"{result.again_label}: session {result.again.session_id} ended"
             f" {result.again.outcome.value if result.again.outcome else '-'}"
             f" ({result.again.outcome_detail}); calls placed for it: {result.again_dials}"
         )
@@ -594,6 +708,8 @@ def run_demo(
         optout = optout_problems(stack, result) if scenario.opting_out else []
         if scenario.options.recording:
             optout += recording_problems(result)
+        if scenario.calling_back:
+            optout += callback_problems(result)
     for problem in optout:
         print(f"Not as the scenario expects: {problem}.", file=sys.stderr)
     if chosen:
