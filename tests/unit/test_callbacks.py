@@ -63,7 +63,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def make(aws: None, **settings: Any) -> Services:
-    services = build(state_machine_arn="arn:aws:states:::stateMachine:call", **settings)
+    values = {"state_machine_arn": "arn:aws:states:::stateMachine:call", **settings}
+    services = build(**values)
     services.__dict__["sfn"] = FakeSfn()
     return services
 
@@ -249,3 +250,11 @@ def test_the_callback_counts_against_the_cap_and_says_so(aws: None) -> None:
     assert state["action"] == calling.WRITE_BACK
     capped = services.store.require(callback)
     assert capped.outcome is Outcome.CAPPED and "1 calls in 24 h" in capped.outcome_detail
+
+
+def test_without_a_call_workflow_to_start_the_callback_is_refused_not_failed(aws: None) -> None:
+    services = make(aws, state_machine_arn="")
+    session = asked(services, iso(utcnow() + timedelta(hours=2)))
+    receipt = schedule(services, session)
+    assert receipt["callback"]["refused"].startswith("callbacks are not configured here")
+    assert services.store.get(callback_session_id("s1")) is None

@@ -81,6 +81,12 @@ def schedule(services: Services, session: Session, now: datetime | None = None) 
     except CallbackRefused as error:
         logger.info("callback not scheduled", extra={"reason": str(error)})
         return {"callback": {"requested": requested, "refused": str(error)}}
+    if not services.settings.state_machine_arn:
+        # No call workflow to start (the CDK stack does not give the writeback function its ARN
+        # yet): say so in the note rather than fail the writeback.
+        reason = "callbacks are not configured here (no call workflow to start)"
+        logger.warning("callback not scheduled", extra={"reason": reason})
+        return {"callback": {"requested": requested, "refused": reason}}
     due = calling_hours(services).next_opening(wanted, zone)
     if rules.max_wait_seconds:
         due = min(due, now + timedelta(seconds=rules.max_wait_seconds))
