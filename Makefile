@@ -44,7 +44,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-demo: $(STAMP) ## a whole call on the embedded default (moto + stand-ins); SCENARIO=answered|retry|busy|voicemail|invalid|interrupt|optout|reminder|campaign
+demo: $(STAMP) ## a whole call on the embedded default (moto + stand-ins); SCENARIO=answered|retry|busy|voicemail|invalid|interrupt|optout|reminder|callback|campaign
 	$(BIN)/callflow demo --scenario $(SCENARIO)
 
 bench: $(STAMP) bench/reference/node_modules/.installed ## benchmarks, one JSON line each

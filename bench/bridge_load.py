@@ -52,7 +52,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from bench._stats import percentile
 
@@ -77,6 +77,9 @@ WARMUP_S = 1.5
 CONNECT_SPACING_S = 0.05
 """Infobip creates at most 20 dialogs a second per account: the fastest streams can arrive."""
 TIME_BUDGET_S = 150.0
+RECORD_ENV = "BENCH_BRIDGE_RECORD"
+"""When set (to anything), every session asks for a recording: the bridge spools both sides of
+each leg, and at the end hands the WAV to a store that reads and drops it (no S3)."""
 PROFILE_ENV = "BENCH_BRIDGE_PROFILE"
 """When set to a path, the bridge process runs under cProfile and dumps its stats there on exit
 (the CPU figures of such a run are the profiler's, not the bridge's)."""
@@ -103,6 +106,7 @@ def bridge_process(agent_port: int, sessions: int) -> None:
     from callflow_bridge.server import BridgeServer
     from callflow_dev.local.aws import create_table
 
+    record = bool(os.environ.get(RECORD_ENV))
     with moto_process():
         create_table(TABLE, "us-east-1")
         store = SessionStore(TABLE, "us-east-1")
@@ -118,6 +122,8 @@ def bridge_process(agent_port: int, sessions: int) -> None:
                     bridge_token_hash=hash_token(f"token{index}"),
                     # The echo agent tells conversations apart by this variable.
                     variables={"session_id": f"bench{index:05d}"},
+                    record_audio=record,
+                    recording_max_seconds=900 if record else 0,
                 )
             )
         settings = Settings(
@@ -142,11 +148,21 @@ def bridge_process(agent_port: int, sessions: int) -> None:
             if len(lines) > 1000:
                 del lines[:500]
 
+        async def drop_recording(session_id: str, body: IO[bytes]) -> str:
+            while body.read(1 << 20):
+                pass
+            return session_id
+
         async def run() -> None:
+            deps = BridgeDeps(
+                signed_url=signed_url,
+                hangup=hangup,
+                store_recording=drop_recording if record else None,
+            )
             server = BridgeServer(
                 settings,
                 store,
-                BridgeDeps(signed_url=signed_url, hangup=hangup),
+                deps,
                 metrics=BridgeMetrics("Callflow", emit),
             )
             stop = asyncio.Event()

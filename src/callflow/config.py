@@ -163,6 +163,40 @@ class Settings(BaseSettings):
     cap_window_seconds: int = 24 * 3600
     """The caps' rolling window."""
 
+    # --- Recording ------------------------------------------------------------------------
+    # Read together into one callflow.recording.rules.RecordingRules (a per-flow file can supply
+    # the same values later); nothing else reads these fields.
+    recording_enabled: bool = False
+    """Record both sides of every call (off by default). Consent is the operator's legal duty:
+    in all-party-consent jurisdictions everyone on the call must agree, so the agent's first
+    words must say the call is recorded (see README)."""
+    recording_bucket: str = ""
+    """The S3 bucket recordings go to (the CDK stack's recordings bucket); empty stores none."""
+    recording_prefix: str = "recordings/"
+    """The key prefix under which the bridge may write (``<prefix><session id>.wav``)."""
+    recording_max_seconds: int = 0
+    """The longest recording kept (the rest of a longer call is not recorded); 0 takes
+    ``infobip_max_duration``, the longest call Infobip lets run."""
+    recording_upload_attempts: int = 3
+    """S3 attempts (with the SDK's backoff) before the bridge gives a recording up."""
+    recording_wait_seconds: int = 30
+    """How long after the call ended the writeback waits for a recording still being stored
+    before the note says it is unavailable."""
+    recording_retention_days: int = 90
+    """Days after which the bucket's lifecycle rule expires a recording (the CDK stack's)."""
+
+    # --- Callbacks ------------------------------------------------------------------------
+    # Read together into one callflow.callbacks.rules.CallbackRules (a per-flow file can supply
+    # the same values later); nothing else reads these fields.
+    callback_item: str = "callback_at"
+    """The agent's data-collection item carrying the time the person asked to be called back
+    (ISO 8601; without an offset it is the person's local time). Empty: no callbacks."""
+    callback_max_days: int = 30
+    """A callback further ahead than this is refused (the note says so); nothing is scheduled."""
+    callback_max_wait_seconds: int = 0
+    """0 waits until the collected time (clamped into calling hours); a positive value waits at
+    most this long (the local demo's shortened wait)."""
+
     # --- Campaigns ------------------------------------------------------------------------
     campaign_credit_budget: int = 1000
     """Zoho API credits one campaign's enumeration may spend per day (Zoho counts credits over
@@ -237,11 +271,25 @@ class Settings(BaseSettings):
             raise ValueError(f"a Zoho note holds 1000 to 65535 characters here, got {value}")
         return value
 
-    @field_validator("cap_attempts_per_record", "cap_attempts_per_number", "cap_window_seconds")
+    @field_validator(
+        "cap_attempts_per_record",
+        "cap_attempts_per_number",
+        "cap_window_seconds",
+        "recording_max_seconds",
+        "recording_wait_seconds",
+        "callback_max_wait_seconds",
+    )
     @classmethod
     def _not_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError(f"must not be negative, got {value}")
+        return value
+
+    @field_validator("recording_upload_attempts", "recording_retention_days", "callback_max_days")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
         return value
 
     @property

@@ -265,6 +265,20 @@ class Session(BaseModel):
     call_ended_at: str = ""
     call_duration: int = 0
 
+    not_before: str = ""
+    """The earliest the first attempt may be placed (ISO 8601, UTC): a callback's time; empty
+    for a call placed at once. Calling hours still apply on top."""
+    callback_of: str = ""
+    """The session whose call asked for this one (a callback); empty otherwise."""
+    record_audio: bool = False
+    """Whether the bridge records the call (:class:`callflow.recording.rules.RecordingRules`,
+    decided at trigger time)."""
+    recording_max_seconds: int = 0
+    """The longest recording the bridge keeps for this call (0: none is kept)."""
+    recording: dict[str, Any] = Field(default_factory=dict)
+    """What the bridge stored: ``status`` (``stored``, ``failed``, ``empty``), the S3 ``key``,
+    ``bytes``, ``seconds``, ``truncated``, or the ``error``; empty until the bridge is done."""
+
     results: dict[str, Any] = Field(default_factory=dict)
     """What the agent collected: conversation status, summary, data collection, termination."""
     writeback: dict[str, Any] = Field(default_factory=dict)

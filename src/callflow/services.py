@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from callflow.admission.pools import Pools
     from callflow.admission.rates import Rates
+    from callflow.callbacks.rules import CallbackRules
     from callflow.campaigns.store import CampaignStore
     from callflow.config import Settings
     from callflow.consent.caps import FrequencyCaps
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from callflow.providers.elevenlabs.client import ElevenLabsClient
     from callflow.providers.infobip.calls import InfobipClient
     from callflow.providers.zoho.client import ZohoClient
+    from callflow.recording.rules import RecordingRules
     from callflow.store import SessionStore
 
 
@@ -72,6 +74,27 @@ class Services:
         """The default flow's opt-out and frequency-cap rules (the settings'); a session follows
         its own flow's, ``flows.of(session).contact_rules``."""
         return self.flows.default.contact_rules
+
+    @cached_property
+    def callback_rules(self) -> CallbackRules:
+        """Callback rules, from the settings (one object, so that a flow can supply its own)."""
+        from callflow.callbacks.rules import CallbackRules
+
+        return CallbackRules.from_settings(self.settings)
+
+    @cached_property
+    def recording_rules(self) -> RecordingRules:
+        """Recording rules, from the settings (one object, so that a flow can supply its own)."""
+        from callflow.recording.rules import RecordingRules
+
+        return RecordingRules.from_settings(self.settings)
+
+    @cached_property
+    def recordings_s3(self) -> Any:
+        """A boto3 S3 client for recordings, with the rules' bounded retries."""
+        from callflow.recording.storage import s3_client
+
+        return s3_client(self.settings.aws_region, self.recording_rules.upload_attempts)
 
     @cached_property
     def suppressions(self) -> SuppressionList:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from callflow.config import Settings
 from callflow.models import Session, SessionStatus
+
+from .recording import StoreRecording
 
 SignedUrl = Callable[[str], Awaitable[str]]
 """A signed URL for a conversation with the agent it is given (empty: the configured one)."""
@@ -68,11 +70,13 @@ class SessionAccess(Protocol):
 class BridgeDeps:
     """``signed_url()`` opens a conversation with the configured agent; ``hangup(call_id)`` ends
     the phone call through Infobip; ``tool_handler(name, parameters)`` answers the agent's client
-    tool calls (``None``: every call is answered with a clear error)."""
+    tool calls (``None``: every call is answered with a clear error); ``store_recording(session_id,
+    file)`` keeps a call's recording and returns its key (``None``: no call is recorded)."""
 
     signed_url: SignedUrl
     hangup: Hangup
     tool_handler: ToolHandler | None = None
+    store_recording: StoreRecording | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BridgeDeps:
@@ -91,4 +95,22 @@ class BridgeDeps:
             # The Infobip client is blocking httpx: keep it off the event loop.
             return await asyncio.to_thread(infobip.hangup_call, call_id)
 
-        return cls(signed_url=signed_url, hangup=hangup)
+        return cls(signed_url=signed_url, hangup=hangup, store_recording=_s3_recordings(settings))
+
+
+def _s3_recordings(settings: Settings) -> StoreRecording | None:
+    """Recordings to the configured bucket (SSE-S3, bounded retries); ``None`` without one."""
+    from callflow.recording.rules import RecordingRules
+    from callflow.recording.storage import put_recording, s3_client
+
+    rules = RecordingRules.from_settings(settings)
+    if not rules.bucket:
+        return None
+    s3 = s3_client(settings.aws_region, rules.upload_attempts)
+
+    async def store_recording(session_id: str, body: IO[bytes]) -> str:
+        key = rules.key(session_id)
+        await asyncio.to_thread(put_recording, s3, rules.bucket, key, body)
+        return key
+
+    return store_recording

@@ -18,6 +18,7 @@ from .audio import AudioFormat
 from .frame_stats import FrameStats
 from .metrics import CallMetrics
 from .pacing import OutboundPacer, Tick
+from .recording import CallRecording
 from .sockets import MessageSocket, SocketClosed
 from .turns import TurnTimer
 
@@ -40,6 +41,9 @@ class PhoneLeg:
         """``clear`` frames sent (barge-in)."""
         self.frames = FrameStats()
         """What the stream sent: sizes, cadence, text events (for the operator's doctor)."""
+        self.recording: CallRecording | None = None
+        """Where each frame sent (or silence, before the agent first spoke) is also kept, when
+        the call is recorded."""
         self._credit = 0
         self._playing = False
         """Whether anything was sent to Infobip yet (its playback clock has started)."""
@@ -66,13 +70,21 @@ class PhoneLeg:
         pacer = self.pacer
         while self._credit >= self.frame_bytes:
             self._credit -= self.frame_bytes
-            self._send(pacer.tick(now), now)
+            tick = pacer.tick(now)
+            if tick.frame is None:
+                if self.recording is not None:
+                    self.recording.agent(pacer.silence)
+                continue
+            self._send(tick, now)
 
     def _send(self, tick: Tick, now: float) -> None:
-        if tick.frame is None:
+        frame = tick.frame
+        if frame is None:
             return
         self._playing = True
-        self.socket.send_now(tick.frame)
+        self.socket.send_now(frame)
+        if self.recording is not None:
+            self.recording.agent(frame)
         if tick.audio:
             self.metrics.frames_relayed += 1
         latency = self.turns.agent_frame_sent(tick.audio, now)

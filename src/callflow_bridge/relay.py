@@ -64,6 +64,8 @@ from .formats import CallFormats, phone_rate
 from .metrics import BridgeMetrics, CallMetrics
 from .phone_leg import PhoneLeg
 from .recorder import SessionRecorder
+from .recording import CallRecording
+from .recording import store as store_recording
 from .sockets import PhoneSocket, SocketClosed
 from .transcript import Transcript
 from .turns import SPEECH_DBFS, TurnTimer, is_speech
@@ -139,6 +141,9 @@ class CallRelay:
         self.phone: PhoneLeg | None = None
         self.formats: CallFormats | None = None
         self.early: EarlyAudio | None = None
+        self.recording: CallRecording | None = None
+        """Both sides of the call, when the session asks for a recording."""
+        self._record_seconds = 0
         self._content_type = ""
         self._connected_at = time.monotonic()
         self._draining = False
@@ -195,6 +200,8 @@ class CallRelay:
         self.variables = agent_variables(session)
         self.agent_id = session.agent_id
         self.agent_overrides = session.agent_overrides if session.flow else None
+        if session.record_audio and self.deps.store_recording is not None:
+            self._record_seconds = session.recording_max_seconds
         self.prefetched_url = usable_signed_url(
             session.agent_signed_url,
             session.agent_signed_url_at,
@@ -275,6 +282,8 @@ class CallRelay:
             await self._teardown()
             return
         self.early = EarlyAudio(rate * 2 * self.settings.bridge_max_early_audio_ms // 1000)
+        if self._record_seconds > 0:
+            self.recording = self.phone.recording = CallRecording(rate, self._record_seconds)
         phone_task = asyncio.create_task(self._phone_loop(), name=f"phone-{self.session_id}")
         agent_task = asyncio.create_task(self._agent_loop(), name=f"agent-{self.session_id}")
         phone_task.add_done_callback(self._leg_failed)
@@ -379,6 +388,8 @@ class CallRelay:
         assert phone is not None and self.early is not None
         if not phone.valid_audio(frame):
             return
+        if self.recording is not None:
+            self.recording.caller(frame)
         now = time.monotonic()
         self.turns.caller_frame(frame, now)
         agent = self.agent
@@ -570,6 +581,26 @@ class CallRelay:
 
     # --- recording ------------------------------------------------------------------------
 
+    async def _store_recording(self) -> None:
+        """After the end is recorded (the writeback waits, bounded, for this): the recording
+        goes to S3 and what happened onto the session; a failure costs only the file."""
+        recording, keep = self.recording, self.deps.store_recording
+        if recording is None or keep is None:
+            return
+        self.recording = None
+        if self.phone is not None:
+            self.phone.recording = None
+        result = await store_recording(recording, keep, self.session_id)
+        if result["status"] == "failed":
+            logger.warning(
+                "recording not stored: %s",
+                result["error"],
+                extra={"session_id": self.session_id},
+            )
+        await self.recorder.write(
+            {"recording": result}, f"recording {result['status']}", dict(result)
+        )
+
     async def _record_end(self) -> None:
         reason = self.end.final_reason
         await self.recorder.settle()
@@ -602,6 +633,7 @@ class CallRelay:
                 "conversation_id": agent.conversation_id,
             },
         )
+        await self._store_recording()
         self.metrics.call_ended(self.call, reason.value)
         logger.info(
             "call ended: %s %s",

@@ -18,6 +18,7 @@ from callflow.models import Session, SessionStatus, hash_token, new_session_id
 from callflow.store import SessionStore
 from callflow_bridge.deps import BridgeDeps, ToolHandler
 from callflow_bridge.metrics import BridgeMetrics
+from callflow_bridge.recording import StoreRecording
 from callflow_bridge.server import BridgeServer
 from callflow_dev.local.aws import create_table
 
@@ -111,6 +112,7 @@ async def start_bridge(store: SessionStore) -> AsyncIterator[StartBridge]:
         tool_handler: ToolHandler | None = None,
         hangup_result: bool = True,
         listen: bool = True,
+        store_recording: StoreRecording | None = None,
         **settings: Any,
     ) -> Bridge:
         config = Settings(
@@ -135,7 +137,12 @@ async def start_bridge(store: SessionStore) -> AsyncIterator[StartBridge]:
         server = BridgeServer(
             config,
             store,
-            BridgeDeps(signed_url=signed_url, hangup=hangup, tool_handler=tool_handler),
+            BridgeDeps(
+                signed_url=signed_url,
+                hangup=hangup,
+                tool_handler=tool_handler,
+                store_recording=store_recording,
+            ),
             metrics=BridgeMetrics(emit=emitted.append),
         )
         bridge = Bridge(server, store, emitted=emitted)

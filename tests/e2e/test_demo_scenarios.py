@@ -19,8 +19,11 @@ from callflow_dev.local.demo import (
     OPTOUT_FIELD,
     Printer,
     _scenarios,
+    callback_options,
+    callback_problems,
     optout_options,
     optout_problems,
+    recording_problems,
     run_scenario,
 )
 from callflow_dev.local.stack import LocalStack, StackOptions
@@ -33,7 +36,8 @@ BRIEF_MS = 900
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(StackOptions(brief_clips_ms=BRIEF_MS, retry_delay_seconds=1)) as running:
+    options = StackOptions(brief_clips_ms=BRIEF_MS, retry_delay_seconds=1, recording=True)
+    with LocalStack(options) as running:
         yield running
 
 
@@ -47,6 +51,12 @@ def detecting_stack() -> Iterator[LocalStack]:
 @pytest.fixture(scope="module")
 def optout_stack() -> Iterator[LocalStack]:
     with LocalStack(optout_options(brief_clips_ms=BRIEF_MS)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def callback_stack() -> Iterator[LocalStack]:
+    with LocalStack(callback_options(brief_clips_ms=BRIEF_MS)) as running:
         yield running
 
 
@@ -95,6 +105,23 @@ def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Pat
     assert all(t.latency_s is not None and 0 < t.latency_s < 2.0 for t in answered), answered
     # The silence after the answer: the dialog, the bridge, the agent's greeting (its clip).
     assert result.first_words_ms is not None and 0 < result.first_words_ms < 3000
+
+
+def test_a_recorded_call_is_attached_to_the_record_once(stack: LocalStack, tmp_path: Path) -> None:
+    import io
+    import wave
+
+    result = run(stack, "answered", tmp_path)
+    assert recording_problems(result) == []
+    [attachment] = [a for a in result.attachments if a["File_Name"].endswith(".wav")]
+    assert attachment["content_type"] == "audio/wav"
+    with wave.open(io.BytesIO(attachment["content"]), "rb") as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 16000)
+        seconds = wav.getnframes() / 16000
+    assert seconds == pytest.approx(result.session.recording["seconds"], abs=0.05)
+    assert result.session.call_duration - 2 <= seconds <= result.session.call_duration + 2
+    key = f"recordings/{result.session.session_id}.wav"
+    assert result.session.recording["key"] == key  # the session id, never the number
 
 
 def test_each_side_hears_what_the_other_sent(stack: LocalStack, tmp_path: Path) -> None:
@@ -187,3 +214,18 @@ def test_an_opt_out_is_honoured_on_the_next_trigger(
     again = result.again
     assert again is not None and again.outcome is Outcome.SUPPRESSED
     assert result.again_dials == 0 and len(result.calls) == 1  # one call logged: the first
+
+
+def test_a_callback_is_placed_at_its_time_and_both_calls_are_on_the_record(
+    callback_stack: LocalStack, tmp_path: Path
+) -> None:
+    result = run(callback_stack, "callback", tmp_path)
+    assert callback_problems(result) == []
+    callback = result.again
+    assert callback is not None and callback.callback_of == result.session.session_id
+    assert callback.not_before <= callback.call_answered_at
+    # The stand-in agent asks for a callback on every call: the third is refused by the cap.
+    capped = [
+        n for n in result.notes if n["Note_Title"] == "AI call: Not called: call limit reached"
+    ]
+    assert len(capped) == 1 and len(result.calls) == 2

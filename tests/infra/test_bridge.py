@@ -104,14 +104,20 @@ def test_bridge_scales_on_active_calls_per_task(dev: Synthesized) -> None:
     assert (target["Properties"]["MinCapacity"], target["Properties"]["MaxCapacity"]) == (1, 4)
 
 
-def test_bridge_task_role_reaches_table_secret_and_its_own_protection(dev: Synthesized) -> None:
+def test_bridge_task_role_reaches_table_secret_recordings_and_its_own_protection(
+    dev: Synthesized,
+) -> None:
     task = dev.stack.bridge.task_definition
     table = f"<{dev.logical_id(dev.stack.state.table)}>"
     cluster = dev.logical_id(dev.stack.bridge.cluster)
     for statement in statements(dev.resources, dev.logical_id(task.task_role)):
         for action in actions_of(statement):
             service = action.split(":", 1)[0]
-            assert service in ("dynamodb", "secretsmanager", "ecs"), action
+            assert service in ("dynamodb", "secretsmanager", "ecs", "s3"), action
+            if service == "s3":  # recordings: put only, under the prefix
+                assert action == "s3:PutObject"
+                recordings = dev.logical_id(dev.stack.recordings.bucket)
+                assert resources_of(statement) == [f"<{recordings}>/recordings/*"]
             if service == "dynamodb":
                 assert set(resources_of(statement)) <= {table, f"{table}/index/*"}
             if service == "ecs":

@@ -45,7 +45,7 @@ def test_findings_are_accepted_per_construct_with_their_reason(dev: Synthesized)
     assert everywhere
     # A concrete finding (a resource pattern) carries the reason of one of its rule's generic
     # keys (acknowledge(..., finding=...)); every other finding its own key's reason.
-    generic = {"task-protection", "campaign-items", "executions"}
+    generic = {"task-protection", "campaign-items", "executions", "recordings-prefix"}
     for rule_id, reason in everywhere.items():
         rule = rule_id.split("[")[0]
         allowed = {REASONS[f"{rule}[{key}]"] for key in generic if f"{rule}[{key}]" in REASONS}

@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "interrupt",
             "optout",
             "reminder",
+            "callback",
             "campaign",
         ],
     )

@@ -66,11 +66,15 @@ REASONS: dict[str, str] = {
         "item is stopped) and its own Distributed Map's child executions; the API stops a "
         "campaign's execution. Each statement names one state machine's executions."
     ),
+    "AwsSolutions-IAM5[recordings-prefix]": (
+        "Recordings are keyed by session id, known only at run time: the bridge may put, and the "
+        "writeback get, any object under the recordings prefix and nothing else in the bucket."
+    ),
     "AwsSolutions-S1": (
-        "The campaign bucket is read and written only by this stack's functions and campaign "
-        "state machine, through their roles (every call in CloudTrail, every step in their "
-        "logs); its objects expire with the sessions. Server access logs would need a second "
-        "bucket and add nothing to that."
+        "The campaign and recordings buckets are read and written only by this stack's functions, "
+        "bridge and campaign state machine, through their roles (every call in CloudTrail, every "
+        "step on the session timeline and in their logs); their objects expire by lifecycle "
+        "rule. Server access logs would need a second bucket and add nothing to that."
     ),
     "AwsSolutions-IAM5[task-protection]": (
         "Task scale-in protection is requested by each bridge task for itself; ECS task ARNs are "

@@ -25,6 +25,7 @@ from callflow_infra.http_api import HttpApi
 from callflow_infra.monitoring import NAMESPACE, Monitoring
 from callflow_infra.nag import acknowledge
 from callflow_infra.packaging import CAMPAIGN_DEFINITION, FLOWS_IN_BUNDLE, WORKFLOW_DEFINITION
+from callflow_infra.recordings import Recordings
 from callflow_infra.stage import StageConfig
 from callflow_infra.state import State
 from callflow_infra.workflow import Workflow
@@ -63,6 +64,13 @@ class CallflowStack(Stack):
             self, "CampaignItems", expire_days=SESSION_TTL_DAYS, removal=removal
         )
         items = self.campaign_items.bucket
+        self.recordings = Recordings(
+            self,
+            "Recordings",
+            prefix=stage.setting("recording_prefix"),
+            retention_days=int(stage.setting("recording_retention_days")),
+            removal=removal,
+        )
         shared_env = {
             # Admission's bridge pool: every task the service may scale to, full (a stage's own
             # bridge_capacity setting, below, wins).
@@ -70,6 +78,7 @@ class CallflowStack(Stack):
             **stage.environment(),
             "CALLFLOW_TABLE_NAME": self.state.table.table_name,
             "CALLFLOW_SECRETS_ID": self.state.secret.secret_arn,
+            "CALLFLOW_RECORDING_BUCKET": self.recordings.bucket.bucket_name,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         }
         # The bundle carries the stage's flow files there (callflow_infra.bundle); the bridge
@@ -97,6 +106,9 @@ class CallflowStack(Stack):
         for function in self.functions.by_module.values():
             self.state.table.grant_read_write_data(function)
             self.state.secret.grant_read(function)
+
+        # The writeback reads a call's recording to attach it; nothing else reads one.
+        self.recordings.grant(self.functions.by_module["write_back"], "s3:GetObject")
 
         self.workflow = Workflow(
             self,
@@ -189,6 +201,9 @@ class CallflowStack(Stack):
             removal=removal,
         )
 
+        # The bridge stores each recording under the prefix; it can neither read nor list.
+        self.recordings.grant(self.bridge.task_definition.task_role, "s3:PutObject")
+
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -277,6 +292,17 @@ class CallflowStack(Stack):
             finding=f"Resource::{bridge.task_protection_resource_pattern}",
         )
         acknowledge(bridge.alb_security_group, "AwsSolutions-EC23")
+        recordings = self.recordings
+        acknowledge(recordings.bucket, "AwsSolutions-S1")
+        for reader_or_writer in (
+            bridge.task_definition.task_role,
+            self.functions.by_module["write_back"],
+        ):
+            acknowledge(
+                reader_or_writer,
+                "AwsSolutions-IAM5[recordings-prefix]",
+                finding=f"Resource::{recordings.nag_objects_pattern}",
+            )
         acknowledge(bridge.load_balancer, "AwsSolutions-ELB2")
 
 

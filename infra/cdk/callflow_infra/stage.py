@@ -61,6 +61,12 @@ class StageConfig:
         """Whether the table, the secret and the log groups outlive the stack when it is deleted."""
         return self.removal_policy == "retain"
 
+    def setting(self, name: str) -> str:
+        """A setting's value for the stage: its own, or the :class:`Settings` default."""
+        if name in self.settings:
+            return self.settings[name]
+        return str(Settings.model_fields[name].default)
+
     @property
     def max_call_seconds(self) -> int:
         """The longest a call can last: Infobip's max duration plus its connect timeout."""

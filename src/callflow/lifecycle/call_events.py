@@ -105,8 +105,9 @@ def _answered(services: Services, session_id: str, attempt: int, call_id: str) -
     placed, and every other claim requires the attempt to be IN_CALL already. So no one can
     have claimed this attempt's dialog before it; one write less on the way to the first words.
     With detection on, the verdict may still be missing, so the claim stays in
-    :func:`connect_bridge`."""
-    claim = not services.settings.infobip_machine_detection
+    :func:`connect_bridge`. Detection is a flow's choice and the session is not read before
+    this write, so the claim is folded in only when no flow of the deployment detects."""
+    claim = not any(flow.spec.machine.detection for flow in services.flows.flows.values())
     fields: dict[str, Any] = {"call_state": "ESTABLISHED", "call_answered_at": iso(utcnow())}
     if claim:
         fields["dialog_requested"] = True

@@ -125,10 +125,12 @@ def prepare(services: Services, state: dict[str, Any]) -> dict[str, Any]:
     if refusal is not None:
         return finish_without_call(services, session, refusal.outcome, refusal.detail)
     now = utcnow()
-    opening = calling_hours(services, session).next_opening(now, zone)
+    # A callback waits for its time; calling hours apply on top.
+    earliest = max(now, _time_iso(session.not_before) or now)
+    opening = calling_hours(services, session).next_opening(earliest, zone)
     if opening <= now:
         return next_state(services, session.session_id, CALL)
-    if services.flows.of(session).spec.hours.outside == "skip":
+    if services.flows.of(session).spec.hours.outside == "skip" and not session.not_before:
         return finish_without_call(
             services, session, Outcome.OUTSIDE_HOURS, f"outside calling hours in {zone}"
         )

@@ -158,6 +158,7 @@ def create_session(
         if str(record.get(name) or "").strip()
     ]
     first = numbers[0] if numbers else {"field": spec.phones[0], "raw": ""}
+    recording = services.recording_rules
     return services.store.create(
         Session(
             session_id=session_id,
@@ -175,6 +176,8 @@ def create_session(
             timezone=str(record.get(spec.timezone_field) or "") if spec.timezone_field else "",
             variables=dynamic_variables(record, spec.variables),
             record=record,
+            record_audio=recording.enabled,
+            recording_max_seconds=recording.max_seconds if recording.enabled else 0,
         )
     )
 

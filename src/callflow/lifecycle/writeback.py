@@ -20,7 +20,7 @@ from typing import Any
 
 from callflow.admission import slots
 from callflow.consent.optout import record_collected_optout
-from callflow.lifecycle import media_configs, outcomes, record_note, workflow
+from callflow.lifecycle import media_configs, outcomes, record_note, recording_attachment, workflow
 from callflow.lifecycle.record_note import NotePlan
 from callflow.masking import mask
 from callflow.models import Outcome, Session, SessionStatus
@@ -90,8 +90,14 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
     if step == "fields" and "fields" not in receipt:
         session = _settle_outcome(services, session)
         receipt.update(_write_fields(services, session))
+        # After the fields (an opt-out is honoured first); a retry finds what this made.
+        from callflow.callbacks.schedule import schedule
+
+        receipt.update(schedule(services, session))
         store.set_fields(session_id, {"writeback": receipt}, event="fields written")
     elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
+        if recording_attachment.expected(session):
+            recording_attachment.attach_recording(services, session, receipt, _create_once)
         note = _plan_note(services, session, receipt)
         if note.attachment and not receipt.get("attachment_id"):
             note = _attach_transcript(services, session, receipt, note)
@@ -341,6 +347,14 @@ def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) ->
             f"Opt-out: the person asked not to be called again; {optout.get('number')} is on "
             f"the suppression list and will not be dialled{ticked}.",
         ]
+    from callflow.callbacks.schedule import note_line
+
+    callback = note_line(receipt)
+    if callback:
+        head += ["", callback]
+    recording = recording_attachment.note_line(session, receipt)
+    if recording:
+        head += ["", recording]
     if receipt.get("problems"):
         head += ["", "Not written to fields:"] + [f"- {p}" for p in receipt["problems"]]
     tail = [f"Conversation: {session.conversation_id}"] if session.conversation_id else []

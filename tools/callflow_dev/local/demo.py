@@ -60,6 +60,8 @@ class Scenario:
     which must end ``suppressed`` without a dial."""
     flow: str = ""
     """The flow the trigger names (``""``: the default flow)."""
+    calling_back: bool = False
+    """The person asks to be called back; the callback's call is followed to its end."""
 
 
 def _scenarios() -> dict[str, Scenario]:
@@ -68,8 +70,10 @@ def _scenarios() -> dict[str, Scenario]:
     return {
         "answered": Scenario(
             "answered",
-            "Maria answers, talks to the agent, and books a site visit.",
+            "Maria answers, talks to the agent, and books a site visit; the call is recorded "
+            "and its WAV attached to the record.",
             lambda: [net.answer(after_s=2)],
+            StackOptions(recording=True),
         ),
         "retry": Scenario(
             "retry",
@@ -116,6 +120,14 @@ def _scenarios() -> dict[str, Scenario]:
             reminder_options(),
             flow=REMINDER_FLOW,
         ),
+        "callback": Scenario(
+            "callback",
+            "Maria asks to be called back tomorrow at ten: the call is scheduled (the demo's "
+            "wait is shortened to 5 s), placed again, and the record shows both calls.",
+            lambda: [net.answer(after_s=2)],
+            callback_options(),
+            calling_back=True,
+        ),
     }
 
 
@@ -154,6 +166,37 @@ def reminder_options(**overrides: Any) -> StackOptions:
     )
 
 
+def callback_options(**overrides: Any) -> StackOptions:
+    """The stack of the callback scenario: the agent collects ``callback_at``, a callback waits
+    at most 5 s (``CALLFLOW_CALLBACK_MAX_WAIT_SECONDS``: the demo's shortened wait), and a record
+    may be dialled twice a day (the stand-in agent follows one script, so the callback's call
+    asks for a callback again: the cap ends that third one ``capped``)."""
+    from callflow_dev.sandbox.agent import callback_steps
+    from callflow_dev.sandbox.elevenlabs import DEFAULT_DATA_COLLECTION, DataItem
+
+    extra_env = {
+        "CALLFLOW_CALLBACK_MAX_WAIT_SECONDS": str(CALLBACK_WAIT_S),
+        "CALLFLOW_CAP_ATTEMPTS_PER_RECORD": "2",
+    }
+    items = {
+        **DEFAULT_DATA_COLLECTION,
+        "callback_at": DataItem(
+            "string",
+            "When the person asked to be called back, as ISO 8601 local time "
+            "(YYYY-MM-DDTHH:MM:SS); empty when they did not.",
+        ),
+    }
+    return StackOptions(
+        agent_steps=callback_steps(),
+        agent_data_collection=items,
+        extra_env=extra_env,
+        **overrides,
+    )
+
+
+CALLBACK_WAIT_S = 5
+
+
 def optout_options(**overrides: Any) -> StackOptions:
     """The stack of the opt-out scenario: the agent collects ``opt_out``, the record's opt-out
     checkbox is ``Do_Not_Call``, and a record may be triggered again at once."""
@@ -185,6 +228,7 @@ SCENARIOS = (
     "interrupt",
     "optout",
     "reminder",
+    "callback",
 )
 
 
@@ -229,6 +273,8 @@ class DemoResult:
     again_dials: int = 0
     """Calls Infobip was asked to place for the second trigger's session."""
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    again_label: str = "Second trigger"
+    """What :attr:`again` is, as the report names it."""
 
 
 def run_scenario(
@@ -275,6 +321,9 @@ def run_scenario(
     if scenario.opting_out:
         again, dials = _trigger_again(stack, record_id, printer)
         after = dict(stack.zoho.records["Leads"][record_id])
+    if scenario.calling_back:
+        again, dials = _follow_callbacks(stack, session, printer)
+        after = dict(stack.zoho.records["Leads"][record_id])
     return DemoResult(
         session=session,
         record_before=before,
@@ -289,6 +338,7 @@ def run_scenario(
         again=again,
         again_dials=dials,
         attachments=[a for a in stack.zoho.attachments if a["record_id"] == record_id],
+        again_label="Callback" if scenario.calling_back else "Second trigger",
     )
 
 
@@ -319,6 +369,63 @@ def _trigger_again(stack: LocalStack, record_id: str, printer: Printer) -> tuple
         and r.body.get("customData", {}).get("session_id") == session_id
     ]
     return stack.session(session_id), len(dials)
+
+
+def _follow_callbacks(stack: LocalStack, session: Session, printer: Printer) -> tuple[Session, int]:
+    """Follow the callback the call scheduled to its end, and the one that call scheduled in
+    turn (ended by the cap); the first callback's session and the dials placed for it."""
+    from callflow.callbacks.schedule import callback_session_id
+
+    callback_id = callback_session_id(session.session_id)
+    printer.line("")
+    scheduled = session.writeback.get("callback", {})
+    printer.event(f"Callback scheduled: session {callback_id} at {scheduled.get('at', '-')}")
+    _follow(stack, callback_id, printer)
+    stack.wait_for_execution(callback_id, timeout=180)
+    callback = stack.session(callback_id)
+    chained = callback_session_id(callback_id)
+    if get_services().store.get(chained) is not None:
+        printer.event(f"The callback's call asked again: session {chained}")
+        _follow(stack, chained, printer)
+        stack.wait_for_execution(chained, timeout=120)
+    dials = [
+        r
+        for r in stack.infobip.requests
+        if r.method == "POST"
+        and r.path == "/calls/1/calls"
+        and r.body.get("customData", {}).get("session_id") == callback_id
+    ]
+    return callback, len(dials)
+
+
+def callback_problems(result: DemoResult) -> list[str]:
+    """What the callback scenario did not do: the callback scheduled, dialled no sooner than
+    its time, answered and written back, and the record showing both calls."""
+    problems = []
+    scheduled = result.session.writeback.get("callback")
+    if not isinstance(scheduled, dict) or not scheduled.get("session_id"):
+        problems.append(f"no callback was scheduled ({scheduled})")
+        return problems
+    callback = result.again
+    if callback is None or callback.session_id != scheduled["session_id"]:
+        return [*problems, "the callback's session was not followed"]
+    if callback.outcome is not Outcome.ANSWERED or callback.status is not SessionStatus.COMPLETED:
+        problems.append(
+            f"the callback ended {callback.outcome} / {callback.status.value}, not answered"
+        )
+    if result.again_dials != 1:
+        problems.append(f"the callback was dialled {result.again_dials} time(s), not once")
+    answered = callback.call_answered_at
+    if answered and answered < callback.not_before:
+        problems.append("the callback was placed before its time")
+    marks = {f"Session: {result.session.session_id}", f"Session: {callback.session_id}"}
+    noted = {m for m in marks for n in result.notes if m in str(n.get("Note_Content"))}
+    if noted != marks:
+        problems.append("the record does not have a note for each call")
+    logged = {m for m in marks for c in result.calls if m in str(c.get("Description"))}
+    if logged != marks:
+        problems.append("the record does not have a logged call for each call")
+    return problems
 
 
 def optout_problems(stack: LocalStack, result: DemoResult) -> list[str]:
@@ -374,6 +481,27 @@ def reminder_problems(stack: LocalStack, result: DemoResult) -> list[str]:
     return problems
 
 
+def recording_problems(result: DemoResult) -> list[str]:
+    """What a recorded scenario did not do: the WAV stored, attached once, named in the note."""
+    from callflow.lifecycle.recording_attachment import recording_file_name
+
+    session = result.session
+    name = recording_file_name(session)
+    attached = [a for a in result.attachments if a["File_Name"] == name]
+    problems = []
+    if session.recording.get("status") != "stored":
+        problems.append(f"the bridge did not store the recording ({session.recording or 'none'})")
+    if len(attached) != 1:
+        problems.append(f"{len(attached)} attachments named {name}, not one")
+    elif not bytes(attached[0]["content"]).startswith(b"RIFF"):
+        problems.append("the attachment is not a WAV file")
+    if not any(
+        f"Recording: attached as {name}" in str(n.get("Note_Content")) for n in result.notes
+    ):
+        problems.append("the note does not name the recording")
+    return problems
+
+
 def seed_scenario(stack: LocalStack, scenario: Scenario) -> str:
     """The scenario's lead in the Zoho stand-in and its person on the phone network; the
     record's id."""
@@ -396,7 +524,8 @@ def callee_script(scenario: Scenario, brief_clips_ms: int | None) -> Any:
 
     if scenario.interrupting:
         script = CalleeScript.interrupting(barge_in_after_ms=400 if brief_clips_ms else 1200)
-    elif scenario.opting_out:
+    elif scenario.opting_out or scenario.calling_back:
+        # Hello, then one answer (the stand-in's own words for it are in the agent's script).
         script = CalleeScript.opting_out()
     else:
         script = CalleeScript.default()
@@ -604,7 +733,7 @@ def report(result: DemoResult, printer: Printer) -> None:
     if result.again is not None:
         printer.line("")
         printer.line(
-            f"Second trigger: session {result.again.session_id} ended"
+            f"{result.again_label}: session {result.again.session_id} ended"
             f" {result.again.outcome.value if result.again.outcome else '-'}"
             f" ({result.again.outcome_detail}); calls placed for it: {result.again_dials}"
         )
@@ -657,6 +786,10 @@ def run_demo(
         optout = optout_problems(stack, result) if scenario.opting_out else []
         if scenario.flow == REMINDER_FLOW:
             optout += reminder_problems(stack, result)
+        if scenario.options.recording:
+            optout += recording_problems(result)
+        if scenario.calling_back:
+            optout += callback_problems(result)
     for problem in optout:
         print(f"Not as the {scenario.name} scenario expects: {problem}.", file=sys.stderr)
     if chosen:

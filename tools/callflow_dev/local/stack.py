@@ -58,6 +58,9 @@ class StackOptions:
     brief_clips_ms: int | None = None
     """Say only the first N ms of every clip, with quicker turn-taking (fast end-to-end tests);
     ``None`` plays the whole dialogue (the demo)."""
+    recording: bool = False
+    """Record calls (``CALLFLOW_RECORDING_ENABLED``): the bridge stores each call's WAV in the
+    embedded S3's recordings bucket and the writeback attaches it to the stand-in record."""
     extra_env: dict[str, str] = field(default_factory=dict)
     agent_steps: tuple[Any, ...] | None = None
     """The scripted agent's dialogue (``callflow_dev.sandbox.agent.DialogueStep``s); ``None``
@@ -117,6 +120,9 @@ class LocalStack:
         # cache, record claims).
         self.table = f"callflow-local-{secrets.token_hex(3)}"
         self.aws.create_table(self.table)
+        # The recordings bucket, as the CDK stack makes it (the bridge reads its name at start).
+        self.recording_bucket = f"{self.table}-recordings"
+        self.aws.client("s3").create_bucket(Bucket=self.recording_bucket)
 
         self.zoho = ZohoSandbox(
             ZOHO_CLIENT_ID, self.secrets["zoho_client_secret"], self.secrets["zoho_refresh_token"]
@@ -207,6 +213,8 @@ class LocalStack:
                 "CALLFLOW_CALLING_DAYS": options.calling_days,
                 "CALLFLOW_OUTSIDE_HOURS_POLICY": options.outside_hours_policy,
                 "CALLFLOW_DEFAULT_PHONE_REGION": "US",
+                "CALLFLOW_RECORDING_BUCKET": self.recording_bucket,
+                "CALLFLOW_RECORDING_ENABLED": str(options.recording).lower(),
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",

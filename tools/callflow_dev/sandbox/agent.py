@@ -187,6 +187,24 @@ def reminder_steps() -> tuple[DialogueStep, ...]:
     )
 
 
+def callback_steps(today: date | None = None) -> tuple[DialogueStep, ...]:
+    """A call in which the person asks to be called back tomorrow at ten (their local time): the
+    agent collects ``callback_at`` as ISO 8601 without an offset and ends the call. (As in
+    :func:`optout_steps`, the stand-in says its closing clip; the transcript carries the words.)"""
+    tomorrow = (today or datetime.now(UTC).date()) + timedelta(days=1)
+    return (
+        DialogueStep(
+            caller_text="I can't talk right now. Could you call me back tomorrow at ten?",
+            reply=AgentLine(
+                "Of course, {{first_name}}. I'll call you back tomorrow at ten. Goodbye.",
+                "agent_closing",
+            ),
+            collects={"callback_at": f"{tomorrow.isoformat()}T10:00:00"},
+            ends_call=True,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """The agent's settings (as configured on ElevenLabs) plus the sandbox's script and knobs."""
