@@ -22,4 +22,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = event.get("step")
     if step is None:
         return writeback.write_back(get_services(), event["session_id"])
-    return writeback.write_step(get_services(), event["session_id"], str(step))
+    # The call workflow's own ARN (its context object): a callback is a new execution of it.
+    workflow_arn = str(event.get("workflow_arn") or "")
+    return writeback.write_step(get_services(), event["session_id"], str(step), workflow_arn)

@@ -12,7 +12,7 @@ import pytest
 from callflow_infra.packaging import WORKFLOW_DEFINITION
 from callflow_infra.workflow import DefinitionError, check_substitutions
 
-from .cfn import flatten, resources_of, statements
+from .cfn import actions_of, flatten, resources_of, statements
 from .conftest import REPO_ROOT, Synthesized
 
 ASL = REPO_ROOT / WORKFLOW_DEFINITION
@@ -84,3 +84,19 @@ def test_unfilled_placeholder_stops_the_synth(tmp_path: Path) -> None:
     asl.write_text(json.dumps({"States": {"A": {"Parameters": {"FunctionName": "${Missing}"}}}}))
     with pytest.raises(DefinitionError, match="Missing"):
         check_substitutions(asl, {"Other": "arn"})
+
+
+def test_the_writeback_may_start_the_call_workflow_for_a_callback_and_nothing_else(
+    dev: Synthesized,
+) -> None:
+    role = dev.stack.functions.by_module["write_back"].role
+    assert role is not None
+    starts = [
+        s
+        for s in statements(dev.resources, dev.logical_id(role))
+        if "states:StartExecution" in actions_of(s)
+    ]
+    machine = dev.logical_id(dev.stack.workflow.state_machine)
+    assert [resources_of(s) for s in starts] == [[f"<{machine}>"]]
+    fields = deployed_definition(dev)["States"]["WriteFields"]["Parameters"]["Payload"]
+    assert fields["workflow_arn.$"] == "$$.StateMachine.Id"

@@ -45,7 +45,7 @@ class FakeSfn:
                 {"Error": {"Code": "ExecutionAlreadyExists", "Message": "exists"}},
                 "StartExecution",
             )
-        self.started[name] = {"input": input}
+        self.started[name] = {"input": input, "state_machine": stateMachineArn}
         return {"executionArn": f"arn:aws:states:::execution:call:{name}"}
 
 
@@ -258,3 +258,13 @@ def test_without_a_call_workflow_to_start_the_callback_is_refused_not_failed(aws
     receipt = schedule(services, session)
     assert receipt["callback"]["refused"].startswith("callbacks are not configured here")
     assert services.store.get(callback_session_id("s1")) is None
+
+
+def test_the_callback_starts_on_the_workflow_the_writeback_runs_in(aws: None) -> None:
+    services = make(aws, state_machine_arn="")
+    session = asked(services, iso(utcnow() + timedelta(hours=2)))
+    running = "arn:aws:states:eu-west-1:123456789012:stateMachine:callflow-prod-call"
+    receipt = schedule(services, session, workflow_arn=running)
+    assert receipt["callback"]["session_id"] == callback_session_id("s1")
+    started = sfn(services).started
+    assert [e["state_machine"] for e in started.values()] == [running]

@@ -120,6 +120,19 @@ class CallflowStack(Stack):
             removal=removal,
         )
         machine = self.workflow.state_machine
+        # A callback is a new execution of the call workflow, started by the writeback with the
+        # ARN the workflow passes it. A policy of its own, not the role's default one: the
+        # function depends on its role's default policy, and the workflow on the function.
+        iam.Policy(
+            self,
+            "WriteBackStartsCallbacks",
+            roles=[self.functions.by_module["write_back"].role],  # type: ignore[list-item]
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"], resources=[machine.state_machine_arn]
+                )
+            ],
+        )
 
         self.campaigns = CampaignWorkflow(
             self,

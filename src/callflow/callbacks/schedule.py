@@ -60,9 +60,13 @@ def callback_time(value: object, zone: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def schedule(services: Services, session: Session, now: datetime | None = None) -> dict[str, Any]:
+def schedule(
+    services: Services, session: Session, now: datetime | None = None, workflow_arn: str = ""
+) -> dict[str, Any]:
     """Schedule the callback the session's call collected; ``{"callback": ...}`` for the
-    writeback's receipt (scheduled, or refused with the reason), empty when none was asked."""
+    writeback's receipt (scheduled, or refused with the reason), empty when none was asked.
+    ``workflow_arn`` is the call workflow to start it on (the state machine passes its own;
+    the configured ``state_machine_arn`` otherwise)."""
     from callflow.lifecycle.writeback import collected
 
     rules = services.callback_rules
@@ -81,9 +85,10 @@ def schedule(services: Services, session: Session, now: datetime | None = None) 
     except CallbackRefused as error:
         logger.info("callback not scheduled", extra={"reason": str(error)})
         return {"callback": {"requested": requested, "refused": str(error)}}
-    if not services.settings.state_machine_arn:
-        # No call workflow to start (the CDK stack does not give the writeback function its ARN
-        # yet): say so in the note rather than fail the writeback.
+    workflow_arn = workflow_arn or services.settings.state_machine_arn
+    if not workflow_arn:
+        # No call workflow to start (a replay outside AWS without the setting): say so in the
+        # note rather than fail the writeback.
         reason = "callbacks are not configured here (no call workflow to start)"
         logger.warning("callback not scheduled", extra={"reason": reason})
         return {"callback": {"requested": requested, "refused": reason}}
@@ -91,7 +96,7 @@ def schedule(services: Services, session: Session, now: datetime | None = None) 
     if rules.max_wait_seconds:
         due = min(due, now + timedelta(seconds=rules.max_wait_seconds))
     callback = _create(services, session, due)
-    _start(services, callback.session_id)
+    _start(services, workflow_arn, callback.session_id)
     return {
         "callback": {
             "session_id": callback.session_id,
@@ -136,12 +141,12 @@ def _create(services: Services, session: Session, due: datetime) -> Session:
         return services.store.require(callback_id)  # made by a concurrent try
 
 
-def _start(services: Services, callback_id: str) -> None:
+def _start(services: Services, workflow_arn: str, callback_id: str) -> None:
     """Its execution, named after it: a second start of the same one is no second execution."""
     try:
         workflow.start(
             services.sfn,
-            services.settings.state_machine_arn,
+            workflow_arn,
             callback_id,
             {"session_id": callback_id},
         )

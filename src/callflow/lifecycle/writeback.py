@@ -64,9 +64,12 @@ def write_back(services: Services, session_id: str) -> dict[str, Any]:
     return result
 
 
-def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]:
+def write_step(
+    services: Services, session_id: str, step: str, workflow_arn: str = ""
+) -> dict[str, Any]:
     """One step of the writeback: the mapped fields, the note, or the logged call (which then
-    completes the session).
+    completes the session). ``workflow_arn`` is the call workflow running it, which a callback
+    is started on (the configured one without it: a replay, the CLI).
 
     A step whose receipt is on the session is skipped. A note or call that an earlier try sent
     without learning the answer (Zoho saved it, then answered 5xx or the connection broke) is
@@ -93,7 +96,7 @@ def write_step(services: Services, session_id: str, step: str) -> dict[str, Any]
         # After the fields (an opt-out is honoured first); a retry finds what this made.
         from callflow.callbacks.schedule import schedule
 
-        receipt.update(schedule(services, session))
+        receipt.update(schedule(services, session, workflow_arn=workflow_arn))
         store.set_fields(session_id, {"writeback": receipt}, event="fields written")
     elif step == "note" and services.settings.zoho_add_notes and not receipt.get("note_id"):
         if recording_attachment.expected(session):
