@@ -231,3 +231,29 @@ def test_a_flows_collected_opt_out_sets_its_field(services: Services) -> None:
     [update] = zoho(services).updates
     assert update["Do_Not_Call"] is True and update["Paid"] is False
     assert services.suppressions.get("+14155550100") is not None
+
+
+def test_a_flow_that_records_makes_recorded_sessions_where_there_is_a_bucket(
+    aws: None, tmp_path: Path
+) -> None:
+    recorded = REMINDER + "recording: {enabled: true, max_seconds: 120}\n"
+    for bucket, expected in (("recordings-bucket", (True, 120)), ("", (False, 0))):
+        services = build(flows_dir=flows_dir(tmp_path, recorded), recording_bucket=bucket)
+        services.__dict__["elevenlabs"] = AgentUrls()
+        session = start(services, "reminder", session_id=f"s-{bool(bucket)}")
+        assert (session.record_audio, session.recording_max_seconds) == expected
+        default = start(services, "", session_id=f"d-{bool(bucket)}")
+        assert default.record_audio is False  # the settings' default flow does not record
+
+
+def test_a_flow_inherits_the_settings_recording_unless_it_says(aws: None, tmp_path: Path) -> None:
+    services = build(
+        flows_dir=flows_dir(tmp_path), recording_enabled=True, recording_bucket="recordings"
+    )
+    assert services.flows.get("reminder").spec.recording.enabled is True
+    unrecorded = REMINDER + "recording: {enabled: false}\n"
+    services = build(
+        flows_dir=flows_dir(tmp_path, unrecorded), recording_enabled=True, recording_bucket="r"
+    )
+    assert services.flows.get("reminder").spec.recording.enabled is False
+    assert services.flows.default.spec.recording.enabled is True

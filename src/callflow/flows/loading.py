@@ -139,6 +139,10 @@ def settings_document(settings: Settings) -> dict[str, Any]:
             "per_number": settings.cap_attempts_per_number,
             "window_seconds": settings.cap_window_seconds,
         },
+        "recording": {
+            "enabled": settings.recording_enabled,
+            "max_seconds": settings.recording_max_seconds,
+        },
     }
 
 

@@ -175,6 +175,16 @@ class Caps(_Strict):
     window_seconds: int = Field(default=24 * 3600, ge=0)
 
 
+class Recording(_Strict):
+    """Whether the flow's calls are recorded (both sides, attached to the record). Recording
+    needs the deployment's recordings bucket (``CALLFLOW_RECORDING_BUCKET``); without one a flow
+    asking for it records nothing. Consent to record is the operator's duty (README)."""
+
+    enabled: bool = False
+    max_seconds: int = Field(default=0, ge=0)
+    """The longest recording kept; 0: the call's maximum duration."""
+
+
 class FlowFile(_Strict):
     """One flow file (``config/flows/<name>.yaml``)."""
 
@@ -204,6 +214,7 @@ class FlowFile(_Strict):
     """The number calls come from (E.164); empty uses ``CALLFLOW_INFOBIP_FROM_NUMBER``."""
     optout: OptOut = OptOut()
     caps: Caps = Caps()
+    recording: Recording = Recording()
     voicemail: VoicemailPolicy | None = None
     """A machine answered (detection on): ``hangup`` ends the call, written back as voicemail
     (retried only as ``retry.voicemail`` says); ``leave_message`` connects the agent anyway,

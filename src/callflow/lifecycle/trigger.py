@@ -159,6 +159,9 @@ def create_session(
     ]
     first = numbers[0] if numbers else {"field": spec.phones[0], "raw": ""}
     recording = services.recording_rules
+    # The flow decides; the deployment's bucket (and its settings' defaults) make it possible.
+    record_audio = spec.recording.enabled and bool(recording.bucket)
+    recording_seconds = spec.recording.max_seconds or recording.max_seconds
     return services.store.create(
         Session(
             session_id=session_id,
@@ -176,8 +179,8 @@ def create_session(
             timezone=str(record.get(spec.timezone_field) or "") if spec.timezone_field else "",
             variables=dynamic_variables(record, spec.variables),
             record=record,
-            record_audio=recording.enabled,
-            recording_max_seconds=recording.max_seconds if recording.enabled else 0,
+            record_audio=record_audio,
+            recording_max_seconds=recording_seconds if record_audio else 0,
         )
     )
 
