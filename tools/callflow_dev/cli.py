@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "call", help="trigger a call: MODULE/ID, e.g. Leads/4150868000000224005"
     )
     call.add_argument("record")
+    call.add_argument("--flow", default="", help="the flow to call with (default: the default)")
     call.add_argument("--api", default=os.environ.get("CALLFLOW_API_URL", "http://127.0.0.1:8000"))
 
     status = commands.add_parser("status", help="show a session")
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             public_bridge_url=args.public_bridge_url,
         )
     if args.command == "call":
-        return _call(args.api, args.record)
+        return _call(args.api, args.record, args.flow)
     if args.command == "status":
         return _status(args.api, args.session_id)
     if args.command == "replay":
@@ -162,7 +163,7 @@ def _replay(session_id: str) -> int:
     return 0
 
 
-def _call(api: str, record: str) -> int:
+def _call(api: str, record: str, flow: str = "") -> int:
     import httpx
 
     from callflow.config import get_settings
@@ -174,7 +175,7 @@ def _call(api: str, record: str) -> int:
     secret = get_settings().zoho_trigger_secret.get_secret_value()
     response = httpx.post(
         f"{api.rstrip('/')}/webhooks/zoho",
-        json={"module": module, "record_id": record_id},
+        json={"module": module, "record_id": record_id, **({"flow": flow} if flow else {})},
         headers={"X-Callflow-Secret": secret},
         timeout=30,
     )
