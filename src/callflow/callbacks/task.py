@@ -72,8 +72,9 @@ def for_callback(
         logger.warning("callback task not created", extra={"reason": reason})
         return {"task": {"refused": reason}}
     except ProviderRejected as error:
-        logger.warning("callback task refused", extra={"reason": error.message[:300]})
-        return {"task": {"refused": error.message[:300]}}
+        reason = error.message.removeprefix("task not created: ")[:300]
+        logger.warning("callback task refused", extra={"reason": reason})
+        return {"task": {"refused": reason}}
     return {"task": {"task_id": task_id, "due": due.isoformat(), "owner_id": owner}}
 
 
