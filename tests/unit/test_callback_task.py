@@ -263,3 +263,16 @@ def test_a_zoho_outage_is_retried_then_recorded(zoho_env: ZohoEnv) -> None:
     refused = services.store.require("s1").writeback["callback"]["task"]["refused"]
     assert refused.startswith("Zoho unavailable after 3 tries")
     assert "Task: not created: Zoho unavailable after 3 tries" in the_note(zoho_env)
+
+
+def test_a_records_owner_reads_back_as_the_user(zoho_env: ZohoEnv) -> None:
+    owner = zoho_env.sandbox.add_user("Ana Owner", "ana@example.com")
+    lead = zoho_env.sandbox.seed_record("Leads", {"Last_Name": "Lopez"})
+    client = zoho_env.client()
+    assert client.get_record("Leads", lead, ["Owner"])["Owner"]["name"] == "Sandbox Admin"
+    client.update_record("Leads", lead, {"Owner": {"id": owner}})
+    assert client.get_record("Leads", lead, ["Owner"])["Owner"] == {
+        "name": "Ana Owner",
+        "id": owner,
+        "email": "ana@example.com",
+    }

@@ -645,7 +645,8 @@ class ZohoSandbox:
             self._validate(module, meta, row, creating=False, index=0)
         except _Refused as refused:
             return _element_answer([refused.element])
-        record.update({k: v for k, v in row.items() if k != "id"})
+        changes = self._owned(meta, row) if "Owner" in row else row
+        record.update({k: v for k, v in changes.items() if k != "id"})
         if _fires_workflow(body):
             self.workflow_runs.append((module, record_id))
         return _element_answer([_success(record_id, "record updated")])
