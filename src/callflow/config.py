@@ -196,6 +196,15 @@ class Settings(BaseSettings):
     callback_max_wait_seconds: int = 0
     """0 waits until the collected time (clamped into calling hours); a positive value waits at
     most this long (the local demo's shortened wait)."""
+    callback_task: bool = False
+    """Also create a Zoho Task for the record's owner, due on the callback's local date."""
+    callback_task_subject: str = "Call back: the person asked for a callback"
+    """The Task's ``Subject`` (Zoho's mandatory field)."""
+    callback_task_owner_field: str = "Owner"
+    """The record field naming its owner (read at trigger time only when Tasks are on)."""
+    callback_task_attempts: int = 7
+    """Tries (one per fields-step run) before an unavailable Zoho is given up on for the Task
+    and the note says so; 7 is the first try plus the workflow's 6 retries of that step."""
 
     # --- Campaigns ------------------------------------------------------------------------
     campaign_credit_budget: int = 1000
@@ -285,7 +294,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must not be negative, got {value}")
         return value
 
-    @field_validator("recording_upload_attempts", "recording_retention_days", "callback_max_days")
+    @field_validator(
+        "recording_upload_attempts",
+        "recording_retention_days",
+        "callback_max_days",
+        "callback_task_attempts",
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -105,15 +105,27 @@ def _exercise(wired: Wired) -> None:
         description="d",
         extra={"Call_Result": "Interested"},
     )
+    client.create_task(
+        "Leads",
+        lead,
+        subject="Call back",
+        due=date(2026, 12, 4),
+        description="d",
+        owner_id=sandbox.add_user("Ana Owner", "ana@example.com"),
+    )
+    client.create_task(
+        "Contacts", contact, subject="Call back", due=date(2026, 12, 4), description="d"
+    )
     assert client.find_note("Leads", lead, "keen on a visit") is not None
     assert client.find_call("Contacts", contact, "d") is not None
+    assert client.find_task("Leads", lead, "d") is not None
 
 
 def test_listing_queries_name_parameters_the_spec_declares(wired: Wired) -> None:
-    """The writeback's look for a lost note or call reads listings with declared parameters."""
+    """The writeback's look for a lost note, call or task reads declared listing parameters."""
     _exercise(wired)
     listings = [e for e in wired.recorder.api() if e.method == "GET" and e.path.count("/") == 3]
-    assert {e.path for e in listings} == {"/crm/v8/Notes", "/crm/v8/Calls"}
+    assert {e.path for e in listings} == {"/crm/v8/Notes", "/crm/v8/Calls", "/crm/v8/Tasks"}
     for exchange in listings:
         _, _, operation = find_operation("GET", exchange.path)
         declared = {_parameter_name(p) for p in operation.get("parameters", [])}
@@ -133,6 +145,7 @@ def test_every_request_body_validates_against_zohos_spec(wired: Wired) -> None:
         ("PUT", "Leads"),
         ("POST", "Notes"),
         ("POST", "Calls"),
+        ("POST", "Tasks"),
     }
     for exchange in bodies:
         validator, schema = request_validator(exchange.method, exchange.path)

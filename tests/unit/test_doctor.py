@@ -193,6 +193,18 @@ def test_missing_zoho_scopes(granted: str, missing: list[str]) -> None:
     assert missing_zoho_scopes(granted, required_zoho_scopes(["Leads"])) == missing
 
 
+def test_callback_tasks_need_the_tasks_scopes() -> None:
+    granted = (
+        "ZohoCRM.modules.leads.ALL ZohoCRM.modules.notes.ALL ZohoCRM.modules.calls.ALL "
+        "ZohoCRM.modules.attachments.ALL ZohoCRM.settings.fields.READ"
+    )
+    assert missing_zoho_scopes(granted, required_zoho_scopes(["Leads"])) == []
+    assert missing_zoho_scopes(granted, required_zoho_scopes(["Leads"], tasks=True)) == [
+        "ZohoCRM.modules.tasks.CREATE",
+        "ZohoCRM.modules.tasks.READ",
+    ]
+
+
 def test_what_setup_would_still_change_is_a_problem_for_the_doctor() -> None:
     import io
 

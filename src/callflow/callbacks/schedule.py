@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from botocore.exceptions import ClientError
 
 from callflow.aws import error_code
+from callflow.callbacks import task
 from callflow.lifecycle import workflow
 from callflow.lifecycle.calling import calling_hours
 from callflow.models import Session, iso, utcnow
@@ -103,6 +104,7 @@ def schedule(
             "requested": requested,
             "at": callback.not_before,
             "timezone": zone,
+            **task.for_callback(services, session, callback.session_id, callback.not_before, zone),
         }
     }
 

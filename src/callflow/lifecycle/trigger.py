@@ -57,6 +57,8 @@ def record_fields(services: Services, module: str, flow: Flow | None = None) -> 
         wanted.append(spec.status_field)
     if flow.contact_rules.optout_field:
         wanted.append(flow.contact_rules.optout_field)
+    if services.callback_rules.task:  # the callback's Task goes to the record's owner
+        wanted.append(services.callback_rules.task_owner_field)
     unique = list(dict.fromkeys(f for f in wanted if f))
     known = services.zoho.module_fields(module)
     missing = [f for f in unique if f not in known]

@@ -350,9 +350,10 @@ def _plan_note(services: Services, session: Session, receipt: dict[str, Any]) ->
             f"Opt-out: the person asked not to be called again; {optout.get('number')} is on "
             f"the suppression list and will not be dialled{ticked}.",
         ]
+    from callflow.callbacks import task
     from callflow.callbacks.schedule import note_line
 
-    callback = note_line(receipt)
+    callback = " ".join(line for line in (note_line(receipt), task.note_line(receipt)) if line)
     if callback:
         head += ["", callback]
     recording = recording_attachment.note_line(session, receipt)

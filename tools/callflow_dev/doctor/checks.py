@@ -207,11 +207,11 @@ def check_bridge_health(
 # --- Zoho ----------------------------------------------------------------------------------
 
 
-def required_zoho_scopes(modules: Iterable[str]) -> list[str]:
+def required_zoho_scopes(modules: Iterable[str], *, tasks: bool = False) -> list[str]:
     """The scopes the workflow uses, as ``ZohoCRM.<path>.<OPERATION>``: each module's records
     read and updated, notes, calls and attachments (a transcript past the note's size) created
-    and read (the writeback looks for its own before creating again), and the modules' field
-    metadata read."""
+    and read (the writeback looks for its own before creating again), tasks likewise when a
+    callback creates one (``tasks``), and the modules' field metadata read."""
     needed = []
     for module in modules:
         needed += [
@@ -227,6 +227,8 @@ def required_zoho_scopes(modules: Iterable[str]) -> list[str]:
         "ZohoCRM.modules.attachments.READ",
         "ZohoCRM.settings.fields.READ",
     ]
+    if tasks:
+        needed += ["ZohoCRM.modules.tasks.CREATE", "ZohoCRM.modules.tasks.READ"]
     return needed
 
 
@@ -277,7 +279,9 @@ def check_zoho(
             "they are checked once it is next refreshed"
         )
     else:
-        missing = missing_zoho_scopes(token.scope, required_zoho_scopes(options.modules))
+        missing = missing_zoho_scopes(
+            token.scope, required_zoho_scopes(options.modules, tasks=settings.callback_task)
+        )
         if missing:
             report.problem(
                 f"the refresh token lacks scope{'s' if len(missing) > 1 else ''} "

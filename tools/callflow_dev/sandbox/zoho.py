@@ -62,6 +62,7 @@ _JSON_TYPES = {
     "boolean": "boolean",
     "multiselectpicklist": "jsonarray",
     "lookup": "jsonobject",
+    "ownerlookup": "jsonobject",
 }
 """The fields API's ``json_type`` per ``data_type``; every other type is a ``string``."""
 
@@ -73,7 +74,7 @@ class FieldMeta:
     api_name: str
     data_type: str
     """Zoho's data types: text, textarea, email, phone, integer, double, currency, boolean, date,
-    datetime, picklist, multiselectpicklist, lookup."""
+    datetime, picklist, multiselectpicklist, lookup, ownerlookup (a user: the record's owner)."""
     mandatory: bool = False
     choices: tuple[str, ...] = ()
     length: int = 255
@@ -123,11 +124,16 @@ DEAL_STAGES = (
 OUTGOING_CALL_STATUSES = ("Scheduled", "Completed", "Overdue", "Cancelled")
 """The Calls module's ``Outgoing_Call_Status`` picklist: a logged past call is ``Completed``,
 one planned for later ``Scheduled``."""
+TASK_STATUSES = ("Not Started", "Deferred", "In Progress", "Completed", "Waiting for input")
+TASK_PRIORITIES = ("High", "Highest", "Low", "Lowest", "Normal")
+_ACTIVITY_MODULES = frozenset({"Calls", "Tasks"})
+"""Modules whose records link to another record with ``Who_Id`` (a Contact) or ``What_Id`` and
+``$se_module`` (the module of the record named)."""
 
 
 def default_modules() -> dict[str, dict[str, FieldMeta]]:
-    """Leads, Contacts, Deals and Calls as a fresh org has them (the layout's fields, not every
-    system field), plus the demo's custom Lead fields."""
+    """Leads, Contacts, Deals, Calls and Tasks as a fresh org has them (the layout's fields, not
+    every system field), plus the demo's custom Lead fields."""
 
     def table(*fields: FieldMeta) -> dict[str, FieldMeta]:
         return {f.api_name: f for f in fields}
@@ -148,6 +154,7 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Paid", "boolean"),
             FieldMeta("Reminder_Status", "picklist", choices=REMINDER_STATUSES),
             FieldMeta("Description", "textarea", length=32000),
+            FieldMeta("Owner", "ownerlookup"),
         ),
         "Contacts": table(
             FieldMeta("First_Name", "text", length=40),
@@ -156,6 +163,7 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Mobile", "phone", length=30),
             FieldMeta("Email", "email", length=100),
             FieldMeta("Description", "textarea", length=32000),
+            FieldMeta("Owner", "ownerlookup"),
         ),
         "Deals": table(
             FieldMeta("Deal_Name", "text", mandatory=True, length=120),
@@ -163,6 +171,7 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Amount", "currency", length=16),
             FieldMeta("Closing_Date", "date"),
             FieldMeta("Description", "textarea", length=32000),
+            FieldMeta("Owner", "ownerlookup"),
         ),
         "Calls": table(
             FieldMeta("Subject", "text", mandatory=True),
@@ -175,6 +184,17 @@ def default_modules() -> dict[str, dict[str, FieldMeta]]:
             FieldMeta("Who_Id", "lookup"),
             FieldMeta("What_Id", "lookup"),
             FieldMeta("$se_module", "text"),
+        ),
+        "Tasks": table(
+            FieldMeta("Subject", "text", mandatory=True),
+            FieldMeta("Due_Date", "date"),
+            FieldMeta("Status", "picklist", choices=TASK_STATUSES),
+            FieldMeta("Priority", "picklist", choices=TASK_PRIORITIES),
+            FieldMeta("Description", "textarea", length=32000),
+            FieldMeta("Who_Id", "lookup"),
+            FieldMeta("What_Id", "lookup"),
+            FieldMeta("$se_module", "text"),
+            FieldMeta("Owner", "ownerlookup"),
         ),
     }
 
@@ -238,6 +258,8 @@ class ZohoSandbox:
         self.clock = self._default_clock
         self.modules = default_modules()
         self.records: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in self.modules}
+        self.users: dict[str, dict[str, str]] = {_SANDBOX_USER["id"]: dict(_SANDBOX_USER)}
+        """The org's users by id (a record's ``Owner`` must name one)."""
         self.notes: list[dict[str, Any]] = []
         self.attachments: list[dict[str, Any]] = []
         """Uploaded files: id, module, record_id, File_Name, Size, content, content_type."""
@@ -355,6 +377,18 @@ class ZohoSandbox:
 
     # --- data -----------------------------------------------------------------------------
 
+    def add_user(self, name: str, email: str) -> str:
+        """Add a user to the org (one who can own records); returns the user's id."""
+        with self._lock:
+            user_id = self._new_id()
+            self.users[user_id] = {"name": name, "id": user_id, "email": email}
+            return user_id
+
+    @property
+    def tasks(self) -> list[dict[str, Any]]:
+        """The records of the Tasks module, as a list."""
+        return list(self.records["Tasks"].values())
+
     @property
     def calls(self) -> list[dict[str, Any]]:
         """The records of the Calls module (calls logged on records), as a list."""
@@ -375,7 +409,7 @@ class ZohoSandbox:
             except _Refused as refused:
                 raise ValueError(f"invalid seed record: {refused.element}") from None
             record_id = self._new_id()
-            self.records[module][record_id] = {"id": record_id, **fields}
+            self.records[module][record_id] = {"id": record_id, **self._owned(meta, fields)}
             return record_id
 
     # --- app ------------------------------------------------------------------------------
@@ -611,7 +645,8 @@ class ZohoSandbox:
             self._validate(module, meta, row, creating=False, index=0)
         except _Refused as refused:
             return _element_answer([refused.element])
-        record.update({k: v for k, v in row.items() if k != "id"})
+        changes = self._owned(meta, row) if "Owner" in row else row
+        record.update({k: v for k, v in changes.items() if k != "id"})
         if _fires_workflow(body):
             self.workflow_runs.append((module, record_id))
         return _element_answer([_success(record_id, "record updated")])
@@ -631,12 +666,21 @@ class ZohoSandbox:
 
         def store(row: dict[str, Any]) -> str:
             record_id = self._new_id()
-            self.records[module][record_id] = {"id": record_id, **row}
+            self.records[module][record_id] = {"id": record_id, **self._owned(meta, row)}
             if _fires_workflow(body):
                 self.workflow_runs.append((module, record_id))
             return record_id
 
         return self._add_each(rows, validate, store)
+
+    def _owned(self, meta: dict[str, FieldMeta], row: dict[str, Any]) -> dict[str, Any]:
+        """The row as Zoho stores it: an ``Owner`` given as ``{"id"}`` reads back as the user
+        (name, id, email); none given, the connection's user owns the record."""
+        if "Owner" not in meta:
+            return dict(row)
+        owner = row.get("Owner")
+        user_id = str(owner.get("id")) if isinstance(owner, dict) else _SANDBOX_USER["id"]
+        return {**row, "Owner": dict(self.users[user_id])}
 
     def _list(self, module: str, query: Mapping[str, str]) -> Response:
         meta = self._module(module)
@@ -873,6 +917,8 @@ class ZohoSandbox:
                 raise _Refused(_invalid(name, path, "invalid data", expected=problem))
             if spec.data_type == "lookup":
                 self._check_lookup(module, name, value, row, path)
+            if spec.data_type == "ownerlookup" and str(value.get("id")) not in self.users:
+                raise _Refused(_invalid(name, path, "invalid data", expected="ownerlookup"))
         if creating:
             for spec in meta.values():
                 if spec.mandatory and row.get(spec.api_name) in (None, ""):
@@ -881,7 +927,7 @@ class ZohoSandbox:
     def _check_lookup(
         self, module: str, name: str, value: dict[str, Any], row: dict[str, Any], path: str
     ) -> None:
-        if module != "Calls":
+        if module not in _ACTIVITY_MODULES:
             return
         if name == "Who_Id":
             target = "Contacts"
@@ -964,7 +1010,7 @@ def _type_problem(spec: FieldMeta, value: Any) -> str:
     if kind == "multiselectpicklist":
         ok = isinstance(value, list) and all(v in spec.choices for v in value)
         return "" if ok else "jsonarray"
-    if kind == "lookup":
+    if kind in {"lookup", "ownerlookup"}:
         return "" if isinstance(value, dict) and isinstance(value.get("id"), str) else "jsonobject"
     return ""
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -497,6 +497,43 @@ class ZohoClient:
         response = self._send("POST", "/Calls", json={"data": [call], "trigger": []})
         return _created_id(response, "call")
 
+    def create_task(
+        self,
+        module: str,
+        record_id: str,
+        *,
+        subject: str,
+        due: date,
+        description: str,
+        owner_id: str = "",
+    ) -> str:
+        """Create a Task on the record (``POST /Tasks``, status ``Not Started``); returns its id.
+
+        Linked as a call is: ``Who_Id`` for a Contact, ``What_Id`` + ``$se_module`` otherwise.
+        ``Owner`` is set only when ``owner_id`` is given; without it Zoho makes the connection's
+        user the owner.
+        """
+        _check_segment("module", module)
+        _check_segment("record id", record_id)
+        if not subject.strip():
+            raise ZohoRequestError("a Zoho task needs a subject")
+        task: dict[str, Any] = {
+            "Subject": subject,
+            "Due_Date": due.isoformat(),
+            "Status": "Not Started",
+            "Description": description,
+        }
+        if module in _WHO_MODULES:
+            task["Who_Id"] = {"id": record_id}
+        else:
+            task["What_Id"] = {"id": record_id}
+            task["$se_module"] = module
+        if owner_id:
+            _check_segment("owner id", owner_id)
+            task["Owner"] = {"id": owner_id}
+        response = self._send("POST", "/Tasks", json={"data": [task], "trigger": []})
+        return _created_id(response, "task")
+
     # --- attachments ----------------------------------------------------------------------
 
     def upload_attachment(
@@ -565,6 +602,17 @@ class ZohoClient:
             linked_id = linked.get("id") if isinstance(linked, dict) else None
             if str(linked_id) == record_id and marker in str(call.get("Description") or ""):
                 return str(call["id"])
+        return None
+
+    def find_task(self, module: str, record_id: str, marker: str) -> str | None:
+        """The id of a Task on the record whose description carries ``marker``, among the
+        newest :data:`RECENT_PAGE` tasks; ``None`` when there is none."""
+        link = "Who_Id" if module in _WHO_MODULES else "What_Id"
+        for task in self._recent("/Tasks", f"Description,{link}"):
+            linked = task.get(link)
+            linked_id = linked.get("id") if isinstance(linked, dict) else None
+            if str(linked_id) == record_id and marker in str(task.get("Description") or ""):
+                return str(task["id"])
         return None
 
     def _recent(self, path: str, fields: str) -> list[dict[str, Any]]:
