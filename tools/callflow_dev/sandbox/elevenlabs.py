@@ -390,10 +390,9 @@ class ElevenLabsSandbox:
         self.api_key = api_key
         self.agent = agent
         self.agent_id = agent.agent_id
-        self.agents = {a.agent_id: a for a in (agent, *other_agents)}
-        """Every agent of the workspace by id (``agent`` first; ``other_agents`` are further
-        scripted agents, e.g. a second flow's): each has its own script and settings, while
-        the data-collection items are the workspace's, shared."""
+        self.other_agents = {a.agent_id: a for a in other_agents}
+        """Further scripted agents of the workspace by id (e.g. a second flow's): each has its
+        own script and settings, while the data-collection items are the workspace's, shared."""
         self.agent_name = agent_name
         self.data_collection = dict(data_collection)
         self.webhook_url = webhook_url
@@ -426,6 +425,12 @@ class ElevenLabsSandbox:
         self.app = self._build_app()
 
     # --- REST ----------------------------------------------------------------------------
+
+    @property
+    def agents(self) -> dict[str, AgentConfig]:
+        """Every agent of the workspace by id: ``agent`` (read when asked, so a test may swap
+        it for a faulty one) and the others."""
+        return {self.agent.agent_id: self.agent, **self.other_agents}
 
     def _build_app(self) -> FastAPI:
         app = FastAPI(title="ElevenLabs stand-in", openapi_url=None, docs_url=None)
