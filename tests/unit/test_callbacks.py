@@ -268,3 +268,27 @@ def test_the_callback_starts_on_the_workflow_the_writeback_runs_in(aws: None) ->
     assert receipt["callback"]["session_id"] == callback_session_id("s1")
     started = sfn(services).started
     assert [e["state_machine"] for e in started.values()] == [running]
+
+
+def test_a_flow_names_its_own_callback_item_and_horizon(aws: None, tmp_path: Any) -> None:
+    (tmp_path / "later.yaml").write_text(
+        "agent: {agent_id: agent_later}\n"
+        "callback: {item: call_me_at, max_days: 1, task: true, task_subject: Ring back}\n"
+    )
+    services = make(aws, flows_dir=str(tmp_path))
+    flow = services.flows.get("later")
+    rules = flow.callback_rules(services.callback_rules)
+    assert (rules.item, rules.max_days, rules.task, rules.task_subject) == (
+        "call_me_at",
+        1,
+        True,
+        "Ring back",
+    )
+    default = services.flows.default.callback_rules(services.callback_rules)
+    assert (default.item, default.task) == ("callback_at", False)
+    # A session of that flow: callback_at is not its item, so nothing is scheduled...
+    session = asked(services, iso(utcnow() + timedelta(hours=2)))
+    flowed = services.store.set_fields("s1", {"flow": "later"})
+    assert flowed is not None and schedule(services, flowed) == {}
+    # ...and the default flow's session schedules from callback_at as before.
+    assert schedule(services, session)["callback"]["session_id"] == callback_session_id("s1")

@@ -70,7 +70,7 @@ def schedule(
     the configured ``state_machine_arn`` otherwise)."""
     from callflow.lifecycle.writeback import collected
 
-    rules = services.callback_rules
+    rules = services.flows.of(session).callback_rules(services.callback_rules)
     raw = collected(session).get(rules.item) if rules.item else None
     if raw is None or raw == "":
         return {}

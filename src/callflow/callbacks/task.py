@@ -57,14 +57,16 @@ def for_callback(
     """The Task for the callback ``callback_id`` that ``session`` asked for, created once;
     ``{"task": ...}`` for the callback's receipt (created, or not with the reason), empty when
     Tasks are off. Raises :class:`RetryableProviderError` while tries are left."""
-    rules = services.callback_rules
+    rules = services.flows.of(session).callback_rules(services.callback_rules)
     if not rules.task:
         return {}
     due = due_date(not_before, zone)
     owner = owner_id(session.record, rules.task_owner_field)
     tries = int(session.writeback.get(TRIES) or 0) + 1
     try:
-        task_id = _create_once(services, session, callback_id, due, owner, tries)
+        task_id = _create_once(
+            services, session, callback_id, due, owner, tries, rules.task_subject
+        )
     except RetryableProviderError as error:
         if tries < rules.task_attempts:
             raise
@@ -79,7 +81,13 @@ def for_callback(
 
 
 def _create_once(
-    services: Services, session: Session, callback_id: str, due: date, owner: str, tries: int
+    services: Services,
+    session: Session,
+    callback_id: str,
+    due: date,
+    owner: str,
+    tries: int,
+    subject: str,
 ) -> str:
     """Find the Task an earlier try sent, else mark and send it (see the module docstring)."""
     from callflow.lifecycle.writeback import session_marker
@@ -101,7 +109,7 @@ def _create_once(
     return zoho.create_task(
         session.module,
         session.record_id,
-        subject=services.callback_rules.task_subject,
+        subject=subject,
         due=due,
         description=description,
         owner_id=owner,

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from callflow.callbacks.rules import CallbackRules
 from callflow.config import Settings
 from callflow.consent.rules import ContactRules
 from callflow.flows.errors import FlowConfigError, UnknownFlow
@@ -55,6 +56,18 @@ class Flow:
             record_cap=spec.caps.per_record,
             number_cap=spec.caps.per_number,
             cap_window_seconds=spec.caps.window_seconds,
+        )
+
+    def callback_rules(self, deployment: CallbackRules) -> CallbackRules:
+        """The flow's callback item, horizon and Task over the deployment's rules (the wait
+        cap, the owner field and the Task's tries stay the deployment's)."""
+        spec = self.spec.callback
+        return replace(
+            deployment,
+            item=spec.item,
+            max_days=spec.max_days,
+            task=spec.task,
+            task_subject=spec.task_subject or deployment.task_subject,
         )
 
     def status_value(self, outcome: Outcome | None, default: str) -> str:
@@ -138,6 +151,12 @@ def settings_document(settings: Settings) -> dict[str, Any]:
             "per_record": settings.cap_attempts_per_record,
             "per_number": settings.cap_attempts_per_number,
             "window_seconds": settings.cap_window_seconds,
+        },
+        "callback": {
+            "item": settings.callback_item,
+            "max_days": settings.callback_max_days,
+            "task": settings.callback_task,
+            "task_subject": settings.callback_task_subject,
         },
         "recording": {
             "enabled": settings.recording_enabled,

@@ -185,6 +185,24 @@ class Recording(_Strict):
     """The longest recording kept; 0: the call's maximum duration."""
 
 
+class Callback(_Strict):
+    """The flow's callbacks: the agent's item that carries a callback time, how far ahead one
+    may be, and whether each scheduled callback also creates a Zoho Task for the record's owner
+    (README, *Callbacks*)."""
+
+    item: str = "callback_at"
+    """The data-collection item holding the time (ISO 8601); empty: no callbacks."""
+    max_days: int = Field(default=30, ge=1)
+    task: bool = False
+    task_subject: str = ""
+    """The Task's subject; empty: the deployment's ``CALLBACK_TASK_SUBJECT``."""
+
+    @field_validator("item", "task_subject")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
 class FlowFile(_Strict):
     """One flow file (``config/flows/<name>.yaml``)."""
 
@@ -215,6 +233,7 @@ class FlowFile(_Strict):
     optout: OptOut = OptOut()
     caps: Caps = Caps()
     recording: Recording = Recording()
+    callback: Callback = Callback()
     voicemail: VoicemailPolicy | None = None
     """A machine answered (detection on): ``hangup`` ends the call, written back as voicemail
     (retried only as ``retry.voicemail`` says); ``leave_message`` connects the agent anyway,

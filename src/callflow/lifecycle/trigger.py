@@ -57,8 +57,9 @@ def record_fields(services: Services, module: str, flow: Flow | None = None) -> 
         wanted.append(spec.status_field)
     if flow.contact_rules.optout_field:
         wanted.append(flow.contact_rules.optout_field)
-    if services.callback_rules.task:  # the callback's Task goes to the record's owner
-        wanted.append(services.callback_rules.task_owner_field)
+    callback = flow.callback_rules(services.callback_rules)
+    if callback.task:  # the callback's Task goes to the record's owner
+        wanted.append(callback.task_owner_field)
     unique = list(dict.fromkeys(f for f in wanted if f))
     known = services.zoho.module_fields(module)
     missing = [f for f in unique if f not in known]
