@@ -485,11 +485,7 @@ class ZohoClient:
             "Outgoing_Call_Status": "Completed",
             "Description": description,
         }
-        if module in _WHO_MODULES:
-            call["Who_Id"] = {"id": record_id}
-        else:
-            call["What_Id"] = {"id": record_id}
-            call["$se_module"] = module
+        call.update(_linked_to(module, record_id))
         clash = sorted(set(extra or {}) & set(call))
         if clash:
             raise ZohoRequestError(f"extra call fields may not replace {', '.join(clash)}")
@@ -523,11 +519,7 @@ class ZohoClient:
             "Status": "Not Started",
             "Description": description,
         }
-        if module in _WHO_MODULES:
-            task["Who_Id"] = {"id": record_id}
-        else:
-            task["What_Id"] = {"id": record_id}
-            task["$se_module"] = module
+        task.update(_linked_to(module, record_id))
         if owner_id:
             _check_segment("owner id", owner_id)
             task["Owner"] = {"id": owner_id}
@@ -808,3 +800,11 @@ def _created_id(response: httpx.Response, what: str) -> str:
         status=response.status_code,
         code=problem.code,
     )
+
+
+def _linked_to(module: str, record_id: str) -> dict[str, Any]:
+    """How a Call or a Task names its record: ``Who_Id`` for a person module (a Contact),
+    ``What_Id`` with ``$se_module`` for the others."""
+    if module in _WHO_MODULES:
+        return {"Who_Id": {"id": record_id}}
+    return {"What_Id": {"id": record_id}, "$se_module": module}
