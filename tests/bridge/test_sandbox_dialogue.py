@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from callflow_dev.sandbox.agent import AgentConfig, AgentLine, DialogueStep, serve_agent
 from callflow_dev.sandbox.media_leg import CalleeScript, CalleeTurn, run_media_leg
+from tests.e2e.audio_match import without_silence_frames
 
 from .conftest import MakeSession, StartBridge
 
@@ -31,11 +32,6 @@ def _agent_config(**overrides: object) -> AgentConfig:
         **overrides,
     }
     return AgentConfig(**settings)  # type: ignore[arg-type]
-
-
-def _without_silence_frames(played: bytes, frame: int = 640) -> bytes:
-    frames = (played[i : i + frame] for i in range(0, len(played), frame))
-    return b"".join(f for f in frames if f.strip(b"\x00"))
 
 
 CALLEE = CalleeScript(
@@ -65,7 +61,7 @@ async def test_scripted_dialogue_runs_end_to_end_and_the_goodbye_is_heard_in_ful
     # of the comparison: on a loaded machine an agent chunk can arrive late, and the bridge
     # then fills the gap with silence rather than let Infobip's stream run dry.)
     greeting, closing = (turn.audio for turn in record.sent_turns)
-    played = _without_silence_frames(result.played)
+    played = without_silence_frames(result.played)
     assert greeting in played and closing in played
     assert played.index(closing) > played.index(greeting)
     assert result.hung_up_by == "bridge" and result.close_code == 1000

@@ -39,3 +39,15 @@ def best_match(template_pcm: bytes, recording_pcm: bytes) -> float:
     squares = np.convolve(recording * recording, window, mode="valid")
     variance = np.maximum(squares - sums * sums / len(template), 1e-9)
     return float(np.max(corr / (np.sqrt(variance) * norm_t)))
+
+
+def without_silence_frames(played: bytes, frame: int = 640) -> bytes:
+    """What the phone played with the all-zero frames taken out.
+
+    On a loaded machine an agent chunk can reach the bridge late; the bridge then sends a
+    frame of silence rather than let Infobip's stream run dry, and the phone pads a tick it has
+    nothing for. Those frames are timing, not content: comparing what was heard with what was
+    sent leaves them out (the latency figures are measured elsewhere)."""
+    frames = (played[i : i + frame] for i in range(0, len(played), frame))
+    return b"".join(f for f in frames if f.strip(b"\x00"))
+
