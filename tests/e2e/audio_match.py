@@ -50,4 +50,3 @@ def without_silence_frames(played: bytes, frame: int = 640) -> bytes:
     sent leaves them out (the latency figures are measured elsewhere)."""
     frames = (played[i : i + frame] for i in range(0, len(played), frame))
     return b"".join(f for f in frames if f.strip(b"\x00"))
-
