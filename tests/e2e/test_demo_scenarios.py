@@ -17,6 +17,7 @@ import pytest
 from callflow.models import Outcome, SessionStatus
 from callflow_dev.local.demo import (
     OPTOUT_FIELD,
+    DemoResult,
     Printer,
     _scenarios,
     callback_options,
@@ -63,11 +64,18 @@ def callback_stack() -> Iterator[LocalStack]:
 _numbers = itertools.count(2600)
 
 
-def run(stack: LocalStack, name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def run(stack: LocalStack, name: str, tmp_path: Path) -> DemoResult:
     """Run a demo scenario with a number of its own (the phone network counts attempts per
     number); the invalid scenario keeps its invalid number."""
     phone = None if name == "invalid" else f"(415) 555-{next(_numbers)}"
     return run_scenario(stack, _scenarios()[name], tmp_path, Printer(quiet=True), phone=phone)
+
+
+@pytest.fixture(scope="module")
+def answered(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    """One answered call, shared by the tests that each check a side of it (a call takes
+    seconds; three of them told nothing the one does not)."""
+    return run(stack, "answered", tmp_path_factory.mktemp("answered"))
 
 
 def zoho_writes(stack: LocalStack, record_id: str) -> list[dict]:  # type: ignore[type-arg]
@@ -78,8 +86,8 @@ def zoho_writes(stack: LocalStack, record_id: str) -> list[dict]:  # type: ignor
     ]
 
 
-def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Path) -> None:
-    result = run(stack, "answered", tmp_path)
+def test_answered_call_collects_and_writes_back(stack: LocalStack, answered: DemoResult) -> None:
+    result = answered
     session = result.session
     assert session.status is SessionStatus.COMPLETED
     assert session.outcome is Outcome.ANSWERED
@@ -100,18 +108,18 @@ def test_answered_call_collects_and_writes_back(stack: LocalStack, tmp_path: Pat
     assert result.conversation.dynamic_variables["first_name"] == "Maria"
     assert result.wav is not None and result.wav.stat().st_size > 44
     # Every turn the agent answered has a latency: the end of the speech to the agent heard.
-    answered = [turn for turn in result.media.turns if not turn.talked_over]
-    assert len(answered) >= 2
-    assert all(t.latency_s is not None and 0 < t.latency_s < 2.0 for t in answered), answered
+    replies = [turn for turn in result.media.turns if not turn.talked_over]
+    assert len(replies) >= 2
+    assert all(t.latency_s is not None and 0 < t.latency_s < 2.0 for t in replies), replies
     # The silence after the answer: the dialog, the bridge, the agent's greeting (its clip).
     assert result.first_words_ms is not None and 0 < result.first_words_ms < 3000
 
 
-def test_a_recorded_call_is_attached_to_the_record_once(stack: LocalStack, tmp_path: Path) -> None:
+def test_a_recorded_call_is_attached_to_the_record_once(answered: DemoResult) -> None:
     import io
     import wave
 
-    result = run(stack, "answered", tmp_path)
+    result = answered
     assert recording_problems(result) == []
     [attachment] = [a for a in result.attachments if a["File_Name"].endswith(".wav")]
     assert attachment["content_type"] == "audio/wav"
@@ -124,8 +132,8 @@ def test_a_recorded_call_is_attached_to_the_record_once(stack: LocalStack, tmp_p
     assert result.session.recording["key"] == key  # the session id, never the number
 
 
-def test_each_side_hears_what_the_other_sent(stack: LocalStack, tmp_path: Path) -> None:
-    result = run(stack, "answered", tmp_path)
+def test_each_side_hears_what_the_other_sent(answered: DemoResult) -> None:
+    result = answered
     media, agent = result.media, result.conversation.live
     assert not media.protocol_errors and not agent.violations
     # The agent's greeting reached the phone intact...
