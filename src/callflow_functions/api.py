@@ -39,6 +39,7 @@ from callflow_functions.auth import (
     check_path_secret,
     check_shared_secret,
 )
+from callflow_functions.route_params import path_param, path_parameters
 
 if TYPE_CHECKING:
     from callflow.config import Settings
@@ -213,7 +214,7 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 # --- Zoho trigger ---------------------------------------------------------------------------
 
 
-@app.post("/webhooks/zoho", status_code=202, tags=["webhooks"])
+@app.post("/webhooks/zoho", status_code=202, tags=["webhooks"], response_model=None)
 async def zoho_trigger(request: Request) -> JSONResponse:
     """Called by a Zoho CRM workflow rule: call the person on this record.
 
@@ -286,8 +287,13 @@ def _validated_trigger(fields: dict[str, Any]) -> tuple[str, str]:
 # --- Infobip events -------------------------------------------------------------------------
 
 
-@app.post("/webhooks/infobip/{secret}", tags=["webhooks"])
-async def infobip_events(secret: str, request: Request) -> dict[str, str]:
+@app.post(
+    "/webhooks/infobip/{secret}",
+    tags=["webhooks"],
+    response_model=None,
+    openapi_extra=path_parameters("secret"),
+)
+async def infobip_events(request: Request) -> dict[str, str]:
     """Call events from the Infobip subscription (Basic auth + secret path segment).
 
     200 when the event was applied, was a duplicate, or is not for a callflow call; 400 when the
@@ -305,7 +311,7 @@ async def infobip_events(secret: str, request: Request) -> dict[str, str]:
         settings.infobip_webhook_username,
         settings.infobip_webhook_password,
     )
-    check_path_secret(secret, settings.infobip_webhook_path_secret)
+    check_path_secret(path_param(request, "secret"), settings.infobip_webhook_path_secret)
     body = _json_object(await request.body())
 
     from callflow.lifecycle.call_events import handle
@@ -371,7 +377,7 @@ def _keep_event(event: InfobipEvent, result: str) -> None:
 # --- ElevenLabs post-call webhook -----------------------------------------------------------
 
 
-@app.post(ELEVENLABS_WEBHOOK_PATH, tags=["webhooks"])
+@app.post(ELEVENLABS_WEBHOOK_PATH, tags=["webhooks"], response_model=None)
 async def elevenlabs_post_call(request: Request) -> dict[str, str]:
     """The post-call webhook (HMAC-signed). Unknown conversations are other agents' calls in the
     same workspace: acknowledged and ignored. A delivery already accepted (same signature, within
@@ -469,10 +475,16 @@ _PRIVATE_FIELDS = {
 }
 
 
-@app.get("/sessions/{session_id}", tags=["sessions"])
-async def session_status(session_id: str, request: Request) -> dict[str, Any]:
+@app.get(
+    "/sessions/{session_id}",
+    tags=["sessions"],
+    response_model=None,
+    openapi_extra=path_parameters("session_id"),
+)
+async def session_status(request: Request) -> dict[str, Any]:
     """A call session's state, timeline and results (bearer token)."""
     check_bearer(request.headers.get("authorization"), get_settings().status_api_token)
+    session_id = path_param(request, "session_id")
     if not is_session_id(session_id):
         raise BadRequest(422, "malformed session id")
     session = await _in_thread(get_services().store.get, session_id)
@@ -495,7 +507,7 @@ async def session_status(session_id: str, request: Request) -> dict[str, Any]:
     return view
 
 
-@app.get("/health", tags=["health"])
+@app.get("/health", tags=["health"], response_model=None)
 async def health() -> dict[str, str]:
     """Liveness: answers ``ok`` without touching any dependency."""
     return {"status": "ok"}

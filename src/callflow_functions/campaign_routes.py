@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from callflow.services import get_services
 from callflow_functions.auth import check_bearer
+from callflow_functions.route_params import path_param, path_parameters
 
 router = APIRouter(tags=["campaigns"])
 
@@ -62,7 +63,7 @@ def _source(raw: Any) -> Any:
     raise HTTPException(422, f"unknown source {kind!r}: view, coql or ids")
 
 
-@router.post("/campaigns", status_code=202)
+@router.post("/campaigns", status_code=202, response_model=None)
 async def start(request: Request) -> JSONResponse:
     """Start a campaign: ``module``, ``source``, optional ``window``, ``max_concurrency`` (10),
     ``name`` and ``flow`` (the default flow without one). 202 with the campaign's id and status
@@ -105,23 +106,30 @@ async def start(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/campaigns/{campaign_id}")
-async def status(campaign_id: str, request: Request) -> dict[str, Any]:
+@router.get(
+    "/campaigns/{campaign_id}", response_model=None, openapi_extra=path_parameters("campaign_id")
+)
+async def status(request: Request) -> dict[str, Any]:
     """The campaign: definition, state, counters, enumeration progress."""
     from callflow.campaigns.control import view
 
     _authorized(request)
-    return view(await _campaign(campaign_id))
+    return view(await _campaign(path_param(request, "campaign_id")))
 
 
-@router.post("/campaigns/{campaign_id}/{action}")
-async def act(campaign_id: str, action: str, request: Request) -> dict[str, Any]:
+@router.post(
+    "/campaigns/{campaign_id}/{action}",
+    response_model=None,
+    openapi_extra=path_parameters("campaign_id", "action"),
+)
+async def act(request: Request) -> dict[str, Any]:
     """Pause, resume or cancel; 409 when the campaign's state does not allow it."""
     from callflow.campaigns import control
     from callflow.campaigns.store import CampaignNotFound, StateConflict
     from callflow_functions.api import _in_thread
 
     _authorized(request)
+    campaign_id, action = path_param(request, "campaign_id"), path_param(request, "action")
     if action not in ACTIONS:
         raise HTTPException(404, f"no such action {action!r}: pause, resume or cancel")
     _check_id(campaign_id)
@@ -134,14 +142,18 @@ async def act(campaign_id: str, action: str, request: Request) -> dict[str, Any]
     return control.view(campaign)
 
 
-@router.get("/campaigns/{campaign_id}/export")
-async def export(campaign_id: str, request: Request) -> Response:
+@router.get(
+    "/campaigns/{campaign_id}/export",
+    response_model=None,
+    openapi_extra=path_parameters("campaign_id"),
+)
+async def export(request: Request) -> Response:
     """Each record's session, status, outcome, attempts, duration and fields written, as CSV."""
     from callflow.campaigns.report import export_csv
     from callflow_functions.api import _in_thread
 
     _authorized(request)
-    campaign = await _campaign(campaign_id)
+    campaign = await _campaign(path_param(request, "campaign_id"))
     text = await _in_thread(export_csv, get_services(), campaign.campaign_id)
     return Response(
         text,

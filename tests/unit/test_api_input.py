@@ -603,6 +603,38 @@ def test_the_modules_a_snapshot_holds_are_the_routes_own_and_import_without_sett
     assert {"callflow.lifecycle.call_events", "callflow.config"} <= set(api.ROUTE_MODULES)
 
 
+def test_the_api_never_loads_pydantic_v1() -> None:
+    """FastAPI imports ``pydantic.v1`` (~0.1 s of a cold start) the first time it builds a field
+    for a typed route parameter or a response model; the routes have neither (see
+    :mod:`callflow_functions.route_params`). Every route module is imported (as at a SnapStart
+    initialisation) and the OpenAPI document built."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'] = 'snap-start'\n"
+        "import callflow_functions.api as api\n"
+        "assert api.app.openapi()['paths']\n"
+        "print('pydantic.v1' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)  # noqa: S603
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_path_parameters_are_in_the_openapi_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    [parameter] = paths["/webhooks/infobip/{secret}"]["post"]["parameters"]
+    assert parameter == {
+        "name": "secret",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    act = paths["/campaigns/{campaign_id}/{action}"]["post"]["parameters"]
+    assert [p["name"] for p in act] == ["campaign_id", "action"]
+
+
 def test_session_status_masks_every_phone_field_of_the_flow(client: TestClient) -> None:
     from callflow.models import Session
     from callflow.services import get_services
