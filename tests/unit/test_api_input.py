@@ -581,45 +581,49 @@ def test_a_multipart_trigger_is_authenticated_before_it_is_read(client: TestClie
     assert response.status_code == 401
 
 
-def test_the_modules_a_snapshot_holds_are_the_routes_own_and_import_without_settings() -> None:
+def _at_a_snapshot_init(*lines: str) -> str:
+    """What ``lines`` print in a fresh interpreter initialised as for a SnapStart snapshot (every
+    route module imported), the API imported as ``api``."""
     import subprocess
     import sys
 
-    from callflow_functions import api
-
-    script = (
-        "import os, sys\n"
-        "os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'] = 'snap-start'\n"
-        "os.environ['CALLFLOW_SECRETS_ID'] = 'callflow/never-read'\n"
-        "import callflow_functions.api as api\n"
-        "import callflow.config as config\n"
-        "missing = [m for m in api.ROUTE_MODULES if m not in sys.modules]\n"
-        "assert not missing, missing\n"
-        "assert config.get_settings.cache_info().currsize == 0, 'settings read before snapshot'\n"
-        "print('ok')\n"
+    script = "\n".join(
+        (
+            "import os, sys",
+            "os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'] = 'snap-start'",
+            "os.environ['CALLFLOW_SECRETS_ID'] = 'callflow/never-read'",
+            "import callflow_functions.api as api",
+            *lines,
+        )
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)  # noqa: S603
-    assert done.stdout.strip() == "ok", done.stderr
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_modules_a_snapshot_holds_are_the_routes_own_and_import_without_settings() -> None:
+    from callflow_functions import api
+
+    printed = _at_a_snapshot_init(
+        "import callflow.config as config",
+        "missing = [m for m in api.ROUTE_MODULES if m not in sys.modules]",
+        "assert not missing, missing",
+        "assert config.get_settings.cache_info().currsize == 0, 'settings read before snapshot'",
+        "print('ok')",
+    )
+    assert printed == "ok"
     assert {"callflow.lifecycle.call_events", "callflow.config"} <= set(api.ROUTE_MODULES)
 
 
 def test_the_api_never_loads_pydantic_v1() -> None:
     """FastAPI imports ``pydantic.v1`` (~0.1 s of a cold start) the first time it builds a field
     for a typed route parameter or a response model; the routes have neither (see
-    :mod:`callflow_functions.route_params`). Every route module is imported (as at a SnapStart
-    initialisation) and the OpenAPI document built."""
-    import subprocess
-    import sys
-
-    script = (
-        "import os, sys\n"
-        "os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'] = 'snap-start'\n"
-        "import callflow_functions.api as api\n"
-        "assert api.app.openapi()['paths']\n"
-        "print('pydantic.v1' in sys.modules)\n"
+    :mod:`callflow_functions.route_params`). Checked with every route module imported and the
+    OpenAPI document built."""
+    printed = _at_a_snapshot_init(
+        "assert api.app.openapi()['paths']", "print('pydantic.v1' in sys.modules)"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)  # noqa: S603
-    assert done.stdout.strip() == "False", done.stderr
+    assert printed == "False"
 
 
 def test_path_parameters_are_in_the_openapi_document(client: TestClient) -> None:
