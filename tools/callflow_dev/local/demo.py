@@ -523,7 +523,11 @@ def callee_script(scenario: Scenario, brief_clips_ms: int | None) -> Any:
     from callflow_dev.sandbox.media_leg import CalleeScript
 
     if scenario.interrupting:
-        script = CalleeScript.interrupting(barge_in_after_ms=400 if brief_clips_ms else 1200)
+        # With brief clips the agent's question lasts brief_clips_ms: barging in early leaves
+        # most of it for the caller's speech to reach the agent while it still plays, even when
+        # a loaded machine delays the audio on its way.
+        barge_in_ms = min(200, brief_clips_ms // 4) if brief_clips_ms else 1200
+        script = CalleeScript.interrupting(barge_in_after_ms=barge_in_ms)
     elif scenario.opting_out or scenario.calling_back:
         # Hello, then one answer (the stand-in's own words for it are in the agent's script).
         script = CalleeScript.opting_out()
