@@ -361,14 +361,18 @@ def _trigger_again(stack: LocalStack, record_id: str, printer: Printer) -> tuple
     printer.event(f"API accepted the trigger: session {session_id}")
     _follow(stack, session_id, printer)
     stack.wait_for_execution(session_id, timeout=180)
-    dials = [
-        r
+    return stack.session(session_id), _dials(stack, session_id)
+
+
+def _dials(stack: LocalStack, session_id: str) -> int:
+    """How many calls the phone network was asked to create for the session."""
+    return sum(
+        1
         for r in stack.infobip.requests
         if r.method == "POST"
         and r.path == "/calls/1/calls"
         and r.body.get("customData", {}).get("session_id") == session_id
-    ]
-    return stack.session(session_id), len(dials)
+    )
 
 
 def _follow_callbacks(stack: LocalStack, session: Session, printer: Printer) -> tuple[Session, int]:
@@ -388,14 +392,7 @@ def _follow_callbacks(stack: LocalStack, session: Session, printer: Printer) -> 
         printer.event(f"The callback's call asked again: session {chained}")
         _follow(stack, chained, printer)
         stack.wait_for_execution(chained, timeout=120)
-    dials = [
-        r
-        for r in stack.infobip.requests
-        if r.method == "POST"
-        and r.path == "/calls/1/calls"
-        and r.body.get("customData", {}).get("session_id") == callback_id
-    ]
-    return callback, len(dials)
+    return callback, _dials(stack, callback_id)
 
 
 def callback_problems(result: DemoResult) -> list[str]:

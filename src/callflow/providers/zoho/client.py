@@ -588,23 +588,22 @@ class ZohoClient:
     def find_call(self, module: str, record_id: str, marker: str) -> str | None:
         """The id of a call logged on the record whose description carries ``marker``, among
         the newest :data:`RECENT_PAGE` calls; ``None`` when there is none."""
-        link = "Who_Id" if module in _WHO_MODULES else "What_Id"
-        for call in self._recent("/Calls", f"Description,{link}"):
-            linked = call.get(link)
-            linked_id = linked.get("id") if isinstance(linked, dict) else None
-            if str(linked_id) == record_id and marker in str(call.get("Description") or ""):
-                return str(call["id"])
-        return None
+        return self._find_linked("/Calls", module, record_id, marker)
 
     def find_task(self, module: str, record_id: str, marker: str) -> str | None:
         """The id of a Task on the record whose description carries ``marker``, among the
         newest :data:`RECENT_PAGE` tasks; ``None`` when there is none."""
+        return self._find_linked("/Tasks", module, record_id, marker)
+
+    def _find_linked(self, path: str, module: str, record_id: str, marker: str) -> str | None:
+        """A Call or Task (``path``) linked to the record as :func:`_linked_to` links it,
+        whose description carries ``marker``."""
         link = "Who_Id" if module in _WHO_MODULES else "What_Id"
-        for task in self._recent("/Tasks", f"Description,{link}"):
-            linked = task.get(link)
+        for item in self._recent(path, f"Description,{link}"):
+            linked = item.get(link)
             linked_id = linked.get("id") if isinstance(linked, dict) else None
-            if str(linked_id) == record_id and marker in str(task.get("Description") or ""):
-                return str(task["id"])
+            if str(linked_id) == record_id and marker in str(item.get("Description") or ""):
+                return str(item["id"])
         return None
 
     def _recent(self, path: str, fields: str) -> list[dict[str, Any]]:
